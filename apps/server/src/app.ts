@@ -1,0 +1,187 @@
+import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import Fastify, { type FastifyBaseLogger } from "fastify";
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { Logger } from "pino";
+import type { Config } from "./config/env.ts";
+import type { Infra } from "./context.ts";
+import { assertSchemaNotNewer, migrateToLatest } from "./db/migrate.ts";
+import { registerErrorHandler } from "./errors/error-handler.ts";
+import { createEventBus } from "./infra/bus.ts";
+import { type Clock, systemClock } from "./infra/clock.ts";
+import { deriveKey, loadMasterKey } from "./infra/crypto.ts";
+import { openDatabase } from "./infra/db.ts";
+import { createLogger } from "./infra/logger.ts";
+import { createMetrics } from "./infra/metrics.ts";
+import { createLimiter } from "./infra/rate-limiter.ts";
+import { createRedis } from "./infra/redis.ts";
+import { auditRoutes } from "./modules/audit/routes.ts";
+import { createAuditService, SYSTEM_ACTOR } from "./modules/audit/service.ts";
+import { registerGuard } from "./modules/auth/guard.ts";
+import { createAccessTokens } from "./modules/auth/jwt.ts";
+import { createPrincipalCache } from "./modules/auth/principal-cache.ts";
+import { authRoutes } from "./modules/auth/routes.ts";
+import { createAuthService } from "./modules/auth/service.ts";
+import type { Api } from "./modules/http.ts";
+import { memberRoutes } from "./modules/members/routes.ts";
+import { createMemberService } from "./modules/members/service.ts";
+import { settingsRoutes } from "./modules/settings/routes.ts";
+import { createSettingsService } from "./modules/settings/service.ts";
+import { systemRoutes } from "./modules/system/routes.ts";
+import { tenantRoutes } from "./modules/tenants/routes.ts";
+import { createTenantService } from "./modules/tenants/service.ts";
+import { userRoutes } from "./modules/users/routes.ts";
+import { createUserService } from "./modules/users/service.ts";
+
+export interface BuildOptions {
+  config: Config;
+  logger?: Logger;
+  clock?: Clock;
+  /** Run migrations at start (default). The CLI's `start --no-migrate` turns this off. */
+  migrate?: boolean;
+}
+
+const VERSION = "0.1.0";
+const WEB_INDEX = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../web/index.html");
+
+/** Opens the infrastructure named by the configuration: logger, keys, database, Redis, bus, metrics. */
+export async function createInfra(options: BuildOptions): Promise<Infra> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const masterKey = loadMasterKey(config.secretKey, config.dataDir);
+  const db = openDatabase(config);
+  try {
+    if (options.migrate === false) await assertSchemaNotNewer(db);
+    else await migrateToLatest(db);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, "main") : undefined;
+  const subscriber = config.redisUrl ? createRedis(config.redisUrl, logger, "subscriber") : undefined;
+  const bus = createEventBus({ publisher: redis, subscriber, prefix: config.redisPrefix, logger });
+  const closeRedis = async () => {
+    await bus.close();
+    await Promise.all([redis?.quit().catch(() => undefined), subscriber?.quit().catch(() => undefined)]);
+  };
+  return { config, logger, db, redis, bus, metrics: createMetrics(), clock: options.clock ?? systemClock, masterKey, closeRedis };
+}
+
+/** Builds the services every route and job uses, from the infrastructure. */
+export function createServices(infra: Infra) {
+  const { config, db, bus, clock, redis } = infra;
+  const audit = createAuditService(clock);
+  const deps = { db: db.kysely, clock, bus, audit };
+  const users = createUserService(deps);
+  const tenants = createTenantService(deps);
+  const members = createMemberService(deps, users);
+  const settings = createSettingsService(deps);
+  const principals = createPrincipalCache(db.kysely, bus);
+  const tokens = createAccessTokens(deriveKey(infra.masterKey, "jwt-signing"), config.accessTokenTtlSeconds, () => clock.now());
+  const limiter = (name: string, points: number) =>
+    createLimiter({ name, points, durationSeconds: config.login.windowSeconds, redis, prefix: config.redisPrefix });
+  const auth = createAuthService({
+    ...deps,
+    tokens,
+    refreshTtlSeconds: config.refreshTokenTtlSeconds,
+    users,
+    tenants,
+    loginLimits: {
+      perAccount: limiter("login-account", config.login.maxFailuresPerAccount),
+      perIp: limiter("login-ip", config.login.maxAttemptsPerIp),
+    },
+  });
+  return { audit, users, tenants, members, settings, principals, tokens, auth };
+}
+
+export type Services = ReturnType<typeof createServices>;
+
+/** Creates the first administrator from LYSS_ADMIN_EMAIL / LYSS_ADMIN_PASSWORD when no user exists yet. */
+async function bootstrapAdmin(infra: Infra, services: Services) {
+  const admin = infra.config.bootstrapAdmin;
+  if (!admin || (await services.auth.isSetUp())) return;
+  await services.auth.setup(
+    SYSTEM_ACTOR,
+    { email: admin.email, password: admin.password, name: "Administrator" },
+    { ip: null, userAgent: "bootstrap" },
+  );
+  infra.logger.info({ email: admin.email }, "created the first administrator from LYSS_ADMIN_EMAIL");
+}
+
+function requestId(header: string | string[] | undefined): string {
+  return typeof header === "string" && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
+}
+
+export async function buildApp(options: BuildOptions) {
+  const infra = await createInfra(options);
+  const services = createServices(infra);
+  await bootstrapAdmin(infra, services);
+  const { config, metrics } = infra;
+
+  const fastify = Fastify({
+    loggerInstance: infra.logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    genReqId: (request) => requestId(request.headers["x-request-id"]),
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  const app: Api = fastify.withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandler(app);
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    const labels = { method: request.method, route: request.routeOptions.url ?? "unmatched", status_code: String(reply.statusCode) };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "Lyss API", version: VERSION, description: "Management API of the Lyss AI platform." },
+      components: {
+        securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
+      },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  registerGuard(app, services.tokens, services.principals, () => infra.clock.now());
+  systemRoutes(app, infra);
+  authRoutes(app, services.auth, services.members, services.principals);
+  userRoutes(app, services.users);
+  tenantRoutes(app, services.tenants, services.principals);
+  memberRoutes(app, services.members);
+  settingsRoutes(app, services.settings);
+  auditRoutes(app, services.audit, infra.db.kysely);
+
+  app.get("/openapi.json", { schema: { hide: true }, config: { access: "public" } }, async () => app.swagger());
+  app.get("/", { schema: { hide: true }, config: { access: "public" } }, async (_request, reply) => {
+    const page = fs.existsSync(WEB_INDEX) ? fs.readFileSync(WEB_INDEX, "utf8") : "<h1>Lyss</h1>";
+    return reply.type("text/html; charset=utf-8").send(page);
+  });
+
+  app.addHook("onClose", async () => {
+    services.principals.close();
+    services.settings.close();
+    await infra.closeRedis();
+    await infra.db.close();
+  });
+
+  await app.ready();
+  return { app, infra, services };
+}
+
+export type LyssApp = Awaited<ReturnType<typeof buildApp>>;

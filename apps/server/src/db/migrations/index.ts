@@ -1,0 +1,7 @@
+import type { Migration } from "kysely";
+import { foundation } from "./0001-foundation.ts";
+
+/** Every migration, in order. Names are permanent once released. */
+export const MIGRATIONS: Record<string, Migration> = {
+  "0001_foundation": foundation,
+};

@@ -1,0 +1,103 @@
+import type { Generated } from "kysely";
+
+/** Booleans are stored as 0/1 and times as ISO 8601 UTC text on both SQLite and PostgreSQL. */
+export type Flag = number;
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  name: string;
+  password_hash: string;
+  is_platform_admin: Flag;
+  status: "active" | "disabled";
+  token_version: Generated<number>;
+  created_at: string;
+  updated_at: string;
+  last_login_at: string | null;
+}
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  slug: string;
+  status: "active" | "suspended";
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MembershipsTable {
+  tenant_id: string;
+  user_id: string;
+  role: "owner" | "admin" | "member";
+  created_at: string;
+}
+
+export interface InvitationsTable {
+  id: string;
+  tenant_id: string;
+  email: string;
+  role: "owner" | "admin" | "member";
+  token_hash: string;
+  invited_by: string | null;
+  expires_at: string;
+  accepted_at: string | null;
+  created_at: string;
+}
+
+export interface AuthSessionsTable {
+  id: string;
+  user_id: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface RefreshTokensTable {
+  token_hash: string;
+  session_id: string;
+  expires_at: string;
+  used_at: string | null;
+  created_at: string;
+}
+
+export interface PlatformSettingsTable {
+  key: string;
+  value: string;
+  updated_at: string;
+}
+
+export interface TenantSettingsTable {
+  tenant_id: string;
+  key: string;
+  value: string;
+  updated_at: string;
+}
+
+export interface AuditLogsTable {
+  id: string;
+  tenant_id: string | null;
+  actor_user_id: string | null;
+  actor_email: string | null;
+  action: string;
+  target_type: string;
+  target_id: string | null;
+  ip: string | null;
+  request_id: string | null;
+  before: string | null;
+  after: string | null;
+  created_at: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  tenants: TenantsTable;
+  memberships: MembershipsTable;
+  invitations: InvitationsTable;
+  auth_sessions: AuthSessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  platform_settings: PlatformSettingsTable;
+  tenant_settings: TenantSettingsTable;
+  audit_logs: AuditLogsTable;
+}

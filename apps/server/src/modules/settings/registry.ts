@@ -1,0 +1,49 @@
+import { z } from "zod";
+
+const ZTimeZone = z
+  .string()
+  .max(64)
+  .refine((zone) => {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  }, "not an IANA time zone");
+
+const ZLocale = z.enum(["en-US", "zh-CN"]);
+
+/**
+ * Every runtime setting, with its schema and default. A key not listed here cannot be stored.
+ * Tenant settings fall back to the platform value of the same key where one exists.
+ */
+export const PLATFORM_SETTINGS = {
+  site_name: { schema: z.string().trim().min(1).max(100), default: "Lyss" },
+  default_locale: { schema: ZLocale, default: "en-US" },
+  default_time_zone: { schema: ZTimeZone, default: "UTC" },
+  announcement: { schema: z.string().max(2000), default: "" },
+  allow_tenant_creation_by_users: { schema: z.boolean(), default: false },
+} as const;
+
+export const TENANT_SETTINGS = {
+  default_locale: { schema: ZLocale, default: "en-US" },
+  time_zone: { schema: ZTimeZone, default: "UTC" },
+  routing_strategy: {
+    schema: z.enum(["weighted_random", "round_robin", "least_connections", "best_performance", "adaptive"]),
+    default: "weighted_random",
+  },
+  health_probe_interval_seconds: { schema: z.number().int().min(10).max(86_400), default: 300 },
+} as const;
+
+type Registry = Record<string, { schema: z.ZodType; default: unknown }>;
+
+/** A PATCH body for a scope: any subset of its keys; `null` resets a key to its default. */
+export function patchSchema(registry: Registry) {
+  const shape = Object.fromEntries(Object.entries(registry).map(([key, entry]) => [key, entry.schema.nullable().optional()]));
+  return z.strictObject(shape);
+}
+
+export const ZPlatformSettingsPatch = patchSchema(PLATFORM_SETTINGS);
+export const ZTenantSettingsPatch = patchSchema(TENANT_SETTINGS);
+export type SettingsRegistry = Registry;

@@ -1,0 +1,101 @@
+import { LRUCache } from "lru-cache";
+import type { Actor } from "../audit/service.ts";
+import type { ServiceDeps } from "../deps.ts";
+import { PLATFORM_SETTINGS, type SettingsRegistry, TENANT_SETTINGS } from "./registry.ts";
+
+const TOPIC = "settings.changed";
+const PLATFORM = "platform";
+
+type Values = Record<string, unknown>;
+
+/**
+ * Runtime settings stored in the database, read through an in-memory cache that every instance
+ * drops when any instance changes a value.
+ */
+export function createSettingsService(deps: ServiceDeps) {
+  const { db, clock, bus, audit } = deps;
+  const cache = new LRUCache<string, Values>({ max: 10_000 });
+  const unsubscribe = bus.subscribe(TOPIC, (payload) => {
+    const scope = (payload as { scope?: string } | null)?.scope;
+    if (scope && scope !== PLATFORM) cache.delete(scope);
+    else cache.clear();
+  });
+
+  async function stored(scope: string): Promise<Values> {
+    const hit = cache.get(scope);
+    if (hit) return hit;
+    const rows =
+      scope === PLATFORM
+        ? await db.selectFrom("platform_settings").select(["key", "value"]).execute()
+        : await db.selectFrom("tenant_settings").select(["key", "value"]).where("tenant_id", "=", scope).execute();
+    const registry: SettingsRegistry = scope === PLATFORM ? PLATFORM_SETTINGS : TENANT_SETTINGS;
+    const values: Values = {};
+    for (const row of rows) if (row.key in registry) values[row.key] = JSON.parse(row.value);
+    cache.set(scope, values);
+    return values;
+  }
+
+  function defaults(registry: SettingsRegistry, fallback: Values = {}): Values {
+    return Object.fromEntries(Object.entries(registry).map(([key, entry]) => [key, fallback[key] ?? entry.default]));
+  }
+
+  async function platform() {
+    const overrides = await stored(PLATFORM);
+    return { values: { ...defaults(PLATFORM_SETTINGS), ...overrides }, overrides };
+  }
+
+  async function tenant(tenantId: string) {
+    const [base, overrides] = await Promise.all([platform(), stored(tenantId)]);
+    const inherited = { ...base.values, time_zone: base.values.default_time_zone };
+    return { values: { ...defaults(TENANT_SETTINGS, inherited), ...overrides }, overrides };
+  }
+
+  async function write(actor: Actor, tenantId: string | null, patch: Values) {
+    const now = clock.now().toISOString();
+    const scope = tenantId ?? PLATFORM;
+    const before = await stored(scope);
+    await db.transaction().execute(async (trx) => {
+      for (const [key, value] of Object.entries(patch)) {
+        if (value === undefined) continue;
+        if (tenantId) {
+          await trx.deleteFrom("tenant_settings").where("tenant_id", "=", tenantId).where("key", "=", key).execute();
+          if (value !== null) {
+            await trx
+              .insertInto("tenant_settings")
+              .values({ tenant_id: tenantId, key, value: JSON.stringify(value), updated_at: now })
+              .execute();
+          }
+        } else {
+          await trx.deleteFrom("platform_settings").where("key", "=", key).execute();
+          if (value !== null) {
+            await trx
+              .insertInto("platform_settings")
+              .values({ key, value: JSON.stringify(value), updated_at: now })
+              .execute();
+          }
+        }
+      }
+      const after = Object.fromEntries(
+        Object.entries({ ...before, ...patch }).filter(([, value]) => value !== null && value !== undefined),
+      );
+      await audit.record(trx, actor, { tenantId, action: "settings.update", targetType: "settings", targetId: scope, before, after });
+    });
+    bus.publish(TOPIC, { scope });
+  }
+
+  return {
+    platform,
+    tenant,
+    async updatePlatform(actor: Actor, patch: Values) {
+      await write(actor, null, patch);
+      return platform();
+    },
+    async updateTenant(actor: Actor, tenantId: string, patch: Values) {
+      await write(actor, tenantId, patch);
+      return tenant(tenantId);
+    },
+    close: unsubscribe,
+  };
+}
+
+export type SettingsService = ReturnType<typeof createSettingsService>;
