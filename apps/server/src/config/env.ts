@@ -38,7 +38,6 @@ export const ZEnvironment = z.object({
   LYSS_LOGIN_IP_MAX_ATTEMPTS: ZDuration.default(30),
   LYSS_LOGIN_WINDOW: ZDuration.default(900),
   LYSS_TRUST_PROXY: ZBooleanString.default(false),
-  LYSS_ROLE: z.enum(["all", "gateway", "api", "worker"]).default("all"),
 });
 
 export type TEnvironment = z.infer<typeof ZEnvironment>;
@@ -60,7 +59,6 @@ export interface Config {
   shutdownTimeoutMs: number;
   login: { maxFailuresPerAccount: number; maxAttemptsPerIp: number; windowSeconds: number };
   trustProxy: boolean;
-  role: TEnvironment["LYSS_ROLE"];
 }
 
 export class ConfigError extends Error {
@@ -109,6 +107,5 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       windowSeconds: env.LYSS_LOGIN_WINDOW,
     },
     trustProxy: env.LYSS_TRUST_PROXY,
-    role: env.LYSS_ROLE,
   };
 }

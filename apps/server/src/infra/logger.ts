@@ -1,5 +1,21 @@
 import pino, { type Logger, type LoggerOptions } from "pino";
 
+/** Field names whose values never reach a log line, whether logged at the top level or one level down. */
+const SECRET_FIELDS = [
+  "password",
+  "new_password",
+  "current_password",
+  "password_hash",
+  "access_token",
+  "refresh_token",
+  "token",
+  "secret",
+  "api_key",
+  "apiKey",
+  "key",
+  "credentials",
+];
+
 /** Paths whose values never reach a log line. */
 export const REDACTED_PATHS = [
   "req.headers.authorization",
@@ -7,18 +23,8 @@ export const REDACTED_PATHS = [
   'req.headers["x-api-key"]',
   'req.headers["api-key"]',
   'res.headers["set-cookie"]',
-  "*.password",
-  "*.new_password",
-  "*.current_password",
-  "*.password_hash",
-  "*.access_token",
-  "*.refresh_token",
-  "*.token",
-  "*.secret",
-  "*.api_key",
-  "*.apiKey",
-  "*.key",
-  "*.credentials",
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((field) => `*.${field}`),
 ];
 
 export function createLogger(level: LoggerOptions["level"], destination?: pino.DestinationStream): Logger {

@@ -161,7 +161,13 @@ export async function createUser(
   }
   const login = await app.call("POST", "/api/v1/auth/login", { body: { email, password } });
   if (login.status !== 200) throw new Error(`login failed: ${login.status} ${login.text}`);
-  return { id: created.body.id as string, email, password, token: login.body.access_token as string, refreshToken: login.body.refresh_token as string };
+  return {
+    id: created.body.id as string,
+    email,
+    password,
+    token: login.body.access_token as string,
+    refreshToken: login.body.refresh_token as string,
+  };
 }
 
 /** Creates a second tenant owned by the administrator. */

@@ -83,7 +83,7 @@ export function authRoutes(app: Api, auth: AuthService, members: MemberService, 
     "/api/v1/auth/logout",
     {
       config: { access: "user" },
-      schema: { tags, summary: "End the current session", body: ZLogoutRequest.optional(), response: { 200: ZOk, ...AUTHED_ERRORS } },
+      schema: { tags, summary: "End the current session", body: ZLogoutRequest.nullish(), response: { 200: ZOk, ...AUTHED_ERRORS } },
     },
     async (request) => {
       const principal = requirePrincipal(request);

@@ -14,7 +14,7 @@ type Values = Record<string, unknown>;
  */
 export function createSettingsService(deps: ServiceDeps) {
   const { db, clock, bus, audit } = deps;
-  const cache = new LRUCache<string, Values>({ max: 10_000 });
+  const cache = new LRUCache<string, Values>({ max: 10_000, ttl: 60_000 });
   const unsubscribe = bus.subscribe(TOPIC, (payload) => {
     const scope = (payload as { scope?: string } | null)?.scope;
     if (scope && scope !== PLATFORM) cache.delete(scope);
