@@ -26,6 +26,15 @@ import { createAccessTokens } from "./modules/auth/jwt.ts";
 import { createPrincipalCache } from "./modules/auth/principal-cache.ts";
 import { authRoutes } from "./modules/auth/routes.ts";
 import { createAuthService } from "./modules/auth/service.ts";
+import { createChannelCatalog } from "./modules/channels/catalog.ts";
+import { channelRoutes } from "./modules/channels/routes.ts";
+import { createChannelService } from "./modules/channels/service.ts";
+import type { RelayDeps } from "./modules/gateway/call.ts";
+import { createChannelStats } from "./modules/gateway/channel-stats.ts";
+import { createRouter } from "./modules/gateway/router.ts";
+import { anthropicRoutes, dataPlaneErrors, openAIRoutes } from "./modules/gateway/routes.ts";
+import { createGatewayService } from "./modules/gateway/service.ts";
+import { createUpstreamClient } from "./modules/gateway/upstream.ts";
 import type { Api } from "./modules/http.ts";
 import { memberRoutes } from "./modules/members/routes.ts";
 import { createMemberService } from "./modules/members/service.ts";
@@ -34,6 +43,11 @@ import { createSettingsService } from "./modules/settings/service.ts";
 import { systemRoutes } from "./modules/system/routes.ts";
 import { tenantRoutes } from "./modules/tenants/routes.ts";
 import { createTenantService } from "./modules/tenants/service.ts";
+import { tokenRoutes } from "./modules/tokens/routes.ts";
+import { createTokenService } from "./modules/tokens/service.ts";
+import { createTokenCache } from "./modules/tokens/token-cache.ts";
+import { createUsageRecorder } from "./modules/usage/recorder.ts";
+import { usageRoutes } from "./modules/usage/routes.ts";
 import { userRoutes } from "./modules/users/routes.ts";
 import { createUserService } from "./modules/users/service.ts";
 
@@ -95,7 +109,59 @@ export function createServices(infra: Infra) {
       perIp: limiter("login-ip", config.login.maxAttemptsPerIp),
     },
   });
-  return { audit, users, tenants, members, settings, principals, tokens, auth };
+  const credentialKey = deriveKey(infra.masterKey, "channel-credentials");
+  const catalog = createChannelCatalog(db.kysely, bus, credentialKey);
+  const tokenCache = createTokenCache(db.kysely, bus);
+  const upstream = createUpstreamClient();
+  const stats = createChannelStats(() => clock.now().getTime());
+  const usage = createUsageRecorder(db.kysely, infra.logger);
+  const channels = createChannelService({ ...deps, key: credentialKey, catalog, upstream });
+  const accessTokens = createTokenService({ ...deps, cache: tokenCache });
+  const gateway = createGatewayService({
+    catalog,
+    tokens: tokenCache,
+    principals,
+    settings,
+    router: createRouter(stats),
+    stats,
+    now: () => clock.now(),
+  });
+  const relay: RelayDeps = {
+    upstream,
+    stats,
+    usage,
+    logger: infra.logger,
+    maxAttempts: config.gateway.maxAttempts,
+    keepAliveMs: config.gateway.keepAliveMs,
+    now: () => clock.now(),
+  };
+  return {
+    audit,
+    users,
+    tenants,
+    members,
+    settings,
+    principals,
+    tokens,
+    auth,
+    catalog,
+    tokenCache,
+    upstream,
+    stats,
+    usage,
+    channels,
+    accessTokens,
+    gateway,
+    relay,
+    async close() {
+      principals.close();
+      settings.close();
+      catalog.close();
+      tokenCache.close();
+      await usage.close();
+      await upstream.close();
+    },
+  };
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -120,6 +186,7 @@ export async function buildApp(options: BuildOptions) {
   const infra = await createInfra(options);
   const services = createServices(infra);
   await bootstrapAdmin(infra, services);
+  await Promise.all([services.catalog.warm(), services.tokenCache.warm()]);
   const { config, metrics } = infra;
 
   const fastify = Fastify({
@@ -134,6 +201,9 @@ export async function buildApp(options: BuildOptions) {
   const app: Api = fastify.withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // The API takes JSON bodies only: Fastify's default text/plain parser would turn any text into a string
+  // body (a confusing 400) and accept CORS-simple cross-site posts; without it such bodies answer 415.
+  app.removeContentTypeParser("text/plain");
   registerErrorHandler(app);
 
   app.addHook("onRequest", async (request, reply) => {
@@ -150,7 +220,10 @@ export async function buildApp(options: BuildOptions) {
       openapi: "3.1.0",
       info: { title: "Lyss API", version: VERSION, description: "Management API of the Lyss AI platform." },
       components: {
-        securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
+        securitySchemes: {
+          bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+          apiKey: { type: "http", scheme: "bearer", description: "an access token (sk-…) created at /api/v1/tokens" },
+        },
       },
       security: [{ bearer: [] }],
     },
@@ -166,6 +239,18 @@ export async function buildApp(options: BuildOptions) {
   memberRoutes(app, services.members);
   settingsRoutes(app, services.settings);
   auditRoutes(app, services.audit, infra.db.kysely);
+  channelRoutes(app, services.channels);
+  tokenRoutes(app, services.accessTokens);
+  usageRoutes(app, infra.db.kysely);
+  await app.register(async (scope) => {
+    scope.addHook("onRoute", (route) => {
+      route.bodyLimit ??= config.gateway.bodyLimitBytes;
+    });
+    scope.setErrorHandler(dataPlaneErrors);
+    const dataPlane = scope.withTypeProvider<ZodTypeProvider>();
+    openAIRoutes(dataPlane, services.gateway, services.relay);
+    anthropicRoutes(dataPlane, services.gateway, services.relay);
+  });
 
   app.get("/openapi.json", { schema: { hide: true }, config: { access: "public" } }, async () => app.swagger());
   app.get("/", { schema: { hide: true }, config: { access: "public" } }, async (_request, reply) => {
@@ -174,8 +259,7 @@ export async function buildApp(options: BuildOptions) {
   });
 
   app.addHook("onClose", async () => {
-    services.principals.close();
-    services.settings.close();
+    await services.close();
     await infra.closeRedis();
     await infra.db.close();
   });

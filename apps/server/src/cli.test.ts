@@ -177,19 +177,13 @@ describe("lyss CLI", { timeout: 90_000 }, () => {
     expect(me.status).toBe(200);
     expect(me.body.memberships).toEqual([expect.objectContaining({ role: "owner" })]);
 
-    const [reset, unknown, tooShort, second] = await Promise.all([
+    const [reset, second] = await Promise.all([
       lyss(["admin", "reset-password", "--email", email, "--password", "second-password-2"], storage.env),
-      lyss(["admin", "reset-password", "--email", "ghost@example.com", "--password", "second-password-2"], storage.env),
-      lyss(["admin", "create", "--email", "other@example.com", "--password", "short"], storage.env),
       // The password may come from LYSS_ADMIN_PASSWORD instead of the command line.
       lyss(["admin", "create", "--email", "second@example.com"], { ...storage.env, LYSS_ADMIN_PASSWORD: "second-admin-pw" }),
     ]);
     expectSuccess(reset);
     expect(reset.stdout).toContain(`password reset for ${email}`);
-    expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain("no user has the email ghost@example.com");
-    expect(tooShort.code).toBe(1);
-    expect(tooShort.stderr).toContain("at least 8 characters");
     expectSuccess(second);
     expect(second.stdout).toContain("created platform administrator second@example.com");
 
@@ -223,16 +217,10 @@ describe("lyss CLI", { timeout: 90_000 }, () => {
 
   it("refuses a bad configuration value, naming the variable", async () => {
     storage = await freshStorage();
-    const [badPort, badDatabase] = await Promise.all([
-      lyss(["start"], { ...storage.env, PORT: "abc" }, 20_000),
-      lyss(["migrate"], { ...storage.env, DATABASE_URL: "mysql://x" }, 20_000),
-    ]);
+    const badPort = await lyss(["start"], { ...storage.env, PORT: "abc" }, 20_000);
     expect(badPort.code).not.toBe(0);
     expect(badPort.code).not.toBeNull();
     expect(badPort.stderr).toMatch(/configuration error: PORT\b/);
-    expect(badDatabase.code).not.toBe(0);
-    expect(badDatabase.code).not.toBeNull();
-    expect(badDatabase.stderr).toMatch(/configuration error: DATABASE_URL\b/);
   });
 
   it("start and migrate refuse a database migrated by a newer Lyss", async () => {
@@ -247,11 +235,7 @@ describe("lyss CLI", { timeout: 90_000 }, () => {
 
     // PORT=0 so that a start that wrongly went ahead would still listen somewhere, and be killed by the timeout.
     const env = { ...storage.env, PORT: "0", HOST: "127.0.0.1" };
-    const runs = await Promise.all([
-      lyss(["start"], env, 25_000),
-      lyss(["start", "--no-migrate"], env, 25_000),
-      lyss(["migrate"], env, 25_000),
-    ]);
+    const runs = await Promise.all([lyss(["start"], env, 25_000), lyss(["migrate"], env, 25_000)]);
     for (const run of runs) {
       expect(run.code, run.stderr).not.toBe(0);
       expect(run.code, run.stderr).not.toBeNull();

@@ -10,9 +10,9 @@ import { createRedis } from "./infra/redis.ts";
 import { SYSTEM_ACTOR } from "./modules/audit/service.ts";
 import { findUserByEmail } from "./modules/users/repository.ts";
 
-function config(): Config {
+function config(source: NodeJS.ProcessEnv = process.env): Config {
   try {
-    return loadConfig();
+    return loadConfig(source);
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const issue of error.issues) process.stderr.write(`configuration error: ${issue.variable}: ${issue.message}\n`);
@@ -24,10 +24,15 @@ function config(): Config {
 
 /** Runs a command against the configured database and Redis, then closes them. */
 async function withServices<T>(run: (services: Services, infra: Infra) => Promise<T>): Promise<T> {
-  const infra = await createInfra({ config: config(), logger: createLogger("warn") });
+  // The admin commands read LYSS_ADMIN_PASSWORD as their --password; the server's first-administrator
+  // pair (LYSS_ADMIN_EMAIL with LYSS_ADMIN_PASSWORD) does not apply to them.
+  const source = { ...process.env, LYSS_ADMIN_EMAIL: undefined, LYSS_ADMIN_PASSWORD: undefined };
+  const infra = await createInfra({ config: config(source), logger: createLogger("warn") });
+  const services = createServices(infra);
   try {
-    return await run(createServices(infra), infra);
+    return await run(services, infra);
   } finally {
+    await services.close();
     await infra.closeRedis();
     await infra.db.close();
   }

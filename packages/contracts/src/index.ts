@@ -1,3 +1,4 @@
 export * from "./common.ts";
+export * from "./gateway.ts";
 export * from "./identity.ts";
 export * from "./platform.ts";

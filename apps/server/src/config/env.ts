@@ -38,6 +38,9 @@ export const ZEnvironment = z.object({
   LYSS_LOGIN_IP_MAX_ATTEMPTS: ZDuration.default(30),
   LYSS_LOGIN_WINDOW: ZDuration.default(900),
   LYSS_TRUST_PROXY: ZBooleanString.default(false),
+  LYSS_GATEWAY_BODY_LIMIT: ZDuration.default(20 * 1024 * 1024),
+  LYSS_GATEWAY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  LYSS_STREAM_KEEPALIVE_MS: ZDuration.default(15_000),
 });
 
 export type TEnvironment = z.infer<typeof ZEnvironment>;
@@ -59,6 +62,7 @@ export interface Config {
   shutdownTimeoutMs: number;
   login: { maxFailuresPerAccount: number; maxAttemptsPerIp: number; windowSeconds: number };
   trustProxy: boolean;
+  gateway: { bodyLimitBytes: number; maxAttempts: number; keepAliveMs: number };
 }
 
 export class ConfigError extends Error {
@@ -107,5 +111,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       windowSeconds: env.LYSS_LOGIN_WINDOW,
     },
     trustProxy: env.LYSS_TRUST_PROXY,
+    gateway: {
+      bodyLimitBytes: env.LYSS_GATEWAY_BODY_LIMIT,
+      maxAttempts: env.LYSS_GATEWAY_MAX_ATTEMPTS,
+      keepAliveMs: env.LYSS_STREAM_KEEPALIVE_MS,
+    },
   };
 }

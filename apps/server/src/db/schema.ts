@@ -90,6 +90,73 @@ export interface AuditLogsTable {
   created_at: string;
 }
 
+export interface ChannelsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  provider: string;
+  base_url: string;
+  credentials_sealed: string;
+  credentials_masked: string;
+  models: string;
+  model_mapping: string;
+  priority: number;
+  weight: number;
+  group_name: string;
+  status: "enabled" | "disabled" | "auto_disabled";
+  status_reason: string | null;
+  timeout_ms: number;
+  first_byte_timeout_ms: number;
+  extra_headers: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AccessTokensTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  name: string;
+  key_hash: string;
+  key_prefix: string;
+  expires_at: string | null;
+  models: string | null;
+  channel_groups: string | null;
+  ip_allowlist: string;
+  status: "enabled" | "disabled";
+  allow_dry_run: Flag;
+  limits: string;
+  rate_limits: string;
+  last_used_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UsageLogsTable {
+  id: string;
+  tenant_id: string;
+  user_id: string | null;
+  token_id: string | null;
+  channel_id: string | null;
+  provider: string | null;
+  endpoint: string;
+  requested_model: string;
+  upstream_model: string | null;
+  stream: Flag;
+  status_code: number;
+  error: string | null;
+  latency_ms: number;
+  ttft_ms: number | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cached_tokens: number;
+  reasoning_tokens: number;
+  total_tokens: number;
+  attempts: number;
+  request_id: string | null;
+  created_at: string;
+}
+
 export interface Database {
   users: UsersTable;
   tenants: TenantsTable;
@@ -100,4 +167,7 @@ export interface Database {
   platform_settings: PlatformSettingsTable;
   tenant_settings: TenantSettingsTable;
   audit_logs: AuditLogsTable;
+  channels: ChannelsTable;
+  access_tokens: AccessTokensTable;
+  usage_logs: UsageLogsTable;
 }

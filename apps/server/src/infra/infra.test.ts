@@ -191,7 +191,6 @@ describe("configuration", () => {
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ LYSS_SECRET_KEY: "short" }, "LYSS_SECRET_KEY"],
     [{ LYSS_ACCESS_TOKEN_TTL: "-5" }, "LYSS_ACCESS_TOKEN_TTL"],
-    [{ LYSS_ROLE: "everything" }, "LYSS_ROLE"],
   ])("rejects %j naming %s", (environment, variable) => {
     const error = configError(environment);
     expect(error.message).toContain(variable);
@@ -233,7 +232,6 @@ describe("configuration", () => {
       shutdownTimeoutMs: 10_000,
       login: { maxFailuresPerAccount: 5, maxAttemptsPerIp: 30, windowSeconds: 900 },
       trustProxy: false,
-      role: "all",
     });
   });
 
@@ -246,7 +244,6 @@ describe("configuration", () => {
       REDIS_URL: "rediss://cache:6380",
       LYSS_TRUST_PROXY: "1",
       LYSS_SHUTDOWN_TIMEOUT: "2500",
-      LYSS_ROLE: "gateway",
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -256,7 +253,6 @@ describe("configuration", () => {
       redisUrl: "rediss://cache:6380",
       trustProxy: true,
       shutdownTimeoutMs: 2500,
-      role: "gateway",
     });
   });
 });

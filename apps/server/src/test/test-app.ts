@@ -79,6 +79,7 @@ export interface TestApp extends LyssApp {
     method: InjectOptions["method"],
     url: string,
     options?: { token?: string; tenant?: string; body?: unknown; headers?: Record<string, string> },
+    // biome-ignore lint/suspicious/noExplicitAny: tests read JSON answers loosely and assert on them
   ): Promise<{ status: number; body: any; headers: Record<string, unknown>; text: string }>;
   close(): Promise<void>;
 }
@@ -115,7 +116,10 @@ export async function createTestApp(
       return { status: response.statusCode, body, headers: response.headers, text: response.body };
     },
     async close() {
-      await built.app.close();
+      // Tests need no drain: connections a client opened but never used would hold the close.
+      const closing = built.app.close();
+      built.app.server.closeAllConnections();
+      await closing;
       if (ownsStorage) await storage.drop();
     },
   };
@@ -175,4 +179,26 @@ export async function createTenant(app: TestApp, adminToken: string, name = "Oth
   const response = await app.call("POST", "/api/v1/tenants", { token: adminToken, body: { name } });
   if (response.status !== 201) throw new Error(`tenant create failed: ${response.status} ${response.text}`);
   return response.body as { id: string; name: string; slug: string };
+}
+
+/** Starts listening on a free loopback port and answers the base URL. */
+export async function listen(app: TestApp): Promise<string> {
+  await app.app.listen({ port: 0, host: "127.0.0.1" });
+  const address = app.app.server.address();
+  if (!address || typeof address === "string") throw new Error("no address");
+  return `http://127.0.0.1:${address.port}`;
+}
+
+/** Creates a channel in the tenant and answers its id. */
+export async function createChannel(app: TestApp, token: string, tenantId: string, body: Record<string, unknown>) {
+  const response = await app.call("POST", "/api/v1/channels", { token, tenant: tenantId, body });
+  if (response.status !== 201) throw new Error(`channel create failed: ${response.status} ${response.text}`);
+  return response.body as { id: string };
+}
+
+/** Creates an access token in the tenant and answers it with its key. */
+export async function createAccessToken(app: TestApp, token: string, tenantId: string, body: Record<string, unknown> = {}) {
+  const response = await app.call("POST", "/api/v1/tokens", { token, tenant: tenantId, body: { name: "test", ...body } });
+  if (response.status !== 201) throw new Error(`token create failed: ${response.status} ${response.text}`);
+  return response.body as { id: string; key: string };
 }

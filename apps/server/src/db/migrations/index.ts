@@ -1,7 +1,9 @@
 import type { Migration } from "kysely";
 import { foundation } from "./0001-foundation.ts";
+import { gateway } from "./0002-gateway.ts";
 
 /** Every migration, in order. Names are permanent once released. */
 export const MIGRATIONS: Record<string, Migration> = {
   "0001_foundation": foundation,
+  "0002_gateway": gateway,
 };

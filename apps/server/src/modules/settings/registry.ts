@@ -34,6 +34,18 @@ export const TENANT_SETTINGS = {
     default: "weighted_random",
   },
   health_probe_interval_seconds: { schema: z.number().int().min(10).max(86_400), default: 300 },
+  routing_rules: {
+    schema: z
+      .array(
+        z.strictObject({
+          model_pattern: z.string().min(1).max(200).optional().describe("glob such as gpt-4*"),
+          tag: z.string().min(1).max(100).optional().describe("matches the X-Lyss-Tag request header"),
+          group: z.string().min(1).max(50).describe("the channel group to send matching requests to"),
+        }),
+      )
+      .max(50),
+    default: [] as { model_pattern?: string; tag?: string; group: string }[],
+  },
 } as const;
 
 type Registry = Record<string, { schema: z.ZodType; default: unknown }>;

@@ -1,0 +1,28 @@
+import type { Kysely, Updateable } from "kysely";
+import type { ChannelsTable, Database } from "../../db/schema.ts";
+
+export async function insertChannel(db: Kysely<Database>, row: ChannelsTable): Promise<void> {
+  await db.insertInto("channels").values(row).execute();
+}
+
+export async function findChannel(db: Kysely<Database>, tenantId: string, id: string): Promise<ChannelsTable | undefined> {
+  return db.selectFrom("channels").selectAll().where("tenant_id", "=", tenantId).where("id", "=", id).executeTakeFirst();
+}
+
+export async function listChannels(db: Kysely<Database>, tenantId: string): Promise<ChannelsTable[]> {
+  return db.selectFrom("channels").selectAll().where("tenant_id", "=", tenantId).orderBy("priority", "desc").orderBy("id").execute();
+}
+
+/** Every channel of every tenant: only for warming the catalogue and for key rotation. */
+export async function listAllChannels(db: Kysely<Database>): Promise<ChannelsTable[]> {
+  return db.selectFrom("channels").selectAll().orderBy("id").execute();
+}
+
+export async function updateChannel(db: Kysely<Database>, tenantId: string, id: string, patch: Updateable<ChannelsTable>): Promise<void> {
+  await db.updateTable("channels").set(patch).where("tenant_id", "=", tenantId).where("id", "=", id).execute();
+}
+
+export async function deleteChannel(db: Kysely<Database>, tenantId: string, id: string): Promise<number> {
+  const result = await db.deleteFrom("channels").where("tenant_id", "=", tenantId).where("id", "=", id).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,0 +1,107 @@
+import type { CallContext, UpstreamRequest } from "@lyss/llm";
+import type { Dispatcher } from "undici";
+import { errors } from "undici";
+import type { RuntimeChannel } from "../channels/catalog.ts";
+import type { ChannelStats } from "./channel-stats.ts";
+import { isTransportError, type UpstreamClient } from "./upstream.ts";
+
+/** Why an attempt failed in a way another channel might not: the status the client sees if all fail. */
+export interface Failure {
+  status: number;
+  message: string;
+  type?: string;
+}
+
+export type AttemptOutcome =
+  | { kind: "response"; response: Dispatcher.ResponseData; latencyMs: number }
+  | { kind: "retry"; failure: Failure }
+  | { kind: "caller_error"; status: number; message: string; type: string; code: string | null }
+  | { kind: "aborted" };
+
+/** Statuses that are the caller's fault: answered as they are, never retried elsewhere. */
+const CALLER_ERRORS = new Set([400, 404, 413, 422]);
+
+export function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+export function contextFor(channel: RuntimeChannel, publicModel: string): CallContext {
+  return {
+    baseUrl: channel.baseUrl,
+    credentials: channel.credentials,
+    model: channel.mapping[publicModel] ?? publicModel,
+    extraHeaders: channel.extraHeaders,
+  };
+}
+
+/**
+ * Sends one request to one channel and classifies the result: a response to read, a failure worth
+ * trying elsewhere (transport errors, timeouts, 408, 429, 5xx, and 401/403, which also mark the
+ * channel's credentials), or the caller's own error.
+ */
+export async function attempt(
+  upstream: UpstreamClient,
+  stats: ChannelStats,
+  channel: RuntimeChannel,
+  request: UpstreamRequest,
+  signal: AbortSignal,
+): Promise<AttemptOutcome> {
+  const started = performance.now();
+  stats.started(channel.id);
+  const timeout = AbortSignal.timeout(channel.timeoutMs);
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await upstream.send(request, {
+      firstByteMs: channel.firstByteTimeoutMs,
+      totalMs: channel.timeoutMs,
+      signal: AbortSignal.any([signal, timeout]),
+    });
+  } catch (error) {
+    if (signal.aborted) {
+      stats.released(channel.id);
+      return { kind: "aborted" };
+    }
+    const timedOut = timeout.aborted || error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError;
+    const message = timedOut ? "upstream timed out" : `upstream unreachable: ${(error as Error).message}`;
+    stats.failed(channel.id, message);
+    if (!timedOut && !isTransportError(error)) throw error;
+    return { kind: "retry", failure: { status: timedOut ? 504 : 502, message } };
+  }
+  const latencyMs = performance.now() - started;
+  if (response.statusCode < 400) return { kind: "response", response, latencyMs };
+
+  const text = await response.body.text().catch(() => "");
+  const info = channel.provider.error(response.statusCode, text);
+  if (CALLER_ERRORS.has(response.statusCode)) {
+    stats.released(channel.id);
+    return { kind: "caller_error", status: response.statusCode, message: info.message, type: info.type, code: info.code ?? null };
+  }
+  const credentials = response.statusCode === 401 || response.statusCode === 403;
+  stats.failed(channel.id, `${response.statusCode}: ${info.message}`, {
+    credentials,
+    retryAfterMs: retryAfterMs(response.headers["retry-after"]),
+  });
+  return {
+    kind: "retry",
+    failure: {
+      status: credentials ? 502 : response.statusCode,
+      message: credentials ? "the upstream refused the channel's credentials" : info.message,
+      type: info.type,
+    },
+  };
+}
+
+/** The status for the client when every attempt failed. */
+export function finalFailure(failures: Failure[]): Failure {
+  if (failures.length === 0) return { status: 503, message: "no available channel for this model" };
+  if (failures.every((failure) => failure.status === 429)) return { status: 429, message: "all upstreams are rate limited; retry later" };
+  if (failures.every((failure) => failure.status === 504)) return { status: 504, message: "the upstream timed out" };
+  const last = failures[failures.length - 1] as Failure;
+  const status = last.status === 503 || last.status === 504 ? last.status : 502;
+  return { status, message: `upstream failed after ${failures.length} attempt(s): ${last.message}` };
+}

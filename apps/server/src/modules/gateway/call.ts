@@ -1,0 +1,99 @@
+import type { ChatChunk, ChatRequest, Usage } from "@lyss/llm";
+import type { FastifyReply } from "fastify";
+import type { Logger } from "pino";
+import type { RuntimeChannel } from "../channels/catalog.ts";
+import type { RuntimeToken } from "../tokens/token-cache.ts";
+import type { UsageRecorder } from "../usage/recorder.ts";
+import type { ChannelStats } from "./channel-stats.ts";
+import type { InboundProtocol } from "./inbound.ts";
+import type { UpstreamClient } from "./upstream.ts";
+
+export interface RelayDeps {
+  upstream: UpstreamClient;
+  stats: ChannelStats;
+  usage: UsageRecorder;
+  logger: Logger;
+  maxAttempts: number;
+  keepAliveMs: number;
+  now: () => Date;
+}
+
+export interface ChatCall {
+  token: RuntimeToken;
+  publicModel: string;
+  /** The request in OpenAI's format (translated already when the client spoke another protocol). */
+  body: ChatRequest;
+  candidates: RuntimeChannel[];
+  inbound: InboundProtocol;
+  endpoint: string;
+  requestId: string;
+  warnings: string[];
+  reply: FastifyReply;
+}
+
+/** What a finished call records. */
+export interface Outcome {
+  channel?: RuntimeChannel | undefined;
+  status: number;
+  error?: string | undefined;
+  usage?: Usage | undefined;
+  ttftMs?: number | undefined;
+  attempts: number;
+}
+
+export function recordUsage(
+  deps: RelayDeps,
+  call: Omit<ChatCall, "reply" | "inbound" | "candidates" | "warnings">,
+  outcome: Outcome,
+  startedAt: number,
+) {
+  const usage = outcome.usage;
+  deps.usage.record({
+    tenant_id: call.token.tenantId,
+    user_id: call.token.userId,
+    token_id: call.token.id,
+    channel_id: outcome.channel?.id ?? null,
+    provider: outcome.channel?.provider.id ?? null,
+    endpoint: call.endpoint,
+    requested_model: call.publicModel,
+    upstream_model: outcome.channel ? (outcome.channel.mapping[call.publicModel] ?? call.publicModel) : null,
+    stream: call.body.stream ? 1 : 0,
+    status_code: outcome.status,
+    error: outcome.error?.slice(0, 1000) ?? null,
+    latency_ms: Math.round(performance.now() - startedAt),
+    ttft_ms: outcome.ttftMs === undefined ? null : Math.round(outcome.ttftMs),
+    prompt_tokens: usage?.prompt_tokens ?? 0,
+    completion_tokens: usage?.completion_tokens ?? 0,
+    cached_tokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
+    reasoning_tokens: usage?.completion_tokens_details?.reasoning_tokens ?? 0,
+    total_tokens: usage?.total_tokens ?? (usage ? usage.prompt_tokens + usage.completion_tokens : 0),
+    attempts: outcome.attempts,
+    request_id: call.requestId,
+    created_at: deps.now().toISOString(),
+  });
+}
+
+export function sendError(call: ChatCall, status: number, message: string, code: string | null = null, type?: string) {
+  return call.reply
+    .code(status)
+    .type("application/json; charset=utf-8")
+    .send(call.inbound.errorBody(status, message, code, type));
+}
+
+export const hasContent = (chunk: ChatChunk) =>
+  chunk.choices.some(
+    (choice) =>
+      Boolean(choice.delta.content) ||
+      Boolean(choice.delta.tool_calls?.length) ||
+      Boolean(choice.delta.reasoning_content) ||
+      choice.finish_reason !== null,
+  );
+
+/** Aborts the upstream side as soon as the client goes away, and lets go of the client's socket. */
+export function watchClient(call: ChatCall, abort: AbortController) {
+  call.reply.raw.on("close", () => {
+    if (call.reply.raw.writableFinished) return;
+    abort.abort();
+    call.reply.raw.socket?.destroy();
+  });
+}

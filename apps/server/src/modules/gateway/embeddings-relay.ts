@@ -1,0 +1,48 @@
+import type { EmbeddingsRequest, EmbeddingsResponse } from "@lyss/llm";
+import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
+import { type ChatCall, type RelayDeps, recordUsage, sendError, watchClient } from "./call.ts";
+
+/** Embeddings: the same failover as chat, on channels whose provider can embed. */
+export async function relayEmbeddings(deps: RelayDeps, call: ChatCall, body: EmbeddingsRequest): Promise<unknown> {
+  const startedAt = performance.now();
+  const abort = new AbortController();
+  watchClient(call, abort);
+  const failures: Failure[] = [];
+  const candidates = call.candidates.filter((channel) => channel.provider.embeddings);
+  for (const channel of candidates.slice(0, deps.maxAttempts)) {
+    const embeddings = channel.provider.embeddings;
+    if (!embeddings) continue;
+    const context = contextFor(channel, call.publicModel);
+    const { request } = embeddings.request({ ...body, model: context.model }, context);
+    const outcome = await attempt(deps.upstream, deps.stats, channel, request, abort.signal);
+    const attempts = failures.length + 1;
+    if (outcome.kind === "aborted") {
+      recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
+      return call.reply;
+    }
+    if (outcome.kind === "caller_error") {
+      recordUsage(deps, call, { channel, status: outcome.status, error: outcome.message, attempts }, startedAt);
+      return sendError(call, outcome.status, outcome.message, outcome.code, outcome.type);
+    }
+    if (outcome.kind === "retry") {
+      failures.push(outcome.failure);
+      continue;
+    }
+    let result: EmbeddingsResponse;
+    try {
+      result = embeddings.response(JSON.parse(await outcome.response.body.text()), context);
+    } catch {
+      deps.stats.failed(channel.id, "malformed embeddings response");
+      failures.push({ status: 502, message: "malformed response from upstream" });
+      continue;
+    }
+    deps.stats.succeeded(channel.id, outcome.latencyMs);
+    const usage = { prompt_tokens: result.usage.prompt_tokens, completion_tokens: 0, total_tokens: result.usage.total_tokens };
+    recordUsage(deps, call, { channel, status: 200, usage, attempts }, startedAt);
+    return call.reply.send({ ...result, model: call.publicModel });
+  }
+  const failure =
+    candidates.length === 0 ? { status: 400, message: "no channel serving this model supports embeddings" } : finalFailure(failures);
+  recordUsage(deps, call, { status: failure.status, error: failure.message, attempts: failures.length }, startedAt);
+  return sendError(call, failure.status, failure.message);
+}

@@ -1,0 +1,58 @@
+import type { ChatCompletion } from "@lyss/llm";
+import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
+import { type ChatCall, type RelayDeps, recordUsage, sendError, watchClient } from "./call.ts";
+import { relayStream } from "./stream-relay.ts";
+import { estimateUsage } from "./token-count.ts";
+
+const completionText = (completion: ChatCompletion) =>
+  completion.choices
+    .map((choice) => `${choice.message.content ?? ""}${(choice.message.tool_calls ?? []).map((tool) => tool.function.arguments).join("")}`)
+    .join("");
+
+/**
+ * Runs a chat call: tries the candidates in order, failing over on errors that another channel
+ * might not have, up to the attempt bound; answers plain or streamed in the client's protocol.
+ */
+export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknown> {
+  const startedAt = performance.now();
+  const abort = new AbortController();
+  watchClient(call, abort);
+  if (call.warnings.length) call.reply.header("x-lyss-warnings", call.warnings.join("; ").replace(/[^\x20-\x7e]/g, "?"));
+  if (call.body.stream) return relayStream(deps, call, abort, startedAt);
+
+  const failures: Failure[] = [];
+  for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
+    const context = contextFor(channel, call.publicModel);
+    const translated = channel.provider.chat.request({ ...call.body, model: context.model }, context);
+    const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort.signal);
+    if (outcome.kind === "aborted") {
+      recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts: failures.length + 1 }, startedAt);
+      return call.reply;
+    }
+    if (outcome.kind === "caller_error") {
+      recordUsage(deps, call, { channel, status: outcome.status, error: outcome.message, attempts: failures.length + 1 }, startedAt);
+      return sendError(call, outcome.status, outcome.message, outcome.code, outcome.type);
+    }
+    if (outcome.kind === "retry") {
+      failures.push(outcome.failure);
+      continue;
+    }
+    let completion: ChatCompletion;
+    try {
+      completion = channel.provider.chat.response(JSON.parse(await outcome.response.body.text()), context);
+    } catch (error) {
+      deps.stats.failed(channel.id, `malformed response: ${(error as Error).message}`);
+      failures.push({ status: 502, message: "malformed response from upstream" });
+      continue;
+    }
+    deps.stats.succeeded(channel.id, outcome.latencyMs);
+    const usage = completion.usage ?? (await estimateUsage(call.body, completionText(completion)));
+    recordUsage(deps, call, { channel, status: 200, usage, attempts: failures.length + 1 }, startedAt);
+    for (const warning of translated.warnings) call.warnings.push(warning);
+    if (call.warnings.length) call.reply.header("x-lyss-warnings", call.warnings.join("; ").replace(/[^\x20-\x7e]/g, "?"));
+    return call.reply.send(call.inbound.completion({ ...completion, usage }, call.publicModel));
+  }
+  const failure = finalFailure(failures);
+  recordUsage(deps, call, { status: failure.status, error: failure.message, attempts: failures.length }, startedAt);
+  return sendError(call, failure.status, failure.message, null, failure.type);
+}

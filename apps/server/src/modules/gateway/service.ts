@@ -1,0 +1,133 @@
+import type { FastifyRequest } from "fastify";
+import { hashToken } from "../../infra/crypto.ts";
+import type { PrincipalCache } from "../auth/principal-cache.ts";
+import type { ChannelCatalog, RuntimeChannel } from "../channels/catalog.ts";
+import type { SettingsService } from "../settings/service.ts";
+import { ipAllowed, type RuntimeToken, type TokenCache } from "../tokens/token-cache.ts";
+import type { ChannelStats } from "./channel-stats.ts";
+import { GatewayError } from "./gateway-error.ts";
+import { candidatesFor, type Router, type RoutingRule, ruleGroup, type Strategy } from "./router.ts";
+
+const SECRET_HEADERS = /^(authorization|api-key|x-api-key|x-goog-api-key|proxy-authorization)$/i;
+
+/** Reads the access key from `Authorization: Bearer` or `x-api-key`. */
+function presentedKey(request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization;
+  const bearer = authorization ? /^Bearer\s+(\S+)$/i.exec(authorization)?.[1] : undefined;
+  const apiKey = request.headers["x-api-key"];
+  return bearer ?? (Array.isArray(apiKey) ? apiKey[0] : apiKey);
+}
+
+export function maskHeaders(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).map(([name, value]) => [name, SECRET_HEADERS.test(name) ? `${value.slice(0, 7)}…***` : value]),
+  );
+}
+
+/** Authentication, model checks and candidate selection for the data plane, all from memory. */
+export function createGatewayService(deps: {
+  catalog: ChannelCatalog;
+  tokens: TokenCache;
+  principals: PrincipalCache;
+  settings: SettingsService;
+  router: Router;
+  stats: ChannelStats;
+  now: () => Date;
+}) {
+  const { catalog, tokens, principals, settings, router, stats } = deps;
+
+  async function authenticate(request: FastifyRequest): Promise<RuntimeToken> {
+    const key = presentedKey(request);
+    if (!key) throw new GatewayError(401, "You didn't provide an API key.", "missing_api_key", "invalid_request_error");
+    const token = await tokens.byHash(hashToken(key));
+    if (!token) throw new GatewayError(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error");
+    if (!token.enabled) throw new GatewayError(401, "This API key is disabled.", "invalid_api_key", "invalid_request_error");
+    if (token.expiresAt && token.expiresAt <= deps.now().toISOString()) {
+      throw new GatewayError(401, "This API key has expired.", "invalid_api_key", "invalid_request_error");
+    }
+    if (!ipAllowed(token, request.ip)) throw new GatewayError(403, "This API key may not be used from this address.", "ip_not_allowed");
+    const [user, tenant] = await Promise.all([principals.user(token.userId), principals.tenant(token.tenantId)]);
+    if (user?.status !== "active")
+      throw new GatewayError(401, "The owner of this API key is disabled.", "invalid_api_key", "invalid_request_error");
+    if (tenant?.status !== "active") throw new GatewayError(403, "This API key's tenant is suspended.", "tenant_suspended");
+    return token;
+  }
+
+  async function routingOf(tenantId: string) {
+    const values = (await settings.tenant(tenantId)).values;
+    return { strategy: values.routing_strategy as Strategy, rules: (values.routing_rules ?? []) as RoutingRule[] };
+  }
+
+  /** The channels to try for this model, in order; or the reason there are none. */
+  async function candidates(token: RuntimeToken, model: string, tag: string | undefined): Promise<RuntimeChannel[]> {
+    if (token.models && !token.models.has(model)) {
+      throw new GatewayError(403, `This API key may not use the model "${model}".`, "model_not_allowed", "permission_error");
+    }
+    const channels = await catalog.channels(token.tenantId);
+    const routing = await routingOf(token.tenantId);
+    const { serving, usable } = candidatesFor(channels, token, model, ruleGroup(routing.rules, model, tag));
+    if (serving.length === 0) {
+      throw new GatewayError(404, `The model "${model}" does not exist or you do not have access to it.`, "model_not_found");
+    }
+    if (usable.length === 0)
+      throw new GatewayError(503, `No available channel for the model "${model}".`, "no_available_channel", "api_error");
+    return router.order(usable, routing.strategy, model);
+  }
+
+  /** Every public model name this token may use, with the providers that serve it. */
+  async function models(token: RuntimeToken): Promise<Map<string, RuntimeChannel[]>> {
+    const out = new Map<string, RuntimeChannel[]>();
+    for (const channel of await catalog.channels(token.tenantId)) {
+      if (channel.status !== "enabled" || (token.groups && !token.groups.has(channel.group))) continue;
+      for (const model of channel.models) {
+        if (token.models && !token.models.has(model)) continue;
+        out.set(model, [...(out.get(model) ?? []), channel]);
+      }
+    }
+    return out;
+  }
+
+  async function health(token: RuntimeToken) {
+    const byModel = new Map<string, RuntimeChannel[]>();
+    for (const channel of await catalog.channels(token.tenantId)) {
+      if (token.groups && !token.groups.has(channel.group)) continue;
+      for (const model of channel.models) {
+        if (token.models && !token.models.has(model)) continue;
+        byModel.set(model, [...(byModel.get(model) ?? []), channel]);
+      }
+    }
+    return [...byModel.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([model, channels]) => {
+        const views = channels.map((channel) => {
+          const live = stats.get(channel.id);
+          const healthy =
+            channel.status === "enabled" && !live.credentialsFailing && !stats.isCooling(channel.id) && live.consecutiveFailures < 3;
+          return {
+            id: channel.id,
+            name: channel.name,
+            provider: channel.provider.id,
+            group: channel.group,
+            priority: channel.priority,
+            weight: channel.weight,
+            status: channel.status,
+            healthy,
+            in_flight: live.inFlight,
+            success_rate: Number(live.successRate.toFixed(4)),
+            latency_ms: Math.round(live.latencyMs),
+            requests: live.requests,
+            failures: live.failures,
+            consecutive_failures: live.consecutiveFailures,
+            credentials_failing: live.credentialsFailing,
+            cooling_down: stats.isCooling(channel.id),
+            last_error: live.lastError,
+          };
+        });
+        return { model, healthy: views.some((view) => view.healthy), channels: views };
+      });
+  }
+
+  return { authenticate, candidates, models, health };
+}
+
+export type GatewayService = ReturnType<typeof createGatewayService>;

@@ -1,0 +1,47 @@
+import type { UpstreamRequest } from "@lyss/llm";
+import { Agent, type Dispatcher, errors } from "undici";
+
+/**
+ * The one HTTP client for every upstream: undici keeps a keep-alive pool per origin. Timeouts are
+ * per request: `firstByteMs` until the response headers, `totalMs` for the whole exchange.
+ */
+export function createUpstreamClient(options: { connections?: number } = {}) {
+  const agent = new Agent({
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    connections: options.connections ?? 256,
+    pipelining: 1,
+    connect: { timeout: 10_000 },
+  });
+
+  return {
+    async send(
+      request: UpstreamRequest,
+      limits: { firstByteMs: number; totalMs: number; signal: AbortSignal },
+    ): Promise<Dispatcher.ResponseData> {
+      return agent.request({
+        origin: new URL(request.url).origin,
+        path: request.url.slice(new URL(request.url).origin.length) || "/",
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        signal: limits.signal,
+        headersTimeout: limits.firstByteMs,
+        bodyTimeout: limits.totalMs,
+      });
+    },
+    close: () => agent.close(),
+  };
+}
+
+export type UpstreamClient = ReturnType<typeof createUpstreamClient>;
+
+/** Whether an error means the upstream could not be reached or timed out (worth another channel). */
+export function isTransportError(error: unknown): boolean {
+  return (
+    error instanceof errors.UndiciError ||
+    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_SOCKET"].includes(
+      (error as { code?: string } | null)?.code ?? "",
+    )
+  );
+}

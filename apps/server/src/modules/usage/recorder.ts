@@ -1,0 +1,73 @@
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { Database, UsageLogsTable } from "../../db/schema.ts";
+import { newId } from "../../infra/ids.ts";
+import { touchTokens } from "../tokens/repository.ts";
+
+export type UsageRecord = Omit<UsageLogsTable, "id">;
+
+/**
+ * Usage records are buffered in memory and written in batches, off the request path: every
+ * `intervalMs`, when `batchSize` records wait, and on shutdown. A failed batch is retried on the next
+ * flush, so a database hiccup loses nothing.
+ */
+export function createUsageRecorder(db: Kysely<Database>, logger: Logger, options: { intervalMs?: number; batchSize?: number } = {}) {
+  const batchSize = options.batchSize ?? 500;
+  let pending: UsageLogsTable[] = [];
+  let flushing: Promise<void> | undefined;
+  const listeners = new Set<(record: UsageLogsTable) => void>();
+
+  async function writeBatch(batch: UsageLogsTable[]) {
+    const lastUsed = new Map<string, string>();
+    for (const row of batch) if (row.token_id) lastUsed.set(row.token_id, row.created_at);
+    await db.transaction().execute(async (trx) => {
+      for (let index = 0; index < batch.length; index += 100) {
+        await trx
+          .insertInto("usage_logs")
+          .values(batch.slice(index, index + 100))
+          .execute();
+      }
+      await touchTokens(trx, lastUsed);
+    });
+  }
+
+  async function flush(): Promise<void> {
+    if (flushing) await flushing;
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    flushing = writeBatch(batch)
+      .catch((error: Error) => {
+        logger.error({ err: error, records: batch.length }, "usage batch failed; kept for the next flush");
+        pending = [...batch, ...pending];
+      })
+      .finally(() => {
+        flushing = undefined;
+      });
+    await flushing;
+  }
+
+  const timer = setInterval(() => void flush(), options.intervalMs ?? 1000);
+  timer.unref();
+
+  return {
+    record(record: UsageRecord) {
+      const row = { id: newId(), ...record };
+      pending.push(row);
+      for (const listener of listeners) listener(row);
+      if (pending.length >= batchSize) void flush();
+    },
+    /** Observers of each record as it is made (metrics, live views). */
+    onRecord(listener: (record: UsageLogsTable) => void) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    flush,
+    async close() {
+      clearInterval(timer);
+      await flush();
+    },
+  };
+}
+
+export type UsageRecorder = ReturnType<typeof createUsageRecorder>;

@@ -1,0 +1,81 @@
+import { randomBytes } from "node:crypto";
+import type { Capabilities, CredentialField, Localized, UpstreamErrorInfo } from "./spec.ts";
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+export const completionId = (prefix = "chatcmpl") => `${prefix}-${randomBytes(12).toString("base64url")}`;
+
+export const toolCallId = () => `call_${randomBytes(12).toString("base64url")}`;
+
+/** Joins an origin and a path with exactly one slash between. */
+export function joinUrl(base: string, path: string): string {
+  return `${base.replace(/\/+$/, "")}/${path.replace(/^\/+/, "")}`;
+}
+
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export const asRecord = (value: unknown): Record<string, unknown> =>
+  value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+
+export const asString = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+
+export const asNumber = (value: unknown): number | undefined => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
+
+/** The error type OpenAI clients expect for an HTTP status. */
+export function errorTypeForStatus(status: number): string {
+  if (status === 400 || status === 404 || status === 413 || status === 422) return "invalid_request_error";
+  if (status === 401) return "authentication_error";
+  if (status === 403) return "permission_error";
+  if (status === 429) return "rate_limit_error";
+  if (status >= 500) return "api_error";
+  return "invalid_request_error";
+}
+
+/** Reads `{error: {message, type, code}}` or `{error: "…"}` or `{message}` bodies; falls back to the text. */
+export function genericError(status: number, body: string): UpstreamErrorInfo {
+  const parsed = asRecord(parseJson(body));
+  const error = parsed.error;
+  if (typeof error === "string") return { message: error, type: errorTypeForStatus(status) };
+  const record = asRecord(error);
+  const message = asString(record.message) ?? asString(parsed.message) ?? (body.slice(0, 500) || `upstream answered ${status}`);
+  const code = record.code ?? parsed.code;
+  return {
+    message,
+    type: asString(record.type) ?? errorTypeForStatus(status),
+    code: typeof code === "string" || typeof code === "number" ? String(code) : null,
+  };
+}
+
+export const API_KEY_FIELD: CredentialField = {
+  name: "api_key",
+  type: "secret",
+  required: true,
+  placeholder: "sk-...",
+  label: { en: "API key", "zh-CN": "API 密钥" },
+  help: { en: "The key issued by the provider.", "zh-CN": "服务商签发的密钥。" },
+};
+
+export const FULL_CAPABILITIES: Capabilities = {
+  chat: true,
+  embeddings: true,
+  tools: true,
+  vision: true,
+  jsonMode: true,
+  modelListing: true,
+  streamUsage: true,
+};
+
+export const names = (en: string, zh: string): Localized => ({ en, "zh-CN": zh });
+
+/** The prompt's sampling settings that a provider ignores, as warnings. */
+export function unsupportedWarnings(body: Record<string, unknown>, fields: readonly string[], provider: string): string[] {
+  return fields
+    .filter((field) => body[field] !== undefined && body[field] !== null)
+    .map((field) => `${provider} does not support "${field}"; it was not sent`);
+}

@@ -1,0 +1,6 @@
+export * from "./chat-types.ts";
+export * from "./common.ts";
+export * from "./protocols/anthropic-messages.ts";
+export { getProvider, PROVIDERS } from "./registry.ts";
+export type * from "./spec.ts";
+export { readFrames, sseData } from "./stream-reader.ts";

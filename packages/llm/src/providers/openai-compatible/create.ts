@@ -1,0 +1,178 @@
+import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingsResponse, Usage } from "../../chat-types.ts";
+import {
+  API_KEY_FIELD,
+  asNumber,
+  asRecord,
+  FULL_CAPABILITIES,
+  genericError,
+  joinUrl,
+  parseJson,
+  unsupportedWarnings,
+} from "../../common.ts";
+import type {
+  CallContext,
+  Capabilities,
+  CredentialField,
+  DecodedFrames,
+  Localized,
+  ProviderSpec,
+  StreamFrame,
+  UpstreamRequest,
+} from "../../spec.ts";
+
+export interface CompatibleOptions {
+  id: string;
+  names: Localized;
+  defaultBaseUrl: string;
+  /** Path prefix of the API under the origin: `/v1` for most, `/v4` for Zhipu, … */
+  apiPrefix?: string;
+  credentialSchema?: CredentialField[];
+  capabilities?: Partial<Capabilities>;
+  /** Request fields the upstream rejects or ignores; dropped with a warning. */
+  unsupported?: readonly string[];
+  /** Extra headers from credential fields (OpenRouter's attribution headers, say). */
+  headers?: (context: CallContext) => Record<string, string>;
+  /** Last adjustments to the outgoing body. */
+  adjustBody?: (body: Record<string, unknown>, warnings: string[]) => void;
+}
+
+/** Usage as OpenAI reports it, with the cache fields some compatible providers name differently. */
+export function normalizeUsage(raw: unknown): Usage | undefined {
+  const usage = asRecord(raw);
+  const prompt = asNumber(usage.prompt_tokens);
+  const completion = asNumber(usage.completion_tokens);
+  if (prompt === undefined && completion === undefined) return undefined;
+  const details = asRecord(usage.prompt_tokens_details);
+  const cached = asNumber(details.cached_tokens) ?? asNumber(usage.prompt_cache_hit_tokens) ?? asNumber(usage.cached_tokens);
+  const reasoning = asNumber(asRecord(usage.completion_tokens_details).reasoning_tokens);
+  const result: Usage = {
+    prompt_tokens: prompt ?? 0,
+    completion_tokens: completion ?? 0,
+    total_tokens: asNumber(usage.total_tokens) ?? (prompt ?? 0) + (completion ?? 0),
+  };
+  if (cached !== undefined) result.prompt_tokens_details = { cached_tokens: cached };
+  if (reasoning !== undefined) result.completion_tokens_details = { reasoning_tokens: reasoning };
+  return result;
+}
+
+/** An OpenAI chat completion body, with its usage normalised. */
+export function compatibleResponse(raw: unknown): ChatCompletion {
+  const body = asRecord(raw) as unknown as ChatCompletion;
+  const usage = normalizeUsage(asRecord(raw).usage);
+  return { ...body, object: "chat.completion", ...(usage ? { usage } : {}) };
+}
+
+/** Decodes one frame of an OpenAI chat stream: a chunk, `[DONE]`, or an error object. */
+export function decodeCompatibleFrame(frame: StreamFrame): DecodedFrames {
+  const data = frame.data.trim();
+  if (data === "[DONE]") return { chunks: [], done: true };
+  if (!data) return { chunks: [] };
+  const parsed = parseJson(data);
+  const record = asRecord(parsed);
+  if (parsed === undefined) {
+    return { chunks: [], error: { status: 502, message: "malformed stream frame from upstream", type: "api_error" } };
+  }
+  if (record.error) {
+    const info = genericError(500, data);
+    const status = asNumber(asRecord(record.error).status) ?? asNumber(asRecord(record.error).code) ?? 500;
+    return { chunks: [], error: { ...info, status: status >= 400 && status < 600 ? status : 500 } };
+  }
+  const chunk = record as unknown as ChatChunk;
+  // Some providers put usage inside the choice of the last chunk.
+  const choiceUsage = chunk.choices?.[0] ? (chunk.choices[0] as unknown as Record<string, unknown>).usage : undefined;
+  const usage = normalizeUsage(record.usage ?? choiceUsage);
+  return { chunks: [{ ...chunk, object: "chat.completion.chunk", choices: chunk.choices ?? [], usage: usage ?? null }] };
+}
+
+/** An OpenAI embeddings body, with its usage filled in. */
+export function compatibleEmbeddingsResponse(raw: unknown): EmbeddingsResponse {
+  const body = asRecord(raw) as unknown as EmbeddingsResponse;
+  const usage = asRecord(body.usage);
+  const prompt = asNumber(usage.prompt_tokens) ?? 0;
+  return { ...body, object: "list", usage: { prompt_tokens: prompt, total_tokens: asNumber(usage.total_tokens) ?? prompt } };
+}
+
+/** The ids of an OpenAI `/models` listing. */
+export function compatibleModelIds(raw: unknown): string[] {
+  const data = asRecord(raw).data;
+  return (Array.isArray(data) ? data : []).map((item) => asRecord(item).id).filter((id): id is string => typeof id === "string");
+}
+
+function authHeaders(context: CallContext, extra?: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = { "content-type": "application/json", ...extra, ...context.extraHeaders };
+  const key = context.credentials.api_key;
+  if (key !== undefined && key !== "") headers.authorization = `Bearer ${key}`;
+  return headers;
+}
+
+/** A provider that speaks the OpenAI API, written as its differences from OpenAI. */
+export function openAICompatible(options: CompatibleOptions): ProviderSpec {
+  const prefix = options.apiPrefix ?? "/v1";
+  const capabilities = { ...FULL_CAPABILITIES, ...options.capabilities };
+  const unsupported = options.unsupported ?? [];
+  const url = (context: CallContext, path: string) => joinUrl(context.baseUrl, `${prefix}${path}`);
+  const headers = (context: CallContext) => authHeaders(context, options.headers?.(context));
+
+  return {
+    id: options.id,
+    names: options.names,
+    defaultBaseUrl: options.defaultBaseUrl,
+    credentialSchema: options.credentialSchema ?? [API_KEY_FIELD],
+    capabilities,
+    streamFormat: "sse",
+    chat: {
+      request(body: ChatRequest, context: CallContext) {
+        const warnings = unsupportedWarnings(body, unsupported, options.names.en);
+        const outgoing: Record<string, unknown> = { ...body, model: context.model };
+        for (const field of unsupported) delete outgoing[field];
+        if (body.stream && capabilities.streamUsage) {
+          outgoing.stream_options = { ...asRecord(body.stream_options), include_usage: true };
+        } else if (!body.stream) {
+          delete outgoing.stream_options;
+        }
+        if (body.tools?.length && !capabilities.tools) {
+          warnings.push(`${options.names.en} does not support tools; they were not sent`);
+          delete outgoing.tools;
+          delete outgoing.tool_choice;
+        }
+        if (body.response_format && body.response_format.type !== "text" && !capabilities.jsonMode) {
+          warnings.push(`${options.names.en} does not support response_format; it was not sent`);
+          delete outgoing.response_format;
+        }
+        options.adjustBody?.(outgoing, warnings);
+        const request: UpstreamRequest = {
+          method: "POST",
+          url: url(context, "/chat/completions"),
+          headers: headers(context),
+          body: JSON.stringify(outgoing),
+        };
+        return { request, warnings };
+      },
+      response: compatibleResponse,
+      stream: () => ({ decode: decodeCompatibleFrame, flush: () => [] }),
+    },
+    embeddings: capabilities.embeddings
+      ? {
+          request(body, context) {
+            return {
+              request: {
+                method: "POST",
+                url: url(context, "/embeddings"),
+                headers: headers(context),
+                body: JSON.stringify({ ...body, model: context.model }),
+              },
+              warnings: [],
+            };
+          },
+          response: compatibleEmbeddingsResponse,
+        }
+      : undefined,
+    models: capabilities.modelListing
+      ? {
+          request: (context) => ({ method: "GET", url: url(context, "/models"), headers: headers(context) }),
+          response: compatibleModelIds,
+        }
+      : undefined,
+    error: genericError,
+  };
+}

@@ -1,0 +1,106 @@
+import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from "./chat-types.ts";
+
+export type Locale = "en" | "zh-CN";
+export type Localized = Record<Locale, string>;
+
+/** One field of a provider's credential form; the console renders its forms from these. */
+export interface CredentialField {
+  name: string;
+  type: "secret" | "text" | "select" | "number";
+  required: boolean;
+  default?: string | number;
+  placeholder?: string;
+  options?: { value: string; label: Localized }[];
+  label: Localized;
+  help?: Localized;
+}
+
+export interface Capabilities {
+  chat: boolean;
+  embeddings: boolean;
+  tools: boolean;
+  vision: boolean;
+  jsonMode: boolean;
+  modelListing: boolean;
+  /** Reports usage in the final streamed chunk when asked. */
+  streamUsage: boolean;
+}
+
+export type Credentials = Record<string, string | number | undefined>;
+
+/** What an adapter needs to address one channel's upstream. */
+export interface CallContext {
+  /** The channel's origin, without a trailing slash (and without a trailing /v1). */
+  baseUrl: string;
+  credentials: Credentials;
+  /** The upstream model name (after the channel's model mapping). */
+  model: string;
+  extraHeaders?: Record<string, string>;
+}
+
+export interface UpstreamRequest {
+  method: "GET" | "POST";
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** One frame of an upstream stream: an SSE event, or one NDJSON line (as `data`). */
+export interface StreamFrame {
+  event?: string;
+  data: string;
+}
+
+export interface UpstreamErrorInfo {
+  message: string;
+  /** The error's type in OpenAI's vocabulary (`invalid_request_error`, `rate_limit_error`, …). */
+  type: string;
+  code?: string | null;
+}
+
+export interface DecodedFrames {
+  chunks: ChatChunk[];
+  /** An error reported inside the stream (an error event, or an error object instead of a chunk). */
+  error?: UpstreamErrorInfo & { status: number };
+  /** The upstream said the stream is complete. */
+  done?: boolean;
+}
+
+/** Turns one upstream stream into OpenAI chunks; one instance per request, it may keep state. */
+export interface StreamDecoder {
+  decode(frame: StreamFrame): DecodedFrames;
+  /** Chunks still owed when the upstream ends (a final usage chunk, say). */
+  flush(): ChatChunk[];
+}
+
+export interface TranslatedRequest {
+  request: UpstreamRequest;
+  /** Parameters the provider cannot honour, said to the caller instead of dropped in silence. */
+  warnings: string[];
+}
+
+export interface ProviderSpec {
+  id: string;
+  names: Localized;
+  defaultBaseUrl: string;
+  credentialSchema: CredentialField[];
+  capabilities: Capabilities;
+  /** Whether a stream is server-sent events or newline-delimited JSON. */
+  streamFormat: "sse" | "ndjson";
+  chat: {
+    request(body: ChatRequest, context: CallContext): TranslatedRequest;
+    response(body: unknown, context: CallContext): ChatCompletion;
+    stream(context: CallContext, request: ChatRequest): StreamDecoder;
+  };
+  embeddings?: {
+    request(body: EmbeddingsRequest, context: CallContext): TranslatedRequest;
+    response(body: unknown, context: CallContext): EmbeddingsResponse;
+  };
+  /** How to list the upstream's models; also used to validate credentials. */
+  models?: {
+    request(context: CallContext): UpstreamRequest;
+    response(body: unknown): string[];
+  };
+  /** Reads an upstream error body into a message and type. */
+  error(status: number, body: string): UpstreamErrorInfo;
+}
