@@ -27,6 +27,7 @@ import { createPrincipalCache } from "./modules/auth/principal-cache.ts";
 import { authRoutes } from "./modules/auth/routes.ts";
 import { createAuthService } from "./modules/auth/service.ts";
 import { createChannelCatalog } from "./modules/channels/catalog.ts";
+import { CREDENTIAL_KEY_PURPOSE } from "./modules/channels/rotate-key.ts";
 import { channelRoutes } from "./modules/channels/routes.ts";
 import { createChannelService } from "./modules/channels/service.ts";
 import type { RelayDeps } from "./modules/gateway/call.ts";
@@ -109,7 +110,7 @@ export function createServices(infra: Infra) {
       perIp: limiter("login-ip", config.login.maxAttemptsPerIp),
     },
   });
-  const credentialKey = deriveKey(infra.masterKey, "channel-credentials");
+  const credentialKey = deriveKey(infra.masterKey, CREDENTIAL_KEY_PURPOSE);
   const catalog = createChannelCatalog(db.kysely, bus, credentialKey);
   const tokenCache = createTokenCache(db.kysely, bus);
   const upstream = createUpstreamClient();

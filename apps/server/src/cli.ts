@@ -1,13 +1,17 @@
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import path from "node:path";
 import { Command, Option } from "commander";
-import { createInfra, createServices, type Services } from "./app.ts";
+import type { Services } from "./app.ts";
 import { type Config, ConfigError, loadConfig } from "./config/env.ts";
 import type { Infra } from "./context.ts";
-import { migrateToLatest, pendingMigrations } from "./db/migrate.ts";
+import { assertSchemaNotNewer, migrateToLatest, pendingMigrations } from "./db/migrate.ts";
+import { decodeKey, loadMasterKey } from "./infra/crypto.ts";
 import { openDatabase, pingDatabase } from "./infra/db.ts";
 import { createLogger } from "./infra/logger.ts";
 import { createRedis } from "./infra/redis.ts";
 import { SYSTEM_ACTOR } from "./modules/audit/service.ts";
+import { rotateCredentialKey } from "./modules/channels/rotate-key.ts";
 import { findUserByEmail } from "./modules/users/repository.ts";
 
 function config(source: NodeJS.ProcessEnv = process.env): Config {
@@ -27,6 +31,8 @@ async function withServices<T>(run: (services: Services, infra: Infra) => Promis
   // The admin commands read LYSS_ADMIN_PASSWORD as their --password; the server's first-administrator
   // pair (LYSS_ADMIN_EMAIL with LYSS_ADMIN_PASSWORD) does not apply to them.
   const source = { ...process.env, LYSS_ADMIN_EMAIL: undefined, LYSS_ADMIN_PASSWORD: undefined };
+  // The server's modules load only for the commands that need them, so `--help` stays quick.
+  const { createInfra, createServices } = await import("./app.ts");
   const infra = await createInfra({ config: config(source), logger: createLogger("warn") });
   const services = createServices(infra);
   try {
@@ -110,6 +116,39 @@ admin
       await services.users.resetPassword(SYSTEM_ACTOR, user.id, password);
       process.stdout.write(`password reset for ${user.email}; their sessions have ended\n`);
     });
+  });
+
+program
+  .command("rotate-key")
+  .description("re-encrypt every channel's credentials under a new master key")
+  .option("--new-key <key>", "the new key (64 hex characters, base64 of 32 bytes, or 32+ characters); generated when omitted")
+  .action(async (options: { newKey?: string }) => {
+    const current = config();
+    const newKeyText = options.newKey ?? randomBytes(32).toString("base64");
+    if (newKeyText.length < 32) fail("the new key must have at least 32 characters");
+    const oldMaster = loadMasterKey(current.secretKey, current.dataDir);
+    const newMaster = decodeKey(newKeyText);
+    const db = openDatabase(current);
+    const keyFile = path.join(current.dataDir, "secret.key");
+    const staged = `${keyFile}.new`;
+    try {
+      await assertSchemaNotNewer(db);
+      if (!current.secretKey) fs.writeFileSync(staged, `${newKeyText}\n`, { mode: 0o600 });
+      const count = await rotateCredentialKey(db.kysely, oldMaster, newMaster);
+      if (current.secretKey) {
+        process.stdout.write(
+          `re-encrypted ${count} channel(s). Set LYSS_SECRET_KEY to the new key on every instance and restart them:\n${newKeyText}\n`,
+        );
+      } else {
+        fs.renameSync(staged, keyFile);
+        process.stdout.write(`re-encrypted ${count} channel(s); ${keyFile} now holds the new key. Restart every instance.\n`);
+      }
+    } catch (error) {
+      fs.rmSync(staged, { force: true });
+      fail(`rotation failed, nothing changed: ${(error as Error).message}`);
+    } finally {
+      await db.close();
+    }
   });
 
 program

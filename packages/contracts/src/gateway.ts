@@ -6,6 +6,23 @@ export const ZChannelStatus = z.enum(["enabled", "disabled", "auto_disabled"]);
 const ZModelName = z.string().trim().min(1).max(200);
 const ZHeaderName = z.string().regex(/^[A-Za-z0-9-]{1,100}$/, "a header name");
 
+type WithoutDefaults<T extends z.core.$ZodShape> = { [K in keyof T]: T[K] extends z.ZodDefault<infer Inner> ? Inner : T[K] };
+
+/**
+ * A create schema's fields without their defaults, for PATCH bodies: Zod applies a default even inside
+ * `.partial()`, which would reset every field a PATCH leaves out.
+ */
+function withoutDefaults<T extends z.core.$ZodShape>(schema: z.ZodObject<T>) {
+  const shape = Object.fromEntries(
+    Object.entries(schema.shape).map(([name, field]) => {
+      if (!(field instanceof z.ZodDefault)) return [name, field];
+      const inner = field.unwrap() as z.ZodType;
+      return [name, field.description ? inner.describe(field.description) : inner];
+    }),
+  );
+  return z.strictObject(shape as WithoutDefaults<T>);
+}
+
 export const ZChannelInput = z.strictObject({
   name: z.string().trim().min(1).max(100),
   provider: z.string().min(1).max(50),
@@ -26,9 +43,11 @@ export const ZChannelInput = z.strictObject({
   extra_headers: z.record(ZHeaderName, z.string().max(2000)).default({}),
 });
 
-export const ZChannelUpdate = ZChannelInput.omit({ provider: true }).partial().extend({
-  status: ZChannelStatus.optional(),
-});
+export const ZChannelUpdate = withoutDefaults(ZChannelInput.omit({ provider: true }))
+  .partial()
+  .extend({
+    status: ZChannelStatus.optional(),
+  });
 
 export const ZChannel = z.object({
   id: ZId,
@@ -90,7 +109,7 @@ export const ZTokenInput = z.strictObject({
   user_id: ZId.optional().describe("owner; admins may create tokens for other members"),
 });
 
-export const ZTokenUpdate = ZTokenInput.omit({ user_id: true }).partial();
+export const ZTokenUpdate = withoutDefaults(ZTokenInput.omit({ user_id: true })).partial();
 
 export const ZToken = z.object({
   id: ZId,

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Capabilities, CredentialField, Localized, UpstreamErrorInfo } from "./spec.ts";
+import type { Capabilities, CredentialField, DecodedFrames, Localized, UpstreamErrorInfo } from "./spec.ts";
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -78,4 +78,18 @@ export function unsupportedWarnings(body: Record<string, unknown>, fields: reado
   return fields
     .filter((field) => body[field] !== undefined && body[field] !== null)
     .map((field) => `${provider} does not support "${field}"; it was not sent`);
+}
+
+/** The JSON of one stream frame, or what to answer when there is none (empty) or it is malformed. */
+export function frameJson(frame: { data: string }): { ok: true; value: unknown } | { ok: false; result: DecodedFrames } {
+  const data = frame.data.trim();
+  if (!data) return { ok: false, result: { chunks: [] } };
+  const value = parseJson(data);
+  if (value === undefined) {
+    return {
+      ok: false,
+      result: { chunks: [], error: { status: 502, message: "malformed stream frame from upstream", type: "api_error" } },
+    };
+  }
+  return { ok: true, value };
 }

@@ -51,7 +51,8 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-function decodeKey(text: string): Buffer {
+/** A master key from its text form: 64 hex characters, base64 of 32 bytes, or any longer string (stretched). */
+export function decodeKey(text: string): Buffer {
   if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
   const decoded = Buffer.from(text, "base64");
   if (decoded.length === 32) return decoded;

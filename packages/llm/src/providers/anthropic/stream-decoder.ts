@@ -1,5 +1,5 @@
 import type { ChatChunk } from "../../chat-types.ts";
-import { asNumber, asRecord, asString, completionId, errorTypeForStatus, nowSeconds, parseJson } from "../../common.ts";
+import { asNumber, asRecord, asString, completionId, errorTypeForStatus, frameJson, nowSeconds } from "../../common.ts";
 import type { DecodedFrames, StreamDecoder, StreamFrame } from "../../spec.ts";
 import { convertUsage } from "./convert-usage.ts";
 import { statusForErrorType } from "./errors.ts";
@@ -67,12 +67,9 @@ export function createStreamDecoder(model: string): StreamDecoder {
 
   return {
     decode(frame: StreamFrame): DecodedFrames {
-      const data = frame.data.trim();
-      if (!data) return { chunks: [] };
-      const parsed = parseJson(data);
-      if (parsed === undefined) {
-        return { chunks: [], error: { status: 502, message: "malformed stream frame from upstream", type: "api_error" } };
-      }
+      const json = frameJson(frame);
+      if (!json.ok) return json.result;
+      const parsed = json.value;
       const event = asRecord(parsed);
       switch (asString(event.type) ?? frame.event) {
         case "message_start": {

@@ -1,5 +1,5 @@
 import type { ChatChunk, Usage } from "../../chat-types.ts";
-import { asRecord, nowSeconds, parseJson } from "../../common.ts";
+import { asRecord, frameJson, nowSeconds } from "../../common.ts";
 import type { CallContext, DecodedFrames, StreamDecoder, StreamFrame } from "../../spec.ts";
 import type { GeminiCandidate, GeminiResponse } from "./api-types.ts";
 import { readParts, responseIdOf } from "./convert-response.ts";
@@ -61,12 +61,9 @@ export function geminiStreamDecoder(context: CallContext): StreamDecoder {
 
   return {
     decode(frame: StreamFrame): DecodedFrames {
-      const data = frame.data.trim();
-      if (!data) return { chunks: [] };
-      const parsed = parseJson(data);
-      if (parsed === undefined) {
-        return { chunks: [], error: { status: 502, message: "malformed stream frame from upstream", type: "api_error" } };
-      }
+      const json = frameJson(frame);
+      if (!json.ok) return json.result;
+      const parsed = json.value;
       const error = readGeminiError(500, parsed);
       if (error) return { chunks: [], error };
       const body = asRecord(parsed) as GeminiResponse;

@@ -1,5 +1,5 @@
 import type { ChatChunk } from "../../chat-types.ts";
-import { asRecord, completionId, parseJson } from "../../common.ts";
+import { asRecord, completionId, frameJson } from "../../common.ts";
 import type { CallContext, DecodedFrames, StreamDecoder, StreamFrame } from "../../spec.ts";
 import type { OllamaChatResponse } from "./api-types.ts";
 import { createdOf, ollamaUsage, toolCallsOf } from "./convert-response.ts";
@@ -34,12 +34,9 @@ export function ollamaStreamDecoder(context: CallContext): StreamDecoder {
 
   return {
     decode(frame: StreamFrame): DecodedFrames {
-      const data = frame.data.trim();
-      if (!data) return { chunks: [] };
-      const parsed = parseJson(data);
-      if (parsed === undefined) {
-        return { chunks: [], error: { status: 502, message: "malformed stream frame from upstream", type: "api_error" } };
-      }
+      const json = frameJson(frame);
+      if (!json.ok) return json.result;
+      const parsed = json.value;
       const body = asRecord(parsed) as OllamaChatResponse;
       if (typeof body.error === "string") return { chunks: [], error: { status: 500, message: body.error, type: "api_error", code: null } };
       created ??= createdOf(body);

@@ -4,9 +4,9 @@ import {
   asNumber,
   asRecord,
   FULL_CAPABILITIES,
+  frameJson,
   genericError,
   joinUrl,
-  parseJson,
   unsupportedWarnings,
 } from "../../common.ts";
 import type {
@@ -64,16 +64,12 @@ export function compatibleResponse(raw: unknown): ChatCompletion {
 
 /** Decodes one frame of an OpenAI chat stream: a chunk, `[DONE]`, or an error object. */
 export function decodeCompatibleFrame(frame: StreamFrame): DecodedFrames {
-  const data = frame.data.trim();
-  if (data === "[DONE]") return { chunks: [], done: true };
-  if (!data) return { chunks: [] };
-  const parsed = parseJson(data);
-  const record = asRecord(parsed);
-  if (parsed === undefined) {
-    return { chunks: [], error: { status: 502, message: "malformed stream frame from upstream", type: "api_error" } };
-  }
+  if (frame.data.trim() === "[DONE]") return { chunks: [], done: true };
+  const json = frameJson(frame);
+  if (!json.ok) return json.result;
+  const record = asRecord(json.value);
   if (record.error) {
-    const info = genericError(500, data);
+    const info = genericError(500, frame.data);
     const status = asNumber(asRecord(record.error).status) ?? asNumber(asRecord(record.error).code) ?? 500;
     return { chunks: [], error: { ...info, status: status >= 400 && status < 600 ? status : 500 } };
   }
