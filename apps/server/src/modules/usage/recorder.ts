@@ -6,6 +6,9 @@ import { touchTokens } from "../tokens/repository.ts";
 
 export type UsageRecord = Omit<UsageLogsTable, "id">;
 
+/** Work that must land in the same transaction as a batch of usage records (counters, rollups). */
+export type BatchWriter = (trx: Kysely<Database>, batch: UsageLogsTable[]) => Promise<void>;
+
 /**
  * Usage records are buffered in memory and written in batches, off the request path: every
  * `intervalMs`, when `batchSize` records wait, and on shutdown. A failed batch is retried on the next
@@ -16,6 +19,7 @@ export function createUsageRecorder(db: Kysely<Database>, logger: Logger, option
   let pending: UsageLogsTable[] = [];
   let flushing: Promise<void> | undefined;
   const listeners = new Set<(record: UsageLogsTable) => void>();
+  const writers: BatchWriter[] = [];
 
   async function writeBatch(batch: UsageLogsTable[]) {
     const lastUsed = new Map<string, string>();
@@ -28,6 +32,7 @@ export function createUsageRecorder(db: Kysely<Database>, logger: Logger, option
           .execute();
       }
       await touchTokens(trx, lastUsed);
+      for (const writer of writers) await writer(trx, batch);
     });
   }
 
@@ -61,6 +66,10 @@ export function createUsageRecorder(db: Kysely<Database>, logger: Logger, option
     onRecord(listener: (record: UsageLogsTable) => void) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    /** Adds work to every batch's transaction. */
+    addBatchWriter(writer: BatchWriter) {
+      writers.push(writer);
     },
     flush,
     async close() {
