@@ -36,9 +36,16 @@ import { createRouter } from "./modules/gateway/router.ts";
 import { anthropicRoutes, dataPlaneErrors, openAIRoutes } from "./modules/gateway/routes.ts";
 import { createGatewayService } from "./modules/gateway/service.ts";
 import { createUpstreamClient } from "./modules/gateway/upstream.ts";
+import { DEFAULT_BREAKER } from "./modules/health/breaker.ts";
+import { createChannelHealth } from "./modules/health/channel-health.ts";
+import { channelStatsRoutes } from "./modules/health/routes.ts";
 import type { Api } from "./modules/http.ts";
 import { memberRoutes } from "./modules/members/routes.ts";
 import { createMemberService } from "./modules/members/service.ts";
+import { priceRoutes } from "./modules/pricing/routes.ts";
+import { createPriceBook } from "./modules/pricing/service.ts";
+import { createQuotaService } from "./modules/quota/service.ts";
+import { createMemoryQuotaStore, createRedisQuotaStore } from "./modules/quota/store.ts";
 import { settingsRoutes } from "./modules/settings/routes.ts";
 import { createSettingsService } from "./modules/settings/service.ts";
 import { systemRoutes } from "./modules/system/routes.ts";
@@ -48,7 +55,10 @@ import { tokenRoutes } from "./modules/tokens/routes.ts";
 import { createTokenService } from "./modules/tokens/service.ts";
 import { createTokenCache } from "./modules/tokens/token-cache.ts";
 import { createUsageRecorder } from "./modules/usage/recorder.ts";
+import { createUsageRetention } from "./modules/usage/retention.ts";
+import { writeUsageRollups } from "./modules/usage/rollups.ts";
 import { usageRoutes } from "./modules/usage/routes.ts";
+import { usageStatsRoutes } from "./modules/usage/stats-routes.ts";
 import { userRoutes } from "./modules/users/routes.ts";
 import { createUserService } from "./modules/users/service.ts";
 
@@ -58,6 +68,8 @@ export interface BuildOptions {
   clock?: Clock;
   /** Run migrations at start (default). The CLI's `start --no-migrate` turns this off. */
   migrate?: boolean;
+  /** Run the scheduled channel health probes (default: yes, except when NODE_ENV is test). */
+  healthProbes?: boolean | { tickMs?: number };
 }
 
 const VERSION = "0.1.0";
@@ -93,7 +105,6 @@ export function createServices(infra: Infra) {
   const deps = { db: db.kysely, clock, bus, audit };
   const users = createUserService(deps);
   const tenants = createTenantService(deps);
-  const members = createMemberService(deps, users);
   const settings = createSettingsService(deps);
   const principals = createPrincipalCache(db.kysely, bus);
   const tokens = createAccessTokens(deriveKey(infra.masterKey, "jwt-signing"), config.accessTokenTtlSeconds, () => clock.now());
@@ -114,10 +125,18 @@ export function createServices(infra: Infra) {
   const catalog = createChannelCatalog(db.kysely, bus, credentialKey);
   const tokenCache = createTokenCache(db.kysely, bus);
   const upstream = createUpstreamClient();
-  const stats = createChannelStats(() => clock.now().getTime());
+  const stats = createChannelStats(() => clock.now().getTime(), { breaker: DEFAULT_BREAKER });
   const usage = createUsageRecorder(db.kysely, infra.logger);
-  const channels = createChannelService({ ...deps, key: credentialKey, catalog, upstream });
-  const accessTokens = createTokenService({ ...deps, cache: tokenCache });
+  usage.addBatchWriter(writeUsageRollups);
+  const usageRetention = createUsageRetention({ db: db.kysely, settings, clock, logger: infra.logger });
+  const prices = createPriceBook(db.kysely, bus);
+  const quotaStore = redis ? createRedisQuotaStore(redis, config.redisPrefix) : createMemoryQuotaStore();
+  const quota = createQuotaService({ db: db.kysely, store: quotaStore, clock, settings, prices, principals });
+  const members = createMemberService(deps, users, quota);
+  usage.addBatchWriter((trx) => quota.persist(trx));
+  const channels = createChannelService({ ...deps, key: credentialKey, catalog, upstream, quota });
+  const health = createChannelHealth(infra, { channels, settings, stats, usage });
+  const accessTokens = createTokenService({ ...deps, cache: tokenCache, quota });
   const gateway = createGatewayService({
     catalog,
     tokens: tokenCache,
@@ -131,6 +150,8 @@ export function createServices(infra: Infra) {
     upstream,
     stats,
     usage,
+    quota,
+    prices,
     logger: infra.logger,
     maxAttempts: config.gateway.maxAttempts,
     keepAliveMs: config.gateway.keepAliveMs,
@@ -149,16 +170,23 @@ export function createServices(infra: Infra) {
     tokenCache,
     upstream,
     stats,
+    health,
     usage,
+    usageRetention,
     channels,
     accessTokens,
     gateway,
     relay,
+    prices,
+    quota,
     async close() {
+      await health.close();
       principals.close();
       settings.close();
       catalog.close();
       tokenCache.close();
+      prices.close();
+      await usageRetention.stop();
       await usage.close();
       await upstream.close();
     },
@@ -187,7 +215,7 @@ export async function buildApp(options: BuildOptions) {
   const infra = await createInfra(options);
   const services = createServices(infra);
   await bootstrapAdmin(infra, services);
-  await Promise.all([services.catalog.warm(), services.tokenCache.warm()]);
+  await Promise.all([services.catalog.warm(), services.tokenCache.warm(), services.prices.load()]);
   const { config, metrics } = infra;
 
   const fastify = Fastify({
@@ -236,13 +264,16 @@ export async function buildApp(options: BuildOptions) {
   systemRoutes(app, infra);
   authRoutes(app, services.auth, services.members, services.principals);
   userRoutes(app, services.users);
-  tenantRoutes(app, services.tenants, services.principals);
+  tenantRoutes(app, services.tenants, services.principals, services.quota);
   memberRoutes(app, services.members);
   settingsRoutes(app, services.settings);
   auditRoutes(app, services.audit, infra.db.kysely);
   channelRoutes(app, services.channels);
+  channelStatsRoutes(app, services.channels, services.stats);
   tokenRoutes(app, services.accessTokens);
   usageRoutes(app, infra.db.kysely);
+  priceRoutes(app, infra.db.kysely, services.prices, services.audit);
+  usageStatsRoutes(app, infra.db.kysely, () => infra.clock.now());
   await app.register(async (scope) => {
     scope.addHook("onRoute", (route) => {
       route.bodyLimit ??= config.gateway.bodyLimitBytes;
@@ -266,6 +297,9 @@ export async function buildApp(options: BuildOptions) {
   });
 
   await app.ready();
+  services.usageRetention.start();
+  const probes = options.healthProbes ?? config.env !== "test";
+  if (probes) services.health.probes.start(typeof probes === "object" ? probes.tickMs : undefined);
   return { app, infra, services };
 }
 

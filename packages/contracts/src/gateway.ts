@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ZId, ZTimestamp } from "./common.ts";
+import { ZLimit, ZLimitStatus } from "./limits.ts";
 
 export const ZChannelStatus = z.enum(["enabled", "disabled", "auto_disabled"]);
 
@@ -41,6 +42,7 @@ export const ZChannelInput = z.strictObject({
   timeout_ms: z.number().int().min(1000).max(600_000).default(120_000).describe("whole-request timeout"),
   first_byte_timeout_ms: z.number().int().min(500).max(600_000).default(60_000).describe("time allowed until response headers"),
   extra_headers: z.record(ZHeaderName, z.string().max(2000)).default({}),
+  limits: z.array(ZLimit).max(20).default([]).describe("quota limits of this channel, checked at admission, charged on use"),
 });
 
 export const ZChannelUpdate = withoutDefaults(ZChannelInput.omit({ provider: true }))
@@ -65,6 +67,7 @@ export const ZChannel = z.object({
   timeout_ms: z.number(),
   first_byte_timeout_ms: z.number(),
   extra_headers: z.record(z.string(), z.string()),
+  limits: z.array(ZLimitStatus),
   created_at: ZTimestamp,
   updated_at: ZTimestamp,
 });
@@ -80,11 +83,56 @@ export const ZChannelTestResult = z.object({
 
 export const ZChannelSyncResult = z.object({ models: z.array(z.string()), channel: ZChannel });
 
-export const ZLimit = z.strictObject({
-  metric: z.enum(["requests", "tokens", "cost_micro_usd"]),
-  window: z.enum(["total", "day", "month"]),
-  max: z.number().int().min(0),
+export const ZCircuitState = z.enum(["closed", "open", "half_open"]);
+
+const ZPercentiles = z.object({
+  samples: z.number().describe("samples in the last five minutes (at most the last 512)"),
+  p50: z.number().nullable(),
+  p90: z.number().nullable(),
+  p99: z.number().nullable(),
 });
+
+/** A channel's live statistics, as this instance has seen them. */
+export const ZChannelStats = z.object({
+  channel_id: ZId,
+  status: ZChannelStatus,
+  status_reason: z.string().nullable(),
+  circuit: z.object({
+    state: ZCircuitState,
+    consecutive_failures: z.number(),
+    opened_at: ZTimestamp.nullable(),
+    cooldown_ms: z.number().describe("how long an open circuit waits before a trial request; doubles after a failed trial"),
+    retry_at: ZTimestamp.nullable().describe("when an open circuit lets a trial request through"),
+  }),
+  in_flight: z.number(),
+  requests: z.number(),
+  failures: z.number(),
+  success_rate: z.number().describe("decaying average, 0 to 1"),
+  window: z.object({
+    seconds: z.number(),
+    requests: z.number(),
+    failures: z.number(),
+    error_rate: z.number().nullable(),
+  }),
+  latency_ms: ZPercentiles.extend({
+    average: z.number().describe("exponentially weighted"),
+    peak: z.number().describe("peak-EWMA, as the adaptive strategy uses it"),
+  }),
+  ttft_ms: ZPercentiles.describe("time to first token of streamed answers"),
+  credentials_failing: z.boolean(),
+  cooling_down: z.boolean().describe("the upstream asked to wait (Retry-After)"),
+  last_error: z.string().nullable(),
+  last_probe: z
+    .object({
+      at: ZTimestamp,
+      ok: z.boolean(),
+      latency_ms: z.number(),
+      status: z.number().nullable(),
+      error: z.string().nullable(),
+    })
+    .nullable(),
+});
+export type TChannelStats = z.infer<typeof ZChannelStats>;
 
 export const ZRateLimits = z.strictObject({
   rpm: z.number().int().min(1).optional(),
@@ -122,7 +170,7 @@ export const ZToken = z.object({
   ip_allowlist: z.array(z.string()),
   status: z.enum(["enabled", "disabled"]),
   allow_dry_run: z.boolean(),
-  limits: z.array(ZLimit),
+  limits: z.array(ZLimitStatus),
   rate_limits: ZRateLimits,
   last_used_at: ZTimestamp.nullable(),
   created_at: ZTimestamp,
@@ -152,6 +200,7 @@ export const ZUsageLog = z.object({
   cached_tokens: z.number(),
   reasoning_tokens: z.number(),
   total_tokens: z.number(),
+  cost_micro_usd: z.number(),
   attempts: z.number(),
   request_id: z.string().nullable(),
   created_at: ZTimestamp,

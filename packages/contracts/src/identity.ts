@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ZDisplayName, ZEmail, ZId, ZPassword, ZTimestamp } from "./common.ts";
+import { ZLimit, ZLimitStatus } from "./limits.ts";
 
 export const ZTenantRole = z.enum(["owner", "admin", "member"]);
 export type TTenantRole = z.infer<typeof ZTenantRole>;
@@ -94,7 +95,10 @@ export const ZCreateTenantRequest = z.strictObject({
 export const ZUpdateTenantRequest = z.strictObject({
   name: ZDisplayName.optional(),
   status: ZTenantStatus.optional(),
+  limits: z.array(ZLimit).max(20).optional().describe("the tenant's quota limits (platform administrators)"),
 });
+
+export const ZTenantDetail = ZTenant.extend({ limits: z.array(ZLimitStatus) });
 
 export const ZCreateUserRequest = z.strictObject({
   email: ZEmail,
@@ -121,6 +125,8 @@ export const ZMember = z.object({
 });
 export type TMember = z.infer<typeof ZMember>;
 
+export const ZMemberDetail = ZMember.extend({ limits: z.array(ZLimitStatus) });
+
 export const ZAddMemberRequest = z.strictObject({
   email: ZEmail,
   role: ZTenantRole.default("member"),
@@ -142,4 +148,7 @@ export const ZAddMemberResponse = z.object({
     .describe("set when no user had this email: an invitation to accept"),
 });
 
-export const ZUpdateMemberRequest = z.strictObject({ role: ZTenantRole });
+export const ZUpdateMemberRequest = z.strictObject({
+  role: ZTenantRole.optional(),
+  limits: z.array(ZLimit).max(20).optional().describe("the member's own quota limits in this tenant"),
+});

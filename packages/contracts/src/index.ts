@@ -1,4 +1,6 @@
 export * from "./common.ts";
 export * from "./gateway.ts";
 export * from "./identity.ts";
+export * from "./limits.ts";
 export * from "./platform.ts";
+export * from "./usage.ts";

@@ -21,6 +21,7 @@ export interface TenantsTable {
   name: string;
   slug: string;
   status: "active" | "suspended";
+  limits: string;
   created_at: string;
   updated_at: string;
 }
@@ -29,6 +30,7 @@ export interface MembershipsTable {
   tenant_id: string;
   user_id: string;
   role: "owner" | "admin" | "member";
+  limits: string;
   created_at: string;
 }
 
@@ -108,6 +110,7 @@ export interface ChannelsTable {
   timeout_ms: number;
   first_byte_timeout_ms: number;
   extra_headers: string;
+  limits: string;
   created_at: string;
   updated_at: string;
 }
@@ -154,7 +157,45 @@ export interface UsageLogsTable {
   total_tokens: number;
   attempts: number;
   request_id: string | null;
+  cost_micro_usd: number;
   created_at: string;
+}
+
+export interface QuotaCountersTable {
+  key: string;
+  tenant_id: string;
+  used: number;
+  updated_at: string;
+}
+
+export interface ModelPricesTable {
+  id: string;
+  /** null for the platform's prices, which every tenant inherits. */
+  tenant_id: string | null;
+  model: string;
+  input_per_mtok: number;
+  output_per_mtok: number;
+  cached_input_per_mtok: number | null;
+  per_request: number;
+  updated_at: string;
+}
+
+/** Usage summed per hour or UTC day and per tenant, user, token, model or channel (see modules/usage/rollups.ts). */
+export interface UsageRollupsTable {
+  tenant_id: string;
+  period: "hour" | "day";
+  /** ISO 8601 UTC start of the hour or UTC day. */
+  bucket_start: string;
+  dimension: "tenant" | "user" | "token" | "model" | "channel";
+  dimension_value: string;
+  requests: number;
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cached_tokens: number;
+  total_tokens: number;
+  cost_micro_usd: number;
+  latency_ms_sum: number;
 }
 
 export interface Database {
@@ -170,4 +211,7 @@ export interface Database {
   channels: ChannelsTable;
   access_tokens: AccessTokensTable;
   usage_logs: UsageLogsTable;
+  usage_rollups: UsageRollupsTable;
+  quota_counters: QuotaCountersTable;
+  model_prices: ModelPricesTable;
 }

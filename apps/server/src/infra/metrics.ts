@@ -1,10 +1,34 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+type CallLabels = "tenant" | "model" | "channel" | "status";
+
+/** One channel's live health, read when /metrics is scraped. */
+export interface ChannelGaugeSample {
+  tenant: string;
+  channel: string;
+  successRate: number;
+  inFlight: number;
+  /** 0 closed, 1 half-open, 2 open. */
+  circuit: number;
+}
 
 export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<"method" | "route" | "status_code">;
   httpRequests: Counter<"method" | "route" | "status_code">;
+  gatewayRequests: Counter<CallLabels>;
+  gatewayDuration: Histogram<CallLabels>;
+  gatewayTtft: Histogram<CallLabels>;
+  gatewayTokens: Counter<"tenant" | "model" | "channel" | "type">;
+  gatewayCost: Counter<"tenant" | "model" | "channel">;
+  gatewayRejections: Counter<"kind" | "tenant">;
+  /** Counts a request refused by a quota or a rate limit. */
+  rejected(kind: "quota" | "rate_limit", tenant: string): void;
+  /** Where the channel gauges read from at each scrape (set by the health module). */
+  setChannelSource(source: () => Iterable<ChannelGaugeSample>): void;
 }
+
+const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
 
 /** One registry per app, so several apps in one test process never collide. */
 export function createMetrics(): Metrics {
@@ -23,5 +47,82 @@ export function createMetrics(): Metrics {
     labelNames: ["method", "route", "status_code"] as const,
     registers: [registry],
   });
-  return { registry, httpDuration, httpRequests };
+  return { registry, httpDuration, httpRequests, ...gatewayMetrics(registry) };
+}
+
+/** Gateway calls, tokens and cost, rejections, and each channel's health. */
+function gatewayMetrics(registry: Registry) {
+  const callLabels = ["tenant", "model", "channel", "status"] as const;
+  const registers = [registry];
+  const gatewayRequests = new Counter({
+    name: "lyss_gateway_requests_total",
+    help: "Gateway calls by tenant, public model, channel (none when no channel answered) and HTTP status",
+    labelNames: callLabels,
+    registers,
+  });
+  const gatewayDuration = new Histogram({
+    name: "lyss_gateway_request_duration_seconds",
+    help: "Gateway call duration in seconds, failover included",
+    labelNames: callLabels,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const gatewayTtft = new Histogram({
+    name: "lyss_gateway_time_to_first_token_seconds",
+    help: "Time to the first streamed content, in seconds",
+    labelNames: callLabels,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const gatewayTokens = new Counter({
+    name: "lyss_gateway_tokens_total",
+    help: "Tokens by tenant, public model, channel and type (prompt or completion)",
+    labelNames: ["tenant", "model", "channel", "type"] as const,
+    registers,
+  });
+  const gatewayCost = new Counter({
+    name: "lyss_gateway_cost_micro_usd_total",
+    help: "Cost of gateway calls in micro-USD",
+    labelNames: ["tenant", "model", "channel"] as const,
+    registers,
+  });
+  const gatewayRejections = new Counter({
+    name: "lyss_gateway_rejections_total",
+    help: "Requests refused by a quota or a rate limit",
+    labelNames: ["kind", "tenant"] as const,
+    registers,
+  });
+  let source: () => Iterable<ChannelGaugeSample> = () => [];
+  const channelGauge = (name: string, help: string, value: (sample: ChannelGaugeSample) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["tenant", "channel"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const sample of source()) this.set({ tenant: sample.tenant, channel: sample.channel }, value(sample));
+      },
+    });
+  channelGauge("lyss_channel_success_rate", "Decaying success rate of each channel, 0 to 1", (sample) => sample.successRate);
+  channelGauge("lyss_channel_in_flight", "Requests in flight to each channel", (sample) => sample.inFlight);
+  channelGauge(
+    "lyss_channel_circuit_state",
+    "Circuit breaker state of each channel: 0 closed, 1 half-open, 2 open",
+    (sample) => sample.circuit,
+  );
+  return {
+    gatewayRequests,
+    gatewayDuration,
+    gatewayTtft,
+    gatewayTokens,
+    gatewayCost,
+    gatewayRejections,
+    rejected(kind: "quota" | "rate_limit", tenant: string) {
+      gatewayRejections.inc({ kind, tenant });
+    },
+    setChannelSource(next: () => Iterable<ChannelGaugeSample>) {
+      source = next;
+    },
+  };
 }

@@ -36,6 +36,8 @@ export interface TenantFixture {
   channel: { id: string; name: string; apiKey: string };
   /** The member's access token (API key) in this tenant. */
   token: { id: string; name: string; key: string };
+  /** A model with a price of this tenant's own. */
+  priceModel?: string;
 }
 
 export interface IsolationFixture {
@@ -196,6 +198,7 @@ export const ISOLATION_MATRIX: MatrixEntry[] = [
     target: "header",
   },
   { method: "GET", route: "/api/v1/channels/{id}", params: channelOfA, minimum: "admin", target: "path" },
+  { method: "GET", route: "/api/v1/channels/{id}/stats", params: channelOfA, minimum: "admin", target: "path" },
   {
     method: "PATCH",
     route: "/api/v1/channels/{id}",
@@ -232,6 +235,25 @@ export const ISOLATION_MATRIX: MatrixEntry[] = [
 
   // usage
   { method: "GET", route: "/api/v1/usage/logs", minimum: "member", target: "header" },
+  { method: "GET", route: "/api/v1/usage/timeseries", minimum: "member", target: "header" },
+  { method: "GET", route: "/api/v1/usage/top", query: () => ({ dimension: "user" }), minimum: "member", target: "header" },
+
+  // prices
+  { method: "GET", route: "/api/v1/prices", minimum: "member", target: "header" },
+  {
+    method: "PUT",
+    route: "/api/v1/prices",
+    body: () => ({ scope: "tenant", model: "isolation-model", input_per_mtok: 5, output_per_mtok: 5 }),
+    minimum: "owner",
+    target: "header",
+  },
+  {
+    method: "DELETE",
+    route: "/api/v1/prices",
+    query: (fixture) => ({ scope: "tenant", model: fixture.tenantA.priceModel ?? "" }),
+    minimum: "owner",
+    target: "header",
+  },
 ];
 
 /**
@@ -381,6 +403,15 @@ export async function createIsolationFixture(app: TestApp, options: { upstreamUr
     channel: await addChannel(app, ownerB.token, tenantBId, `beta-channel-${tag}`, `sk-beta-upstream-${tag}`, upstreamUrl),
     token: await addToken(app, memberB, tenantBId, `beta-key-${tag}`),
   };
+
+  // A tenant price of A's, for the price routes' positive controls.
+  const price = await app.call("PUT", "/api/v1/prices", {
+    token: adminToken,
+    tenant: tenantAId,
+    body: { scope: "tenant", model: `alpha-model-${tag}`, input_per_mtok: 1, output_per_mtok: 2 },
+  });
+  if (price.status !== 200) throw new Error(`price set failed: ${price.status} ${price.text}`);
+  tenantA.priceModel = `alpha-model-${tag}`;
 
   const secretsOfA = [
     tenantA.name,

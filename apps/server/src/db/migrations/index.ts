@@ -1,9 +1,13 @@
 import type { Migration } from "kysely";
 import { foundation } from "./0001-foundation.ts";
 import { gateway } from "./0002-gateway.ts";
+import { governance } from "./0003-governance.ts";
+import { usageRollups } from "./0004-usage-rollups.ts";
 
 /** Every migration, in order. Names are permanent once released. */
 export const MIGRATIONS: Record<string, Migration> = {
   "0001_foundation": foundation,
   "0002_gateway": gateway,
+  "0003_governance": governance,
+  "0004_usage_rollups": usageRollups,
 };

@@ -2,6 +2,7 @@ import { getProvider, type ProviderSpec } from "@lyss/llm";
 import type { Kysely } from "kysely";
 import type { ChannelsTable, Database } from "../../db/schema.ts";
 import type { EventBus } from "../../infra/bus.ts";
+import { type Limit, parseLimits } from "../tokens/token-cache.ts";
 import { openCredentials } from "./credentials.ts";
 import { listAllChannels, listChannels } from "./repository.ts";
 
@@ -26,6 +27,7 @@ export interface RuntimeChannel {
   timeoutMs: number;
   firstByteTimeoutMs: number;
   extraHeaders: Record<string, string>;
+  limits: Limit[];
 }
 
 function toRuntime(row: ChannelsTable, key: Buffer): RuntimeChannel | undefined {
@@ -49,6 +51,7 @@ function toRuntime(row: ChannelsTable, key: Buffer): RuntimeChannel | undefined 
     timeoutMs: row.timeout_ms,
     firstByteTimeoutMs: row.first_byte_timeout_ms,
     extraHeaders: JSON.parse(row.extra_headers) as Record<string, string>,
+    limits: parseLimits(row.limits),
   };
 }
 

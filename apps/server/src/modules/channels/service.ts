@@ -3,12 +3,14 @@ import { getProvider, type ProviderSpec } from "@lyss/llm";
 import type { ChannelsTable } from "../../db/schema.ts";
 import { AppError, notFound } from "../../errors/app-error.ts";
 import { newId } from "../../infra/ids.ts";
-import type { Actor } from "../audit/service.ts";
+import { type Actor, SYSTEM_ACTOR } from "../audit/service.ts";
 import type { ServiceDeps } from "../deps.ts";
 import type { UpstreamClient } from "../gateway/upstream.ts";
+import type { QuotaService } from "../quota/service.ts";
+import { type Limit, parseLimits } from "../tokens/token-cache.ts";
 import type { ChannelCatalog } from "./catalog.ts";
 import { maskCredentials, normalizeBaseUrl, openCredentials, sealCredentials, validateCredentials } from "./credentials.ts";
-import { deleteChannel, findChannel, insertChannel, listChannels, updateChannel } from "./repository.ts";
+import { deleteChannel, findChannel, insertChannel, listChannels, setChannelStatus, updateChannel } from "./repository.ts";
 
 export interface ChannelInput {
   name: string;
@@ -24,6 +26,7 @@ export interface ChannelInput {
   timeout_ms: number;
   first_byte_timeout_ms: number;
   extra_headers: Record<string, string>;
+  limits: Limit[];
 }
 
 function requireProvider(id: string): ProviderSpec {
@@ -36,10 +39,20 @@ function requireProvider(id: string): ProviderSpec {
   return provider;
 }
 
-export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog: ChannelCatalog; upstream: UpstreamClient }) {
+type ChannelConfig = Omit<TChannel, "limits"> & { limits: Limit[] };
+
+export function createChannelService(
+  deps: ServiceDeps & { key: Buffer; catalog: ChannelCatalog; upstream: UpstreamClient; quota: QuotaService },
+) {
   const { db, clock, audit, key, catalog } = deps;
 
-  function toView(row: ChannelsTable): TChannel {
+  /** The channel as the API shows it, its limits with what is used and reserved. */
+  async function present(row: ChannelsTable): Promise<TChannel> {
+    const view = toView(row);
+    return { ...view, limits: await deps.quota.status("channel", row.id, row.tenant_id, view.limits) };
+  }
+
+  function toView(row: ChannelsTable): ChannelConfig {
     const provider = getProvider(row.provider);
     const credentials = openCredentials(key, row.id, row.credentials_sealed);
     return {
@@ -58,6 +71,7 @@ export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog:
       timeout_ms: row.timeout_ms,
       first_byte_timeout_ms: row.first_byte_timeout_ms,
       extra_headers: JSON.parse(row.extra_headers) as Record<string, string>,
+      limits: parseLimits(row.limits),
       created_at: row.created_at,
       updated_at: row.updated_at,
     };
@@ -89,6 +103,7 @@ export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog:
       timeout_ms: input.timeout_ms,
       first_byte_timeout_ms: input.first_byte_timeout_ms,
       extra_headers: JSON.stringify(input.extra_headers),
+      limits: JSON.stringify(input.limits),
       created_at: createdAt,
       updated_at: clock.now().toISOString(),
     };
@@ -112,6 +127,7 @@ export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog:
         timeout_ms: row.timeout_ms,
         first_byte_timeout_ms: row.first_byte_timeout_ms,
         extra_headers: JSON.parse(row.extra_headers) as Record<string, string>,
+        limits: parseLimits(row.limits),
       } satisfies ChannelInput,
     };
   }
@@ -139,19 +155,18 @@ export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog:
       });
     });
     catalog.changed(tenantId);
-    return toView(after);
+    return present(after);
   }
 
   return {
-    toView,
     update,
 
     async list(tenantId: string) {
-      return (await listChannels(db, tenantId)).map(toView);
+      return Promise.all((await listChannels(db, tenantId)).map(present));
     },
 
     async get(tenantId: string, id: string) {
-      return toView(await requireRow(tenantId, id));
+      return present(await requireRow(tenantId, id));
     },
 
     async create(actor: Actor, tenantId: string, input: ChannelInput): Promise<TChannel> {
@@ -163,7 +178,7 @@ export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog:
         await audit.record(trx, actor, { tenantId, action: "channel.create", targetType: "channel", targetId: row.id, after: toView(row) });
       });
       catalog.changed(tenantId);
-      return toView(row);
+      return present(row);
     },
 
     async remove(actor: Actor, tenantId: string, id: string) {
@@ -176,8 +191,11 @@ export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog:
       catalog.changed(tenantId);
     },
 
-    /** Sends a minimal real chat request through the channel; answers the latency or the upstream's error. */
-    async test(tenantId: string, id: string, model?: string) {
+    /**
+     * Sends a minimal real chat request through the channel; answers the latency or the upstream's error.
+     * The scheduled health probes run this same check (with a signal that ends it on shutdown).
+     */
+    async test(tenantId: string, id: string, model?: string, options: { signal?: AbortSignal } = {}) {
       const { row, input } = await inputOf(tenantId, id);
       const provider = requireProvider(row.provider);
       const publicModel = model ?? input.models[0] ?? Object.keys(input.model_mapping)[0];
@@ -193,7 +211,9 @@ export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog:
         const response = await deps.upstream.send(request, {
           firstByteMs: row.first_byte_timeout_ms,
           totalMs: row.timeout_ms,
-          signal: AbortSignal.timeout(row.timeout_ms),
+          signal: options.signal
+            ? AbortSignal.any([options.signal, AbortSignal.timeout(row.timeout_ms)])
+            : AbortSignal.timeout(row.timeout_ms),
         });
         const text = await response.body.text();
         const latency = Math.round(performance.now() - started);
@@ -217,6 +237,36 @@ export function createChannelService(deps: ServiceDeps & { key: Buffer; catalog:
           error: (error as Error).message,
         };
       }
+    },
+
+    /**
+     * A status change the system makes on its own (auto-disable on refused credentials, re-enable after
+     * a passing probe): only from the expected status, audited with the system actor, and published so
+     * every instance's catalogue reloads. Answers whether it changed anything.
+     */
+    async setStatusBySystem(
+      tenantId: string,
+      id: string,
+      change: { from: ChannelsTable["status"]; to: ChannelsTable["status"]; reason: string | null },
+    ): Promise<boolean> {
+      const changed = await db.transaction().execute(async (trx) => {
+        const before = await findChannel(trx, tenantId, id);
+        if (!before || before.status !== change.from) return false;
+        const updatedAt = clock.now().toISOString();
+        if ((await setChannelStatus(trx, tenantId, id, { ...change, updatedAt })) === 0) return false;
+        const after = { ...before, status: change.to, status_reason: change.reason, updated_at: updatedAt };
+        await audit.record(trx, SYSTEM_ACTOR, {
+          tenantId,
+          action: change.to === "auto_disabled" ? "channel.auto_disable" : "channel.auto_enable",
+          targetType: "channel",
+          targetId: id,
+          before: toView(before),
+          after: toView(after),
+        });
+        return true;
+      });
+      if (changed) catalog.changed(tenantId);
+      return changed;
     },
 
     /** Replaces the channel's model list with what the upstream lists. */

@@ -52,7 +52,7 @@ export async function attempt(
   signal: AbortSignal,
 ): Promise<AttemptOutcome> {
   const started = performance.now();
-  stats.started(channel.id);
+  stats.started(channel.id, channel.tenantId);
   const timeout = AbortSignal.timeout(channel.timeoutMs);
   let response: Dispatcher.ResponseData;
   try {
@@ -86,6 +86,7 @@ export async function attempt(
     credentials,
     retryAfterMs: retryAfterMs(response.headers["retry-after"]),
   });
+  if (credentials) stats.credentialsRefused(channel, response.statusCode, info.message);
   return {
     kind: "retry",
     failure: {

@@ -2,6 +2,8 @@ import type { ChatChunk, ChatRequest, Usage } from "@lyss/llm";
 import type { FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import type { RuntimeChannel } from "../channels/catalog.ts";
+import type { PriceBook } from "../pricing/service.ts";
+import type { Billing, QuotaService } from "../quota/service.ts";
 import type { RuntimeToken } from "../tokens/token-cache.ts";
 import type { UsageRecorder } from "../usage/recorder.ts";
 import type { ChannelStats } from "./channel-stats.ts";
@@ -9,6 +11,8 @@ import type { InboundProtocol } from "./inbound.ts";
 import type { UpstreamClient } from "./upstream.ts";
 
 export interface RelayDeps {
+  quota: QuotaService;
+  prices: PriceBook;
   upstream: UpstreamClient;
   stats: ChannelStats;
   usage: UsageRecorder;
@@ -29,6 +33,8 @@ export interface ChatCall {
   requestId: string;
   warnings: string[];
   reply: FastifyReply;
+  /** Prices the usage and settles quotas; absent for calls that were never admitted. */
+  billing?: Billing;
 }
 
 /** What a finished call records. */
@@ -48,6 +54,10 @@ export function recordUsage(
   startedAt: number,
 ) {
   const usage = outcome.usage;
+  const cost = call.billing?.cost(usage, outcome.channel) ?? 0;
+  call.billing
+    ?.settle(outcome.status, usage, cost, outcome.channel)
+    .catch((error: Error) => deps.logger.error({ err: error, request_id: call.requestId }, "quota settlement failed"));
   deps.usage.record({
     tenant_id: call.token.tenantId,
     user_id: call.token.userId,
@@ -68,6 +78,7 @@ export function recordUsage(
     reasoning_tokens: usage?.completion_tokens_details?.reasoning_tokens ?? 0,
     total_tokens: usage?.total_tokens ?? (usage ? usage.prompt_tokens + usage.completion_tokens : 0),
     attempts: outcome.attempts,
+    cost_micro_usd: cost,
     request_id: call.requestId,
     created_at: deps.now().toISOString(),
   });

@@ -1,3 +1,17 @@
+import { type BreakerOptions, CircuitBreaker, type CircuitState } from "../health/breaker.ts";
+import { SampleWindow } from "../health/sample-window.ts";
+
+/** The last scheduled probe of a channel. */
+export interface ProbeResult {
+  /** When it ran, ms since epoch. */
+  at: number;
+  ok: boolean;
+  latencyMs: number;
+  /** The upstream's HTTP status; null when it could not be reached. */
+  status: number | null;
+  error: string | null;
+}
+
 /** Live health of one channel, kept in memory and fed by every request. */
 export interface ChannelHealth {
   inFlight: number;
@@ -14,13 +28,36 @@ export interface ChannelHealth {
   lastError: string | null;
   /** The upstream asked us to wait (Retry-After) until this time, ms since epoch. */
   coolingUntil: number;
+  /** Recent latencies (to the response headers) and times to first token, for percentiles. */
+  latency: SampleWindow;
+  ttft: SampleWindow;
+  /** The circuit breaker, when the stats were created with one. */
+  breaker: CircuitBreaker | undefined;
+  lastProbe: ProbeResult | null;
+  /** The channel's tenant, once a request or probe named it (for metrics labels). */
+  tenantId: string | null;
+}
+
+/** An upstream refused a channel's credentials (401 or 403). */
+export interface CredentialsRefused {
+  channelId: string;
+  tenantId: string;
+  status: number;
+  message: string;
 }
 
 const ALPHA = 0.2;
 const PEAK_DECAY = 0.05;
 
-function fresh(): ChannelHealth {
-  return {
+/**
+ * Per-channel statistics used by the routing strategies and shown by /v1/models/health and
+ * /api/v1/channels/:id/stats. With `breaker` options each channel also gets a circuit breaker that
+ * routing consults; without, every channel is always allowed.
+ */
+export function createChannelStats(now: () => number = Date.now, options: { breaker?: BreakerOptions } = {}) {
+  const channels = new Map<string, ChannelHealth>();
+  const refusedListeners = new Set<(event: CredentialsRefused) => void>();
+  const fresh = (): ChannelHealth => ({
     inFlight: 0,
     latencyMs: 0,
     peakLatencyMs: 0,
@@ -31,12 +68,12 @@ function fresh(): ChannelHealth {
     credentialsFailing: false,
     lastError: null,
     coolingUntil: 0,
-  };
-}
-
-/** Per-channel statistics used by the routing strategies and shown by /v1/models/health. */
-export function createChannelStats(now: () => number = Date.now) {
-  const channels = new Map<string, ChannelHealth>();
+    latency: new SampleWindow(),
+    ttft: new SampleWindow(),
+    breaker: options.breaker ? new CircuitBreaker(options.breaker) : undefined,
+    lastProbe: null,
+    tenantId: null,
+  });
   const get = (id: string) => {
     let health = channels.get(id);
     if (!health) {
@@ -46,39 +83,94 @@ export function createChannelStats(now: () => number = Date.now) {
     return health;
   };
 
+  function success(health: ChannelHealth, latencyMs: number) {
+    health.requests += 1;
+    health.consecutiveFailures = 0;
+    health.credentialsFailing = false;
+    health.successRate = health.successRate * (1 - ALPHA) + ALPHA;
+    health.latencyMs = health.latencyMs === 0 ? latencyMs : health.latencyMs * (1 - ALPHA) + latencyMs * ALPHA;
+    health.peakLatencyMs = latencyMs > health.peakLatencyMs ? latencyMs : health.peakLatencyMs * (1 - PEAK_DECAY) + latencyMs * PEAK_DECAY;
+    health.latency.add(latencyMs, now());
+    health.breaker?.succeeded(now());
+  }
+
+  function failure(health: ChannelHealth, error: string, failOptions: { credentials?: boolean; retryAfterMs?: number }) {
+    health.requests += 1;
+    health.failures += 1;
+    health.consecutiveFailures += 1;
+    health.successRate *= 1 - ALPHA;
+    health.lastError = error;
+    if (failOptions.credentials) health.credentialsFailing = true;
+    if (failOptions.retryAfterMs) health.coolingUntil = now() + failOptions.retryAfterMs;
+    health.breaker?.failed(now());
+  }
+
   return {
     get,
-    started(id: string) {
-      get(id).inFlight += 1;
+    /** A request goes out (the tenant, when given, labels the channel's metrics). */
+    started(id: string, tenantId?: string) {
+      const health = get(id);
+      health.inFlight += 1;
+      if (tenantId) health.tenantId = tenantId;
+      health.breaker?.started(now());
     },
     succeeded(id: string, latencyMs: number) {
       const health = get(id);
       health.inFlight = Math.max(0, health.inFlight - 1);
-      health.requests += 1;
-      health.consecutiveFailures = 0;
-      health.credentialsFailing = false;
-      health.successRate = health.successRate * (1 - ALPHA) + ALPHA;
-      health.latencyMs = health.latencyMs === 0 ? latencyMs : health.latencyMs * (1 - ALPHA) + latencyMs * ALPHA;
-      health.peakLatencyMs =
-        latencyMs > health.peakLatencyMs ? latencyMs : health.peakLatencyMs * (1 - PEAK_DECAY) + latencyMs * PEAK_DECAY;
+      success(health, latencyMs);
     },
-    failed(id: string, error: string, options: { credentials?: boolean; retryAfterMs?: number } = {}) {
+    failed(id: string, error: string, failOptions: { credentials?: boolean; retryAfterMs?: number } = {}) {
       const health = get(id);
       health.inFlight = Math.max(0, health.inFlight - 1);
-      health.requests += 1;
-      health.failures += 1;
-      health.consecutiveFailures += 1;
-      health.successRate *= 1 - ALPHA;
-      health.lastError = error;
-      if (options.credentials) health.credentialsFailing = true;
-      if (options.retryAfterMs) health.coolingUntil = now() + options.retryAfterMs;
+      failure(health, error, failOptions);
     },
-    /** The request ended without an outcome to judge (the client went away). */
+    /** The request ended without an outcome to judge (the client went away, or the caller's error). */
     released(id: string) {
       const health = get(id);
       health.inFlight = Math.max(0, health.inFlight - 1);
+      health.breaker?.released();
     },
     isCooling: (id: string) => get(id).coolingUntil > now(),
+    /** The breaker's state; "closed" without a breaker. */
+    circuit: (id: string): CircuitState => get(id).breaker?.state(now()) ?? "closed",
+    /** Whether routing may send this channel a request now (its breaker is not open). */
+    allows: (id: string) => get(id).breaker?.allows(now()) ?? true,
+    /** A streamed answer's first content arrived after `ms`. */
+    observeTtft(id: string, ms: number) {
+      get(id).ttft.add(ms, now());
+    },
+    /** Remembers which tenant a channel belongs to. */
+    assign(id: string, tenantId: string) {
+      get(id).tenantId = tenantId;
+    },
+    /**
+     * A scheduled probe's result. A success or an upstream failure counts like a request; an answer
+     * that blames the request (400, 404, 413, 422) is kept as the last probe only.
+     */
+    probed(id: string, result: ProbeResult) {
+      const health = get(id);
+      health.lastProbe = result;
+      if (result.ok) success(health, result.latencyMs);
+      else if (result.status === null || ![400, 404, 413, 422].includes(result.status)) {
+        failure(health, `probe: ${result.error ?? `status ${result.status}`}`, {
+          credentials: result.status === 401 || result.status === 403,
+        });
+      }
+    },
+    /** An upstream refused the channel's credentials: tells the listeners (auto-disable). */
+    credentialsRefused(channel: { id: string; tenantId: string }, status: number, message: string) {
+      get(channel.id).tenantId = channel.tenantId;
+      for (const listener of refusedListeners) listener({ channelId: channel.id, tenantId: channel.tenantId, status, message });
+    },
+    onCredentialsRefused(listener: (event: CredentialsRefused) => void) {
+      refusedListeners.add(listener);
+      return () => {
+        refusedListeners.delete(listener);
+      };
+    },
+    /** Every channel seen so far (for metrics). */
+    entries: () => channels.entries(),
+    now,
     forget(id: string) {
       channels.delete(id);
     },

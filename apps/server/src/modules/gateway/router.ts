@@ -70,11 +70,13 @@ function weightedShuffle(channels: RuntimeChannel[], random: () => number): Runt
 
 /**
  * Orders candidates for one request: tiers by priority, highest first; inside a tier the strategy
- * picks the order. Channels that are cooling down (Retry-After) or whose credentials are failing go
- * after every healthy channel, so they are tried only when nothing better is left.
+ * picks the order. Channels whose circuit is open are left out (unless every one is); channels that
+ * are cooling down (Retry-After) or whose credentials are failing go after every healthy channel, so
+ * they are tried only when nothing better is left.
  */
 export function createRouter(stats: ChannelStats, random: () => number = Math.random) {
   const counters = new Map<string, number>();
+  const lastFailure = (channel: RuntimeChannel) => stats.get(channel.id).breaker?.lastFailureAt ?? 0;
 
   function orderTier(tier: RuntimeChannel[], strategy: Strategy, key: string): RuntimeChannel[] {
     switch (strategy) {
@@ -119,7 +121,10 @@ export function createRouter(stats: ChannelStats, random: () => number = Math.ra
         ordered.push(...orderTier(tiers.get(priority) ?? [], strategy, `${model}:${priority}`));
       }
       const impaired = (channel: RuntimeChannel) => stats.isCooling(channel.id) || stats.get(channel.id).credentialsFailing;
-      return [...ordered.filter((channel) => !impaired(channel)), ...ordered.filter(impaired)];
+      const allowed = ordered.filter((channel) => stats.allows(channel.id));
+      // Every circuit open: rather than fail with nothing, try them, the least recently failed first.
+      if (allowed.length === 0) return ordered.sort((a, b) => lastFailure(a) - lastFailure(b));
+      return [...allowed.filter((channel) => !impaired(channel)), ...allowed.filter(impaired)];
     },
   };
 }

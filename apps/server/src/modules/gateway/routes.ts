@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Api } from "../http.ts";
+import { admitCall } from "../quota/service.ts";
 import type { ChatCall, RelayDeps } from "./call.ts";
 import { relayEmbeddings } from "./embeddings-relay.ts";
 import { GatewayError } from "./gateway-error.ts";
@@ -113,7 +114,8 @@ export async function handleChat(
       warnings: [...input.warnings, ...translated.warnings],
     });
   }
-  return relayChat(relay, call);
+  const admitted = await admitCall(relay.quota, relay.prices, token, input.body, candidates);
+  return relayChat(relay, { ...call, candidates: admitted.candidates, billing: admitted.billing });
 }
 
 /** The OpenAI-compatible data plane: /v1/chat/completions, /v1/embeddings, /v1/models. */
@@ -164,7 +166,10 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
         warnings: [],
         reply,
       };
-      return relayEmbeddings(relay, call, body);
+      const text = (Array.isArray(body.input) ? body.input : [body.input]).map(String).join("\n");
+      const estimateBody = { model: body.model, messages: [{ role: "user" as const, content: text }], max_tokens: 0 };
+      const admitted = await admitCall(relay.quota, relay.prices, token, estimateBody, candidates);
+      return relayEmbeddings(relay, { ...call, candidates: admitted.candidates, billing: admitted.billing }, body);
     },
   );
 

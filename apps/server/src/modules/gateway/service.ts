@@ -101,8 +101,13 @@ export function createGatewayService(deps: {
       .map(([model, channels]) => {
         const views = channels.map((channel) => {
           const live = stats.get(channel.id);
+          const circuit = stats.circuit(channel.id);
           const healthy =
-            channel.status === "enabled" && !live.credentialsFailing && !stats.isCooling(channel.id) && live.consecutiveFailures < 3;
+            channel.status === "enabled" &&
+            circuit !== "open" &&
+            !live.credentialsFailing &&
+            !stats.isCooling(channel.id) &&
+            live.consecutiveFailures < 3;
           return {
             id: channel.id,
             name: channel.name,
@@ -111,7 +116,9 @@ export function createGatewayService(deps: {
             priority: channel.priority,
             weight: channel.weight,
             status: channel.status,
+            status_reason: channel.statusReason,
             healthy,
+            circuit_state: circuit,
             in_flight: live.inFlight,
             success_rate: Number(live.successRate.toFixed(4)),
             latency_ms: Math.round(live.latencyMs),

@@ -5,6 +5,8 @@ import type { Database, InvitationsTable, TenantsTable } from "../../db/schema.t
 export interface MembershipWithTenant {
   role: TTenantRole;
   tenant: TenantsTable;
+  /** The member's own quota limits in this tenant (JSON text). */
+  limits: string;
 }
 
 /** Every tenant the user belongs to, oldest membership first (the first is the default tenant). */
@@ -18,15 +20,17 @@ export async function listMembershipsOfUser(db: Kysely<Database>, userId: string
       "tenants.name",
       "tenants.slug",
       "tenants.status",
+      "tenants.limits",
       "tenants.created_at",
       "tenants.updated_at",
+      "memberships.limits as member_limits",
       "memberships.created_at as joined_at",
     ])
     .where("memberships.user_id", "=", userId)
     .orderBy("memberships.created_at")
     .orderBy("tenants.id")
     .execute();
-  return rows.map(({ role, joined_at: _joined, ...tenant }) => ({ role, tenant }));
+  return rows.map(({ role, joined_at: _joined, member_limits, ...tenant }) => ({ role, tenant, limits: member_limits }));
 }
 
 export async function findMember(db: Kysely<Database>, tenantId: string, userId: string): Promise<TMember | undefined> {
@@ -56,8 +60,22 @@ export async function insertMembership(
 ): Promise<void> {
   await db
     .insertInto("memberships")
-    .values({ tenant_id: tenantId, ...row })
+    .values({ tenant_id: tenantId, limits: "[]", ...row })
     .execute();
+}
+
+export async function membershipLimits(db: Kysely<Database>, tenantId: string, userId: string): Promise<string> {
+  const row = await db
+    .selectFrom("memberships")
+    .select("limits")
+    .where("tenant_id", "=", tenantId)
+    .where("user_id", "=", userId)
+    .executeTakeFirst();
+  return row?.limits ?? "[]";
+}
+
+export async function updateMembershipLimits(db: Kysely<Database>, tenantId: string, userId: string, limits: string): Promise<void> {
+  await db.updateTable("memberships").set({ limits }).where("tenant_id", "=", tenantId).where("user_id", "=", userId).execute();
 }
 
 export async function updateMembershipRole(db: Kysely<Database>, tenantId: string, userId: string, role: TTenantRole): Promise<void> {

@@ -1,4 +1,4 @@
-import { ZAddMemberRequest, ZAddMemberResponse, ZInvitation, ZMember, ZOk, ZUpdateMemberRequest } from "@lyss/contracts";
+import { ZAddMemberRequest, ZAddMemberResponse, ZInvitation, ZMember, ZMemberDetail, ZOk, ZUpdateMemberRequest } from "@lyss/contracts";
 import { z } from "zod";
 import { actorOf, requireTenant } from "../auth/guard.ts";
 import { type Api, AUTHED_ERRORS, errorResponses } from "../http.ts";
@@ -45,13 +45,13 @@ export function memberRoutes(app: Api, members: MemberService) {
       config: admin,
       schema: {
         tags,
-        summary: "Change a member's role",
+        summary: "Change a member's role or quota limits",
         params: ZUserParams,
         body: ZUpdateMemberRequest,
-        response: { 200: ZMember, ...AUTHED_ERRORS, ...errorResponses(422) },
+        response: { 200: ZMemberDetail, ...AUTHED_ERRORS, ...errorResponses(422) },
       },
     },
-    async (request) => members.changeRole(actorOf(request), requireTenant(request), request.params.userId, request.body.role),
+    async (request) => members.update(actorOf(request), requireTenant(request), request.params.userId, request.body),
   );
 
   app.delete(

@@ -7,6 +7,8 @@ import type { Actor } from "../audit/service.ts";
 import type { TenantContext } from "../auth/guard.ts";
 import { AUTH_TOPICS } from "../auth/principal-cache.ts";
 import type { ServiceDeps } from "../deps.ts";
+import type { QuotaService } from "../quota/service.ts";
+import { type Limit, parseLimits } from "../tokens/token-cache.ts";
 import { findUserByEmail, toUserView } from "../users/repository.ts";
 import type { UserService } from "../users/service.ts";
 import {
@@ -20,6 +22,8 @@ import {
   listInvitations,
   listMembers,
   markInvitationAccepted,
+  membershipLimits,
+  updateMembershipLimits,
   updateMembershipRole,
 } from "./repository.ts";
 
@@ -32,7 +36,7 @@ function assertMayAssign(context: TenantContext, role: TTenantRole) {
   if (role === "owner" && context.role !== "owner") throw forbidden("only owners grant the owner role");
 }
 
-export function createMemberService(deps: ServiceDeps, users: UserService) {
+export function createMemberService(deps: ServiceDeps, users: UserService, quota: QuotaService) {
   const { db, clock, bus, audit } = deps;
 
   return {
@@ -81,22 +85,34 @@ export function createMemberService(deps: ServiceDeps, users: UserService) {
       return result;
     },
 
-    async changeRole(actor: Actor, context: TenantContext, userId: string, role: TTenantRole) {
+    /** Changes a member's role and/or quota limits. */
+    async update(
+      actor: Actor,
+      context: TenantContext,
+      userId: string,
+      patch: { role?: TTenantRole | undefined; limits?: Limit[] | undefined },
+    ) {
       const tenantId = context.tenant.id;
       const member = await db.transaction().execute(async (trx) => {
-        const before = await requireMemberIn(trx, tenantId, userId);
-        assertMayAssign(context, role);
-        assertMayAssign(context, before.role);
-        if (before.role === "owner" && role !== "owner" && (await countOwners(trx, tenantId)) <= 1) {
-          throw new AppError("unprocessable", "a tenant keeps at least one owner");
+        const before = {
+          ...(await requireMemberIn(trx, tenantId, userId)),
+          limits: parseLimits(await membershipLimits(trx, tenantId, userId)),
+        };
+        if (patch.role !== undefined) {
+          assertMayAssign(context, patch.role);
+          assertMayAssign(context, before.role);
+          if (before.role === "owner" && patch.role !== "owner" && (await countOwners(trx, tenantId)) <= 1) {
+            throw new AppError("unprocessable", "a tenant keeps at least one owner");
+          }
+          await updateMembershipRole(trx, tenantId, userId, patch.role);
         }
-        await updateMembershipRole(trx, tenantId, userId, role);
-        const after = await requireMemberIn(trx, tenantId, userId);
+        if (patch.limits !== undefined) await updateMembershipLimits(trx, tenantId, userId, JSON.stringify(patch.limits));
+        const after = { ...(await requireMemberIn(trx, tenantId, userId)), limits: patch.limits ?? before.limits };
         await audit.record(trx, actor, { tenantId, action: "member.update", targetType: "membership", targetId: userId, before, after });
         return after;
       });
       bus.publish(AUTH_TOPICS.user, { userId });
-      return member;
+      return { ...member, limits: await quota.status("member", `${tenantId}:${userId}`, tenantId, member.limits) };
     },
 
     async remove(actor: Actor, context: TenantContext, userId: string) {

@@ -24,6 +24,16 @@ export const PLATFORM_SETTINGS = {
   default_time_zone: { schema: ZTimeZone, default: "UTC" },
   announcement: { schema: z.string().max(2000), default: "" },
   allow_tenant_creation_by_users: { schema: z.boolean(), default: false },
+  tenant_price_multipliers: {
+    schema: z.record(z.string().max(64), z.number().min(0).max(1000)).describe("tenant id → price multiplier"),
+    default: {} as Record<string, number>,
+  },
+  group_price_multipliers: {
+    schema: z.record(z.string().max(50), z.number().min(0).max(1000)).describe("channel group → price multiplier (One-API's group ratio)"),
+    default: {} as Record<string, number>,
+  },
+  /** Days raw usage records are kept (0: forever); hourly and daily usage rollups are kept regardless. */
+  usage_retention_days: { schema: z.number().int().min(0).max(36_500), default: 90 },
 } as const;
 
 export const TENANT_SETTINGS = {
@@ -34,6 +44,10 @@ export const TENANT_SETTINGS = {
     default: "weighted_random",
   },
   health_probe_interval_seconds: { schema: z.number().int().min(10).max(86_400), default: 300 },
+  quota_default_max_tokens: {
+    schema: z.number().int().min(1).max(1_000_000).describe("completion tokens reserved when a request sets no max_tokens"),
+    default: 4096,
+  },
   routing_rules: {
     schema: z
       .array(

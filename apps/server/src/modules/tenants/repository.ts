@@ -2,7 +2,7 @@ import type { TTenant } from "@lyss/contracts";
 import type { Kysely, Updateable } from "kysely";
 import type { Database, TenantsTable } from "../../db/schema.ts";
 
-export const toTenantView = (row: TenantsTable): TTenant => ({ ...row });
+export const toTenantView = ({ limits: _limits, ...row }: TenantsTable): TTenant => row;
 
 export async function findTenantById(db: Kysely<Database>, id: string): Promise<TenantsTable | undefined> {
   return db.selectFrom("tenants").selectAll().where("id", "=", id).executeTakeFirst();

@@ -1,13 +1,14 @@
-import { ZCreateTenantRequest, ZOk, ZPage, ZPageQuery, ZTenant, ZUpdateTenantRequest } from "@lyss/contracts";
+import { ZCreateTenantRequest, ZOk, ZPage, ZPageQuery, ZTenant, ZTenantDetail, ZUpdateTenantRequest } from "@lyss/contracts";
 import { forbidden, notFound } from "../../errors/app-error.ts";
 import { actorOf, requirePrincipal } from "../auth/guard.ts";
 import type { PrincipalCache } from "../auth/principal-cache.ts";
 import { type Api, AUTHED_ERRORS, errorResponses, ZIdParams } from "../http.ts";
+import type { QuotaService } from "../quota/service.ts";
 import type { TenantService } from "./service.ts";
 
 const tags = ["tenants"];
 
-export function tenantRoutes(app: Api, tenants: TenantService, cache: PrincipalCache) {
+export function tenantRoutes(app: Api, tenants: TenantService, cache: PrincipalCache, quota: QuotaService) {
   /** A platform administrator sees every tenant; anyone else only the tenants they belong to. */
   async function roleIn(request: Parameters<typeof requirePrincipal>[0], tenantId: string) {
     const principal = requirePrincipal(request);
@@ -54,11 +55,17 @@ export function tenantRoutes(app: Api, tenants: TenantService, cache: PrincipalC
     "/api/v1/tenants/:id",
     {
       config: { access: "user" },
-      schema: { tags, summary: "Get a tenant", params: ZIdParams, response: { 200: ZTenant, ...AUTHED_ERRORS } },
+      schema: {
+        tags,
+        summary: "Get a tenant, with its quota limits and their use",
+        params: ZIdParams,
+        response: { 200: ZTenantDetail, ...AUTHED_ERRORS },
+      },
     },
     async (request) => {
       await roleIn(request, request.params.id);
-      return tenants.get(request.params.id);
+      const tenant = await tenants.get(request.params.id);
+      return { ...tenant, limits: await quota.status("tenant", tenant.id, tenant.id, tenant.limits) };
     },
   );
 
@@ -78,8 +85,8 @@ export function tenantRoutes(app: Api, tenants: TenantService, cache: PrincipalC
       const role = await roleIn(request, request.params.id);
       const principal = requirePrincipal(request);
       if (role !== "owner") throw forbidden("requires the owner role");
-      if (request.body.status !== undefined && principal.user.is_platform_admin !== 1) {
-        throw forbidden("only platform administrators change a tenant's status");
+      if ((request.body.status !== undefined || request.body.limits !== undefined) && principal.user.is_platform_admin !== 1) {
+        throw forbidden("only platform administrators change a tenant's status or limits");
       }
       return tenants.update(actorOf(request), request.params.id, request.body);
     },

@@ -8,6 +8,7 @@ import type { Actor } from "../audit/service.ts";
 import { AUTH_TOPICS } from "../auth/principal-cache.ts";
 import { definedOnly, type ServiceDeps } from "../deps.ts";
 import { insertMembership } from "../members/repository.ts";
+import { type Limit, parseLimits } from "../tokens/token-cache.ts";
 import { findUserByEmail } from "../users/repository.ts";
 import { deleteTenant, findTenantById, insertTenant, listTenants, slugExists, toTenantView, updateTenant } from "./repository.ts";
 
@@ -49,6 +50,7 @@ export function createTenantService(deps: ServiceDeps) {
       name: input.name,
       slug: input.slug ?? (await uniqueSlug(trx, slugify(input.name))),
       status: "active" as const,
+      limits: "[]",
       created_at: now,
       updated_at: now,
     };
@@ -93,14 +95,24 @@ export function createTenantService(deps: ServiceDeps) {
     async get(id: string) {
       const row = await findTenantById(deps.db, id);
       if (!row) throw notFound("tenant");
-      return toTenantView(row);
+      return { ...toTenantView(row), limits: parseLimits(row.limits) };
     },
 
-    async update(actor: Actor, id: string, patch: { name?: string | undefined; status?: TTenant["status"] | undefined }) {
+    async update(
+      actor: Actor,
+      id: string,
+      patch: { name?: string | undefined; status?: TTenant["status"] | undefined; limits?: Limit[] | undefined },
+    ) {
       const tenant = await deps.db.transaction().execute(async (trx) => {
         const before = await findTenantById(trx, id);
         if (!before) throw notFound("tenant");
-        const after = { ...before, ...definedOnly(patch), updated_at: clock.now().toISOString() };
+        const { limits, ...rest } = patch;
+        const after = {
+          ...before,
+          ...definedOnly(rest),
+          ...(limits === undefined ? {} : { limits: JSON.stringify(limits) }),
+          updated_at: clock.now().toISOString(),
+        };
         await updateTenant(trx, id, after);
         await audit.record(trx, actor, { tenantId: id, action: "tenant.update", targetType: "tenant", targetId: id, before, after });
         return toTenantView(after);

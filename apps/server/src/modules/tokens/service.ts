@@ -7,6 +7,7 @@ import type { Actor } from "../audit/service.ts";
 import { roleAtLeast, type TenantContext } from "../auth/guard.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { findMember } from "../members/repository.ts";
+import type { QuotaService } from "../quota/service.ts";
 import { deleteToken, findToken, insertToken, listTokens, updateToken } from "./repository.ts";
 import type { Limit, TokenCache } from "./token-cache.ts";
 
@@ -22,7 +23,9 @@ export interface TokenInput {
   rate_limits: { rpm?: number | undefined; tpm?: number | undefined };
 }
 
-export function toTokenView(row: AccessTokensTable): TToken {
+type TokenConfig = Omit<TToken, "limits"> & { limits: Limit[] };
+
+export function toTokenView(row: AccessTokensTable): TokenConfig {
   return {
     id: row.id,
     name: row.name,
@@ -57,8 +60,14 @@ const columns = (input: Partial<TokenInput>) => ({
 });
 
 /** Members see and manage their own tokens; admins and owners the tenant's. */
-export function createTokenService(deps: ServiceDeps & { cache: TokenCache }) {
+export function createTokenService(deps: ServiceDeps & { cache: TokenCache; quota: QuotaService }) {
   const { db, clock, audit, cache } = deps;
+
+  /** The token as the API shows it, its limits with what is used and reserved. */
+  async function present(row: AccessTokensTable): Promise<TToken> {
+    const view = toTokenView(row);
+    return { ...view, limits: await deps.quota.status("token", row.id, row.tenant_id, view.limits) };
+  }
   const isAdmin = (context: TenantContext) => roleAtLeast(context.role, "admin");
 
   async function requireVisible(context: TenantContext, userId: string, id: string) {
@@ -69,11 +78,11 @@ export function createTokenService(deps: ServiceDeps & { cache: TokenCache }) {
 
   return {
     async list(context: TenantContext, userId: string) {
-      return (await listTokens(db, context.tenant.id, isAdmin(context) ? undefined : userId)).map(toTokenView);
+      return Promise.all((await listTokens(db, context.tenant.id, isAdmin(context) ? undefined : userId)).map(present));
     },
 
     async get(context: TenantContext, userId: string, id: string) {
-      return toTokenView(await requireVisible(context, userId, id));
+      return present(await requireVisible(context, userId, id));
     },
 
     async create(actor: Actor, context: TenantContext, userId: string, input: TokenInput & { user_id?: string | undefined }) {
@@ -116,7 +125,7 @@ export function createTokenService(deps: ServiceDeps & { cache: TokenCache }) {
         });
       });
       cache.changed(row.key_hash);
-      return { ...toTokenView(row), key };
+      return { ...(await present(row)), key };
     },
 
     async update(actor: Actor, context: TenantContext, userId: string, id: string, patch: Partial<TokenInput>) {
@@ -134,7 +143,7 @@ export function createTokenService(deps: ServiceDeps & { cache: TokenCache }) {
         });
       });
       cache.changed(before.key_hash);
-      return toTokenView(after);
+      return present(after);
     },
 
     async remove(actor: Actor, context: TenantContext, userId: string, id: string) {

@@ -13,6 +13,15 @@ export interface Limit {
   max: number;
 }
 
+/** Limits stored as JSON text; anything unreadable counts as none. */
+export function parseLimits(text: string | null | undefined): Limit[] {
+  try {
+    return text ? (JSON.parse(text) as Limit[]) : [];
+  } catch {
+    return [];
+  }
+}
+
 /** An access token as the gateway checks it. */
 export interface RuntimeToken {
   id: string;

@@ -1,0 +1,42 @@
+/**
+ * Default prices in micro-USD per million tokens (input, output, cached input), for well-known
+ * models of every adapter. Admins override them per platform or per tenant; `*` matches any run.
+ * Local models (Ollama) cost nothing by default.
+ */
+export const DEFAULT_PRICES: { model: string; input: number; output: number; cached?: number }[] = [
+  { model: "gpt-4o", input: 2_500_000, output: 10_000_000, cached: 1_250_000 },
+  { model: "gpt-4o-mini", input: 150_000, output: 600_000, cached: 75_000 },
+  { model: "gpt-4.1", input: 2_000_000, output: 8_000_000, cached: 500_000 },
+  { model: "gpt-4.1-mini", input: 400_000, output: 1_600_000, cached: 100_000 },
+  { model: "gpt-4.1-nano", input: 100_000, output: 400_000, cached: 25_000 },
+  { model: "o3-mini", input: 1_100_000, output: 4_400_000, cached: 550_000 },
+  { model: "o4-mini", input: 1_100_000, output: 4_400_000, cached: 275_000 },
+  { model: "text-embedding-3-small", input: 20_000, output: 0 },
+  { model: "text-embedding-3-large", input: 130_000, output: 0 },
+  { model: "claude-opus-4*", input: 15_000_000, output: 75_000_000, cached: 1_500_000 },
+  { model: "claude-sonnet-4*", input: 3_000_000, output: 15_000_000, cached: 300_000 },
+  { model: "claude-3-7-sonnet*", input: 3_000_000, output: 15_000_000, cached: 300_000 },
+  { model: "claude-haiku-4*", input: 1_000_000, output: 5_000_000, cached: 100_000 },
+  { model: "claude-3-5-haiku*", input: 800_000, output: 4_000_000, cached: 80_000 },
+  { model: "gemini-2.5-pro*", input: 1_250_000, output: 10_000_000, cached: 310_000 },
+  { model: "gemini-2.5-flash*", input: 300_000, output: 2_500_000, cached: 75_000 },
+  { model: "gemini-2.0-flash*", input: 100_000, output: 400_000, cached: 25_000 },
+  { model: "text-embedding-004", input: 0, output: 0 },
+  { model: "deepseek-chat", input: 270_000, output: 1_100_000, cached: 70_000 },
+  { model: "deepseek-reasoner", input: 550_000, output: 2_190_000, cached: 140_000 },
+  { model: "qwen-max*", input: 1_600_000, output: 6_400_000 },
+  { model: "qwen-plus*", input: 400_000, output: 1_200_000 },
+  { model: "qwen-turbo*", input: 50_000, output: 200_000 },
+  { model: "glm-4-plus", input: 700_000, output: 700_000 },
+  { model: "glm-4-air*", input: 70_000, output: 70_000 },
+  { model: "glm-4-flash*", input: 0, output: 0 },
+  { model: "moonshot-v1-8k", input: 1_700_000, output: 1_700_000 },
+  { model: "moonshot-v1-32k", input: 3_300_000, output: 3_300_000 },
+  { model: "moonshot-v1-128k", input: 8_400_000, output: 8_400_000 },
+  { model: "kimi-k2*", input: 600_000, output: 2_500_000, cached: 150_000 },
+  { model: "ernie-4.0*", input: 4_200_000, output: 8_400_000 },
+  { model: "ernie-3.5*", input: 170_000, output: 170_000 },
+  { model: "ernie-speed*", input: 0, output: 0 },
+  { model: "llama*", input: 0, output: 0 },
+  { model: "qwen2*", input: 0, output: 0 },
+];

@@ -1,0 +1,168 @@
+import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createAccessToken, createChannel, createTestApp, listen, setupAdmin, type TestApp } from "../../test/test-app.ts";
+import { windowBucket } from "./windows.ts";
+
+const chat = (baseUrl: string, key: string, content = "hi", extra: Record<string, unknown> = {}, signal?: AbortSignal) =>
+  fetch(`${baseUrl}/v1/chat/completions`, {
+    method: "POST",
+    signal,
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }], max_tokens: 50, ...extra }),
+  });
+
+describe("quotas", () => {
+  let sim: UpstreamSimulator;
+  let app: TestApp;
+  let admin: Awaited<ReturnType<typeof setupAdmin>>;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    sim = await startSimulator();
+  });
+  afterAll(async () => sim.close());
+  beforeEach(async () => {
+    sim.reset();
+    app = await createTestApp();
+    admin = await setupAdmin(app);
+    await createChannel(app, admin.token, admin.tenant.id, {
+      name: "c",
+      provider: "openai",
+      base_url: sim.url,
+      credentials: { api_key: "k" },
+      models: ["gpt-4o-mini"],
+    });
+    baseUrl = await listen(app);
+  });
+  afterEach(async () => app.close());
+
+  it("holds a request budget under 500 concurrent requests: exactly the budget is spent, the rest get 429", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, {
+      name: "ci",
+      limits: [
+        { metric: "requests", window: "total", max: 50 },
+        { metric: "cost_micro_usd", window: "month", max: 5_000_000 },
+      ],
+    });
+    const responses = await Promise.all(Array.from({ length: 500 }, (_, index) => chat(baseUrl, token.key, `n${index}`)));
+    const statuses = responses.map((response) => response.status);
+    expect(statuses.filter((status) => status === 200)).toHaveLength(50);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(450);
+    // biome-ignore lint/suspicious/noExplicitAny: a JSON answer read loosely
+    const refusal: any = await responses.find((response) => response.status === 429)?.json();
+    expect(refusal.error).toMatchObject({ type: "insufficient_quota", code: "insufficient_quota" });
+    expect(sim.requestsTo("/chat/completions")).toHaveLength(50);
+
+    await app.services.usage.flush();
+    const view = await app.call("GET", `/api/v1/tokens/${token.id}`, { token: admin.token });
+    expect(view.body.limits[0]).toMatchObject({ metric: "requests", window: "total", max: 50, used: 50, reserved: 0, resets_at: null });
+    expect(view.body.limits[1].used).toBeGreaterThan(0);
+    expect(view.body.limits[1].reserved).toBe(0);
+    const counters = await app.infra.db.kysely.selectFrom("quota_counters").selectAll().execute();
+    expect(counters.find((row) => row.key.includes(":requests:total:"))?.used).toBe(50);
+    const logs = await app.infra.db.kysely.selectFrom("usage_logs").select(["status_code", "cost_micro_usd"]).execute();
+    expect(logs.filter((row) => row.status_code === 200)).toHaveLength(50);
+    const spent = logs.reduce((sum, row) => sum + Number(row.cost_micro_usd), 0);
+    expect(counters.find((row) => row.key.includes(":cost_micro_usd:month:"))?.used).toBe(spent);
+  });
+
+  it("prices every usage record in integer micro-USD", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id);
+    expect((await chat(baseUrl, token.key, "price me please")).status).toBe(200);
+    await app.services.usage.flush();
+    const [row] = await app.infra.db.kysely.selectFrom("usage_logs").selectAll().execute();
+    // gpt-4o-mini: 0.15 USD per million input tokens, 0.60 per million output tokens.
+    const expected = Math.round((Number(row?.prompt_tokens) * 150_000 + Number(row?.completion_tokens) * 600_000) / 1_000_000);
+    expect(Number(row?.cost_micro_usd)).toBe(expected);
+  });
+
+  it("resets day windows at the tenant's midnight (injectable clock)", async () => {
+    await app.call("PATCH", "/api/v1/settings/tenant", { token: admin.token, body: { time_zone: "Asia/Shanghai" } });
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, { limits: [{ metric: "requests", window: "day", max: 2 }] });
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+    expect((await chat(baseUrl, token.key)).status).toBe(429);
+    const { resetsAt } = windowBucket("day", app.clock.now(), "Asia/Shanghai");
+    app.clock.advance(Date.parse(resetsAt ?? "") - app.clock.now().getTime() + 1000);
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+  });
+
+  it("releases the reservation when every upstream fails, and charges an aborted stream for what it produced", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, {
+      limits: [
+        { metric: "requests", window: "total", max: 10 },
+        { metric: "tokens", window: "total", max: 100_000 },
+      ],
+    });
+    sim.fail({ path: "/chat/completions" }, { status: 503, times: 1 });
+    expect((await chat(baseUrl, token.key)).status).toBe(503);
+    let view = await app.call("GET", `/api/v1/tokens/${token.id}`, { token: admin.token });
+    expect(view.body.limits.map((limit: { used: number; reserved: number }) => [limit.used, limit.reserved])).toEqual([
+      [0, 0],
+      [0, 0],
+    ]);
+
+    sim.fail({ path: "/chat/completions" }, { frameDelayMs: 200, times: 1 });
+    const controller = new AbortController();
+    const response = await chat(baseUrl, token.key, "stream", { stream: true }, controller.signal);
+    const reader = response.body?.getReader();
+    for (;;) {
+      const part = await reader?.read();
+      if (!part || part.done || new TextDecoder().decode(part.value).includes('"content":"Hel')) break;
+    }
+    controller.abort();
+    for (let wait = 0; wait < 100; wait++) {
+      view = await app.call("GET", `/api/v1/tokens/${token.id}`, { token: admin.token });
+      if (view.body.limits[0].used === 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    expect(view.body.limits[0]).toMatchObject({ used: 1, reserved: 0 });
+    expect(view.body.limits[1].used).toBeGreaterThan(0);
+    expect(view.body.limits[1].reserved).toBe(0);
+  });
+
+  it("applies tenant and channel limits too", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id);
+    const channels = await app.call("GET", "/api/v1/channels", { token: admin.token });
+    await app.call("PATCH", `/api/v1/channels/${channels.body.data[0].id}`, {
+      token: admin.token,
+      body: { limits: [{ metric: "requests", window: "total", max: 1 }] },
+    });
+    // The change reaches the in-memory catalogue before the next request.
+    await app.services.catalog.channels(admin.tenant.id);
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+    let view = await app.call("GET", `/api/v1/channels/${channels.body.data[0].id}`, { token: admin.token });
+    for (let wait = 0; wait < 100 && view.body.limits[0].used < 1; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      view = await app.call("GET", `/api/v1/channels/${channels.body.data[0].id}`, { token: admin.token });
+    }
+    expect(view.body.limits[0]).toMatchObject({ max: 1, used: 1 });
+    const refused = await chat(baseUrl, token.key);
+    expect(refused.status).toBe(429);
+  });
+
+  it("applies member and tenant limits set through the API, and shows their use", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id);
+    const member = await app.call("PATCH", `/api/v1/members/${admin.user.id}`, {
+      token: admin.token,
+      body: { limits: [{ metric: "requests", window: "month", max: 2 }] },
+    });
+    expect(member.status).toBe(200);
+    expect(member.body.limits[0]).toMatchObject({ metric: "requests", window: "month", max: 2, used: 0, reserved: 0 });
+    expect(member.body.limits[0].resets_at).toEqual(expect.any(String));
+    expect(member.body.role).toBe("owner");
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+    expect((await chat(baseUrl, token.key)).status).toBe(429);
+
+    await app.call("PATCH", `/api/v1/members/${admin.user.id}`, { token: admin.token, body: { limits: [] } });
+    const tenant = await app.call("PATCH", `/api/v1/tenants/${admin.tenant.id}`, {
+      token: admin.token,
+      body: { limits: [{ metric: "tokens", window: "total", max: 1 }] },
+    });
+    expect(tenant.status).toBe(200);
+    expect((await chat(baseUrl, token.key)).status).toBe(429);
+    const detail = await app.call("GET", `/api/v1/tenants/${admin.tenant.id}`, { token: admin.token });
+    expect(detail.body.limits[0]).toMatchObject({ metric: "tokens", max: 1, used: 0, reserved: 0 });
+  });
+});
