@@ -238,7 +238,10 @@ function argument(args: string[], name: string): string | undefined {
 function machine() {
   const cpus = os.cpus();
   const memory = Math.round(os.totalmem() / 2 ** 30);
-  const load = os.loadavg().map((value) => value.toFixed(1)).join(" / ");
+  const load = os
+    .loadavg()
+    .map((value) => value.toFixed(1))
+    .join(" / ");
   return (
     `${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, ${memory} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; ` +
     `load average at the end ${load} (other work shares the machine when it is above the CPU count)`

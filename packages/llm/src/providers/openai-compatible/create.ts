@@ -43,7 +43,7 @@ export function normalizeUsage(raw: unknown): Usage | undefined {
   const completion = asNumber(usage.completion_tokens);
   if (prompt === undefined && completion === undefined) return undefined;
   const details = asRecord(usage.prompt_tokens_details);
-  const cached = asNumber(details.cached_tokens) ?? asNumber(usage.prompt_cache_hit_tokens) ?? asNumber(usage.cached_tokens);
+  const cached = asNumber(usage.prompt_cache_hit_tokens) ?? asNumber(details.cached_tokens) ?? asNumber(usage.cached_tokens);
   const reasoning = asNumber(asRecord(usage.completion_tokens_details).reasoning_tokens);
   const result: Usage = {
     prompt_tokens: prompt ?? 0,
