@@ -10,6 +10,7 @@ import { HOUR_MS } from "../apps/server/src/modules/usage/rollups.ts";
 import { entitiesOf, generateUsage, rollupRowsOf, type UsageShape } from "./usage-generator.ts";
 import { postgresSink, sqliteSink, type UsageSink } from "./usage-load.ts";
 import { type BenchQuery, baselineOf, type Comparable, compare, fromAnswer, queriesOf } from "./usage-queries.ts";
+import { resultsSection } from "./usage-report.ts";
 
 /**
  * Usage statistics benchmark: N usage records' worth of rollups (plus a sample of raw usage_logs) in a
@@ -32,6 +33,8 @@ export interface BenchOptions {
   budgetMs?: number;
   shape?: Partial<Omit<UsageShape, "records">>;
   log?: (line: string) => void;
+  /** Stops the run at the next step (Ctrl-C); what it made is still removed. */
+  signal?: AbortSignal;
 }
 
 export interface Timing {
@@ -154,6 +157,7 @@ async function timeEndpoint(
 
 export async function runUsageStatsBench(options: BenchOptions): Promise<BenchResult> {
   const log = options.log ?? (() => undefined);
+  const check = () => options.signal?.throwIfAborted();
   const shape: UsageShape = {
     days: 90,
     users: 20,
@@ -181,6 +185,7 @@ export async function runUsageStatsBench(options: BenchOptions): Promise<BenchRe
     const loadMs = new Map<Target, number>(targets.map((target) => [target, 0]));
     const started = performance.now();
     const generated = await generateUsage(shape, entities, rawEvery, async (rows) => {
+      check();
       for (const target of targets) {
         const before = performance.now();
         await target.sink.writeRaw(rows);
@@ -208,9 +213,11 @@ export async function runUsageStatsBench(options: BenchOptions): Promise<BenchRe
     for (const target of targets) {
       const endpoints: EndpointResult[] = [];
       for (const query of queries) {
+        check();
         const result = await timeEndpoint(target, query, timing, generated.raw === shape.records);
         log(
-          `${target.backend} ${query.name}: rollups p50 ${result.rollups.p50} ms p95 ${result.rollups.p95} ms; raw p50 ${result.baseline.p50} ms p95 ${result.baseline.p95} ms`,
+          `${target.backend} ${query.name}: rollups p50 ${result.rollups.p50} ms p95 ${result.rollups.p95} ms; raw p50 ${result.baseline.p50} ms p95 ${result.baseline.p95} ms` +
+            (result.matches === null ? "" : result.matches ? "; answers agree" : "; ANSWERS DIFFER"),
         );
         endpoints.push(result);
       }
@@ -235,57 +242,16 @@ function argument(args: string[], name: string): string | undefined {
   return index >= 0 ? args[index + 1] : undefined;
 }
 
-function machine() {
-  const cpus = os.cpus();
-  const memory = Math.round(os.totalmem() / 2 ** 30);
-  const load = os
-    .loadavg()
-    .map((value) => value.toFixed(1))
-    .join(" / ");
-  return (
-    `${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, ${memory} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; ` +
-    `load average at the end ${load} (other work shares the machine when it is above the CPU count)`
-  );
-}
-
-/** The "Usage statistics" section appended to bench/RESULTS.md. */
-export function resultsSection(result: BenchResult, command: string, date = new Date()): string {
-  const lines = [
-    `## Usage statistics (${date.toISOString().slice(0, 16).replace("T", " ")} UTC)`,
-    "",
-    `- Command: \`${command}\``,
-    `- Machine: ${machine()}`,
-    `- Data: ${result.records.toLocaleString("en")} usage records over ${result.shape.days} days (${result.shape.users} users, ${result.shape.tokens} tokens, ` +
-      `${result.shape.models} models, ${result.shape.channels} channels) → ${result.rollupRows.toLocaleString("en")} rollup rows; ` +
-      `${result.raw.toLocaleString("en")} raw usage_logs rows for the baseline${result.raw < result.records ? " (a sample: the baseline scans fewer rows than the rollups stand for)" : ""}.`,
-    "- Rollups: the stats API through the real app (`buildApp` + `inject`, HTTP handling included). " +
-      "Baseline: the same question as one SQL aggregate over raw usage_logs (no HTTP, no serialisation).",
-    "",
-    "| database | endpoint | rollups p50 | rollups p95 | raw usage_logs p50 | raw usage_logs p95 | samples |",
-    "|---|---|---:|---:|---:|---:|---|",
-  ];
-  for (const backend of result.backends) {
-    for (const endpoint of backend.endpoints) {
-      lines.push(
-        `| ${backend.backend} | ${endpoint.name} | ${endpoint.rollups.p50} ms | ${endpoint.rollups.p95} ms | ${endpoint.baseline.p50} ms | ` +
-          `${endpoint.baseline.p95} ms | ${endpoint.rollups.samples} / ${endpoint.baseline.samples} |`,
-      );
-    }
-  }
-  lines.push(
-    "",
-    `Generation took ${result.generateMs} ms; loading ${result.backends.map((backend) => `${backend.backend} ${backend.loadMs} ms`).join(", ")}.`,
-    "",
-  );
-  return lines.join("\n");
-}
-
 async function main() {
   const args = process.argv.slice(2);
   const records = Number(argument(args, "--records") ?? 10_000_000);
   const raw = argument(args, "--raw");
   if (!Number.isInteger(records) || records < 1) throw new Error("--records takes a positive integer");
+  const interrupted = new AbortController();
+  process.once("SIGINT", () => interrupted.abort(new Error("interrupted; cleaning up")));
+  process.once("SIGTERM", () => interrupted.abort(new Error("terminated; cleaning up")));
   const result = await runUsageStatsBench({
+    signal: interrupted.signal,
     records,
     ...(raw === undefined ? {} : { raw: Number(raw) }),
     rawAll: args.includes("--raw-all"),

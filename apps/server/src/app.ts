@@ -42,8 +42,14 @@ import { channelStatsRoutes } from "./modules/health/routes.ts";
 import type { Api } from "./modules/http.ts";
 import { memberRoutes } from "./modules/members/routes.ts";
 import { createMemberService } from "./modules/members/service.ts";
+import { subscribeAlerts } from "./modules/notifications/alerts.ts";
+import { notificationRoutes } from "./modules/notifications/routes.ts";
+import { createNotificationService } from "./modules/notifications/service.ts";
+import { createWebhookSender } from "./modules/notifications/webhook.ts";
 import { priceRoutes } from "./modules/pricing/routes.ts";
 import { createPriceBook } from "./modules/pricing/service.ts";
+import { createRateLimiter } from "./modules/quota/rate-limits.ts";
+import { createMemoryRateStore, createRedisRateStore } from "./modules/quota/rate-store.ts";
 import { createQuotaService } from "./modules/quota/service.ts";
 import { createMemoryQuotaStore, createRedisQuotaStore } from "./modules/quota/store.ts";
 import { settingsRoutes } from "./modules/settings/routes.ts";
@@ -110,6 +116,13 @@ export function createServices(infra: Infra) {
   const tokens = createAccessTokens(deriveKey(infra.masterKey, "jwt-signing"), config.accessTokenTtlSeconds, () => clock.now());
   const limiter = (name: string, points: number) =>
     createLimiter({ name, points, durationSeconds: config.login.windowSeconds, redis, prefix: config.redisPrefix });
+  const publicIpLimiter = createLimiter({
+    name: "public-ip",
+    points: config.publicIpMaxPerMinute,
+    durationSeconds: 60,
+    redis,
+    prefix: config.redisPrefix,
+  });
   const auth = createAuthService({
     ...deps,
     tokens,
@@ -132,12 +145,25 @@ export function createServices(infra: Infra) {
   const prices = createPriceBook(db.kysely, bus);
   const quotaStore = redis ? createRedisQuotaStore(redis, config.redisPrefix) : createMemoryQuotaStore();
   const quota = createQuotaService({ db: db.kysely, store: quotaStore, clock, settings, prices, principals });
+  const rates = createRateLimiter({
+    store: redis ? createRedisRateStore(redis, config.redisPrefix) : createMemoryRateStore(),
+    settings,
+    clock,
+  });
   const members = createMemberService(deps, users, quota);
   usage.addBatchWriter((trx) => quota.persist(trx));
   const channels = createChannelService({ ...deps, key: credentialKey, catalog, upstream, quota });
   const health = createChannelHealth(infra, { channels, settings, stats, usage });
+  const notifications = createNotificationService({
+    db: db.kysely,
+    clock,
+    logger: infra.logger,
+    webhooks: createWebhookSender({ settings, masterKey: infra.masterKey, clock, logger: infra.logger }),
+  });
+  const stopAlerts = subscribeAlerts({ db: db.kysely, notifications, quota, autoDisable: health.autoDisable });
   const accessTokens = createTokenService({ ...deps, cache: tokenCache, quota });
   const gateway = createGatewayService({
+    badKeys: publicIpLimiter,
     catalog,
     tokens: tokenCache,
     principals,
@@ -152,6 +178,8 @@ export function createServices(infra: Infra) {
     usage,
     quota,
     prices,
+    rates,
+    metrics: infra.metrics,
     logger: infra.logger,
     maxAttempts: config.gateway.maxAttempts,
     keepAliveMs: config.gateway.keepAliveMs,
@@ -159,6 +187,7 @@ export function createServices(infra: Infra) {
   };
   return {
     audit,
+    publicIpLimiter,
     users,
     tenants,
     members,
@@ -179,8 +208,11 @@ export function createServices(infra: Infra) {
     relay,
     prices,
     quota,
+    notifications,
     async close() {
       await health.close();
+      stopAlerts();
+      await notifications.close();
       principals.close();
       settings.close();
       catalog.close();
@@ -260,7 +292,7 @@ export async function buildApp(options: BuildOptions) {
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
-  registerGuard(app, services.tokens, services.principals, () => infra.clock.now());
+  registerGuard(app, services.tokens, services.principals, () => infra.clock.now(), services.publicIpLimiter);
   systemRoutes(app, infra);
   authRoutes(app, services.auth, services.members, services.principals);
   userRoutes(app, services.users);
@@ -274,6 +306,7 @@ export async function buildApp(options: BuildOptions) {
   usageRoutes(app, infra.db.kysely);
   priceRoutes(app, infra.db.kysely, services.prices, services.audit);
   usageStatsRoutes(app, infra.db.kysely, () => infra.clock.now());
+  notificationRoutes(app, services.notifications);
   await app.register(async (scope) => {
     scope.addHook("onRoute", (route) => {
       route.bodyLimit ??= config.gateway.bodyLimitBytes;

@@ -37,6 +37,7 @@ export const ZEnvironment = z.object({
   LYSS_LOGIN_MAX_FAILURES: ZDuration.default(5),
   LYSS_LOGIN_IP_MAX_ATTEMPTS: ZDuration.default(30),
   LYSS_LOGIN_WINDOW: ZDuration.default(900),
+  LYSS_PUBLIC_IP_MAX_PER_MINUTE: ZDuration.default(60),
   LYSS_TRUST_PROXY: ZBooleanString.default(false),
   LYSS_GATEWAY_BODY_LIMIT: ZDuration.default(20 * 1024 * 1024),
   LYSS_GATEWAY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
@@ -61,6 +62,8 @@ export interface Config {
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
   login: { maxFailuresPerAccount: number; maxAttemptsPerIp: number; windowSeconds: number };
+  /** Calls per minute from one address to unauthenticated routes, and failed API-key checks. */
+  publicIpMaxPerMinute: number;
   trustProxy: boolean;
   gateway: { bodyLimitBytes: number; maxAttempts: number; keepAliveMs: number };
 }
@@ -110,6 +113,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxAttemptsPerIp: env.LYSS_LOGIN_IP_MAX_ATTEMPTS,
       windowSeconds: env.LYSS_LOGIN_WINDOW,
     },
+    publicIpMaxPerMinute: env.LYSS_PUBLIC_IP_MAX_PER_MINUTE,
     trustProxy: env.LYSS_TRUST_PROXY,
     gateway: {
       bodyLimitBytes: env.LYSS_GATEWAY_BODY_LIMIT,

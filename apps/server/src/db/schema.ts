@@ -198,6 +198,27 @@ export interface UsageRollupsTable {
   latency_ms_sum: number;
 }
 
+/** An in-app notification of a tenant; `data` is JSON text. */
+export interface NotificationsTable {
+  id: string;
+  tenant_id: string;
+  kind: string;
+  title: string;
+  message: string;
+  data: string;
+  /** Unique per tenant: the same event seen twice (or by several instances) is stored once. */
+  dedupe_key: string;
+  created_at: string;
+}
+
+/** Who receives a notification, and when they read it. */
+export interface NotificationRecipientsTable {
+  tenant_id: string;
+  user_id: string;
+  notification_id: string;
+  read_at: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   tenants: TenantsTable;
@@ -214,4 +235,6 @@ export interface Database {
   usage_rollups: UsageRollupsTable;
   quota_counters: QuotaCountersTable;
   model_prices: ModelPricesTable;
+  notifications: NotificationsTable;
+  notification_recipients: NotificationRecipientsTable;
 }

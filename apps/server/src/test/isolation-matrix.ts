@@ -38,6 +38,8 @@ export interface TenantFixture {
   token: { id: string; name: string; key: string };
   /** A model with a price of this tenant's own. */
   priceModel?: string;
+  /** An unread notification of this tenant addressed to its member. */
+  notification?: { id: string; title: string };
 }
 
 export interface IsolationFixture {
@@ -76,6 +78,7 @@ export interface MatrixEntry {
 const memberOfA = (fixture: IsolationFixture) => ({ id: fixture.tenantA.member.id });
 const channelOfA = (fixture: IsolationFixture) => ({ id: fixture.tenantA.channel.id });
 const tokenOfA = (fixture: IsolationFixture) => ({ id: fixture.tenantA.token.id });
+const notificationOfA = (fixture: IsolationFixture) => ({ id: fixture.tenantA.notification?.id ?? "" });
 
 export const ISOLATION_MATRIX: MatrixEntry[] = [
   // users (platform administrators)
@@ -254,6 +257,27 @@ export const ISOLATION_MATRIX: MatrixEntry[] = [
     minimum: "owner",
     target: "header",
   },
+
+  // notifications: each user reads their own; administrators manage the webhook
+  { method: "GET", route: "/api/v1/notifications", minimum: "member", target: "header" },
+  {
+    method: "POST",
+    route: "/api/v1/notifications/{id}/read",
+    params: notificationOfA,
+    body: () => ({}),
+    minimum: "member",
+    target: "path",
+  },
+  { method: "POST", route: "/api/v1/notifications/read-all", body: () => ({}), minimum: "member", target: "header" },
+  { method: "GET", route: "/api/v1/notifications/webhook", minimum: "admin", target: "header" },
+  {
+    method: "POST",
+    route: "/api/v1/notifications/webhook/test",
+    body: () => ({}),
+    minimum: "admin",
+    target: "header",
+    writes: false,
+  },
 ];
 
 /**
@@ -413,6 +437,18 @@ export async function createIsolationFixture(app: TestApp, options: { upstreamUr
   if (price.status !== 200) throw new Error(`price set failed: ${price.status} ${price.text}`);
   tenantA.priceModel = `alpha-model-${tag}`;
 
+  // A notification of A's for its member, for the notification routes' positive controls.
+  const notice = await app.services.notifications.notify(tenantAId, {
+    kind: "quota.threshold",
+    title: `alpha-notice-${tag}`,
+    message: "The access token has used 80 % of its requests.",
+    data: { scope: "token", scope_id: tenantA.token.id, metric: "requests", window: "total", max: 5, used: 4, threshold: 0.8 },
+    userIds: [memberA.id],
+    dedupeKey: `isolation-${tag}`,
+  });
+  if (!notice) throw new Error("notification create failed");
+  tenantA.notification = { id: notice.id, title: notice.title };
+
   const secretsOfA = [
     tenantA.name,
     tenantA.slug,
@@ -424,6 +460,8 @@ export async function createIsolationFixture(app: TestApp, options: { upstreamUr
     tenantA.channel.apiKey,
     tenantA.token.name,
     tenantA.token.key,
+    tenantA.notification.title,
+    (await app.services.notifications.webhook(tenantAId)).secret,
   ];
   return { platformAdmin, tenantA, tenantB, outsider, upstreamUrl, secretsOfA };
 }

@@ -3,6 +3,7 @@ import { foundation } from "./0001-foundation.ts";
 import { gateway } from "./0002-gateway.ts";
 import { governance } from "./0003-governance.ts";
 import { usageRollups } from "./0004-usage-rollups.ts";
+import { notifications } from "./0005-notifications.ts";
 
 /** Every migration, in order. Names are permanent once released. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   "0002_gateway": gateway,
   "0003_governance": governance,
   "0004_usage_rollups": usageRollups,
+  "0005_notifications": notifications,
 };

@@ -2,6 +2,7 @@ import type { TTenantRole } from "@lyss/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { TenantsTable } from "../../db/schema.ts";
 import { AppError, forbidden, notFound, unauthorized } from "../../errors/app-error.ts";
+import type { Limiter } from "../../infra/rate-limiter.ts";
 import type { Actor } from "../audit/service.ts";
 import type { UserRow } from "../users/repository.ts";
 import type { AccessTokens } from "./jwt.ts";
@@ -24,6 +25,8 @@ export interface TenantContext {
 declare module "fastify" {
   interface FastifyContextConfig {
     access?: Access;
+    /** Count calls per client address (for unauthenticated routes other than login). */
+    limitByIp?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -95,11 +98,22 @@ async function resolveTenant(request: FastifyRequest, principal: Principal, cach
 const defaultAccess = (url: string | undefined): Access => (url?.startsWith("/api/") ? "user" : "public");
 
 /** Checks every request against its route's `config.access` before the body is even parsed. */
-export function registerGuard(app: FastifyInstance, tokens: AccessTokens, cache: PrincipalCache, now: () => Date) {
+export function registerGuard(app: FastifyInstance, tokens: AccessTokens, cache: PrincipalCache, now: () => Date, perIp: Limiter) {
   app.decorateRequest("principal", null);
   app.decorateRequest("tenantContext", null);
   app.addHook("onRequest", async (request) => {
     if (request.is404) return;
+    if (request.routeOptions.config.limitByIp) {
+      const wait = await perIp.hit(request.ip);
+      if (wait > 0) {
+        throw new AppError(
+          "rate_limited",
+          "too many requests from this address; try again later",
+          { retry_after: wait },
+          { "retry-after": String(wait) },
+        );
+      }
+    }
     const access = request.routeOptions.config.access ?? defaultAccess(request.routeOptions.url);
     if (access === "public") return;
     const principal = await authenticate(request, tokens, cache, now);

@@ -29,7 +29,7 @@ export function authRoutes(app: Api, auth: AuthService, members: MemberService, 
   app.post(
     "/api/v1/auth/setup",
     {
-      config: { access: "public" },
+      config: { access: "public", limitByIp: true },
       schema: {
         tags,
         summary: "First-run setup: create the platform administrator and the first tenant",
@@ -68,7 +68,7 @@ export function authRoutes(app: Api, auth: AuthService, members: MemberService, 
   app.post(
     "/api/v1/auth/refresh",
     {
-      config: { access: "public" },
+      config: { access: "public", limitByIp: true },
       schema: {
         tags,
         summary: "Exchange a refresh token for a new pair (the old refresh token stops working)",
@@ -144,7 +144,7 @@ export function authRoutes(app: Api, auth: AuthService, members: MemberService, 
   app.post(
     "/api/v1/auth/accept-invite",
     {
-      config: { access: "public" },
+      config: { access: "public", limitByIp: true },
       schema: {
         tags,
         summary: "Accept a tenant invitation, creating the account when the email has none",

@@ -1,8 +1,10 @@
 import type { ChatChunk, ChatRequest, Usage } from "@lyss/llm";
 import type { FastifyReply } from "fastify";
 import type { Logger } from "pino";
+import type { Metrics } from "../../infra/metrics.ts";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import type { PriceBook } from "../pricing/service.ts";
+import type { RateLimiter } from "../quota/rate-limits.ts";
 import type { Billing, QuotaService } from "../quota/service.ts";
 import type { RuntimeToken } from "../tokens/token-cache.ts";
 import type { UsageRecorder } from "../usage/recorder.ts";
@@ -13,6 +15,8 @@ import type { UpstreamClient } from "./upstream.ts";
 export interface RelayDeps {
   quota: QuotaService;
   prices: PriceBook;
+  rates: RateLimiter;
+  metrics: Pick<Metrics, "rejected">;
   upstream: UpstreamClient;
   stats: ChannelStats;
   usage: UsageRecorder;

@@ -5,6 +5,7 @@ export class GatewayError extends Error {
     message: string,
     readonly code: string | null = null,
     readonly type?: string,
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
     this.name = "GatewayError";

@@ -51,6 +51,7 @@ const header = (request: FastifyRequest, name: string) => {
 export function dataPlaneErrors(error: Error, request: FastifyRequest, reply: FastifyReply) {
   const inbound = request.routeOptions.config.inbound ?? openAIInbound;
   if (error instanceof GatewayError) {
+    if (error.headers) reply.headers(error.headers);
     return reply.code(error.status).send(inbound.errorBody(error.status, error.message, error.code, error.type));
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
@@ -114,7 +115,8 @@ export async function handleChat(
       warnings: [...input.warnings, ...translated.warnings],
     });
   }
-  const admitted = await admitCall(relay.quota, relay.prices, token, input.body, candidates);
+  const admitted = await admitCall(relay, token, input.body, candidates);
+  reply.headers(admitted.headers);
   return relayChat(relay, { ...call, candidates: admitted.candidates, billing: admitted.billing });
 }
 
@@ -168,7 +170,8 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
       };
       const text = (Array.isArray(body.input) ? body.input : [body.input]).map(String).join("\n");
       const estimateBody = { model: body.model, messages: [{ role: "user" as const, content: text }], max_tokens: 0 };
-      const admitted = await admitCall(relay.quota, relay.prices, token, estimateBody, candidates);
+      const admitted = await admitCall(relay, token, estimateBody, candidates);
+      reply.headers(admitted.headers);
       return relayEmbeddings(relay, { ...call, candidates: admitted.candidates, billing: admitted.billing }, body);
     },
   );

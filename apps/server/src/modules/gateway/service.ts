@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { hashToken } from "../../infra/crypto.ts";
+import type { Limiter } from "../../infra/rate-limiter.ts";
 import type { PrincipalCache } from "../auth/principal-cache.ts";
 import type { ChannelCatalog, RuntimeChannel } from "../channels/catalog.ts";
 import type { SettingsService } from "../settings/service.ts";
@@ -26,6 +27,8 @@ export function maskHeaders(headers: Record<string, string>): Record<string, str
 
 /** Authentication, model checks and candidate selection for the data plane, all from memory. */
 export function createGatewayService(deps: {
+  /** Counts failed key checks per client address, so guessing keys is slowed down. */
+  badKeys: Limiter;
   catalog: ChannelCatalog;
   tokens: TokenCache;
   principals: PrincipalCache;
@@ -40,7 +43,21 @@ export function createGatewayService(deps: {
     const key = presentedKey(request);
     if (!key) throw new GatewayError(401, "You didn't provide an API key.", "missing_api_key", "invalid_request_error");
     const token = await tokens.byHash(hashToken(key));
-    if (!token) throw new GatewayError(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error");
+    if (!token) {
+      const wait = (await deps.badKeys.blockedFor(request.ip)) || (await deps.badKeys.hit(request.ip));
+      if (wait > 0) {
+        throw new GatewayError(
+          429,
+          "Too many requests with invalid API keys from this address.",
+          "rate_limit_exceeded",
+          "rate_limit_error",
+          {
+            "retry-after": String(wait),
+          },
+        );
+      }
+      throw new GatewayError(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error");
+    }
     if (!token.enabled) throw new GatewayError(401, "This API key is disabled.", "invalid_api_key", "invalid_request_error");
     if (token.expiresAt && token.expiresAt <= deps.now().toISOString()) {
       throw new GatewayError(401, "This API key has expired.", "invalid_api_key", "invalid_request_error");

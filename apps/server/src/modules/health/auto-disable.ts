@@ -4,6 +4,14 @@ import type { ChannelStats } from "../gateway/channel-stats.ts";
 
 const REASON_LIMIT = 500;
 
+/** A status change the system made to a channel, announced to listeners (notifications). */
+export interface ChannelStatusChange {
+  tenantId: string;
+  channelId: string;
+  status: "auto_disabled" | "enabled";
+  reason: string | null;
+}
+
 /**
  * Channels whose upstream refuses their credentials (401 or 403, on a request or a probe) are
  * auto-disabled: status "auto_disabled" with the reason, audited as the system, seen by every
@@ -13,6 +21,17 @@ const REASON_LIMIT = 500;
 export function createAutoDisable(deps: { channels: ChannelService; stats: ChannelStats; logger: Logger }) {
   const { channels, logger } = deps;
   const pending = new Map<string, Promise<boolean>>();
+  const listeners = new Set<(change: ChannelStatusChange) => void>();
+
+  function announce(change: ChannelStatusChange) {
+    for (const listener of listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        logger.error({ err: error, channel_id: change.channelId }, "channel status listener failed");
+      }
+    }
+  }
 
   function run(channelId: string, to: string, change: () => Promise<boolean>): Promise<boolean> {
     const key = `${channelId}:${to}`;
@@ -32,7 +51,10 @@ export function createAutoDisable(deps: { channels: ChannelService; stats: Chann
     const reason = `the upstream refused the credentials (${status}: ${message})`.slice(0, REASON_LIMIT);
     return run(channelId, "auto_disabled", async () => {
       const changed = await channels.setStatusBySystem(tenantId, channelId, { from: "enabled", to: "auto_disabled", reason });
-      if (changed) logger.warn({ tenant_id: tenantId, channel_id: channelId, reason }, "channel auto-disabled");
+      if (changed) {
+        logger.warn({ tenant_id: tenantId, channel_id: channelId, reason }, "channel auto-disabled");
+        announce({ tenantId, channelId, status: "auto_disabled", reason });
+      }
       return changed;
     });
   }
@@ -40,7 +62,10 @@ export function createAutoDisable(deps: { channels: ChannelService; stats: Chann
   function enable(tenantId: string, channelId: string): Promise<boolean> {
     return run(channelId, "enabled", async () => {
       const changed = await channels.setStatusBySystem(tenantId, channelId, { from: "auto_disabled", to: "enabled", reason: null });
-      if (changed) logger.info({ tenant_id: tenantId, channel_id: channelId }, "channel enabled again after a passing probe");
+      if (changed) {
+        logger.info({ tenant_id: tenantId, channel_id: channelId }, "channel enabled again after a passing probe");
+        announce({ tenantId, channelId, status: "enabled", reason: null });
+      }
       return changed;
     });
   }
@@ -52,6 +77,11 @@ export function createAutoDisable(deps: { channels: ChannelService; stats: Chann
   return {
     disable,
     enable,
+    /** Listens for the status changes this instance made (only the instance that changed a channel hears it). */
+    onChange(listener: (change: ChannelStatusChange) => void) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     /** Stops listening and waits for the changes under way. */
     async close() {
       unsubscribe();

@@ -3,12 +3,14 @@ import { textOf } from "@lyss/llm";
 import type { Kysely } from "kysely";
 import type { Database } from "../../db/schema.ts";
 import type { Clock } from "../../infra/clock.ts";
+import type { Metrics } from "../../infra/metrics.ts";
 import type { PrincipalCache } from "../auth/principal-cache.ts";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import { GatewayError } from "../gateway/gateway-error.ts";
 import { costOf, type PriceBook } from "../pricing/service.ts";
 import type { SettingsService } from "../settings/service.ts";
 import { type Limit, parseLimits, type RuntimeToken } from "../tokens/token-cache.ts";
+import type { RateLimiter } from "./rate-limits.ts";
 import type { Charge, QuotaStore } from "./store.ts";
 import { type Window, windowBucket } from "./windows.ts";
 
@@ -34,6 +36,31 @@ export interface LimitStatus extends Limit {
   resets_at: string | null;
 }
 
+/** Fractions of a limit whose crossing is announced. */
+export const THRESHOLDS = [0.8, 1] as const;
+
+export interface ThresholdEvent {
+  tenantId: string;
+  key: string;
+  scope: Scope;
+  scopeId: string;
+  metric: Limit["metric"];
+  window: Window;
+  max: number;
+  used: number;
+  threshold: (typeof THRESHOLDS)[number];
+}
+
+/** `scope:scopeId:metric:window:bucket`, where a member's scope id is `tenant:user`. */
+function parseKey(key: string): [Scope, string, Limit["metric"], Window] {
+  const parts = key.split(":");
+  parts.pop();
+  const window = parts.pop() as Window;
+  const metric = parts.pop() as Limit["metric"];
+  const scope = parts.shift() as Scope;
+  return [scope, parts.join(":"), metric, window];
+}
+
 const TTL: Record<Window, number> = { total: 0, day: 3 * 24 * 3600, month: 40 * 24 * 3600 };
 
 /** Characters per token for the admission estimate; settled with the real count afterwards. */
@@ -55,6 +82,24 @@ export function createQuotaService(deps: {
   const { db, store, clock, settings, prices, principals } = deps;
   /** Settled amounts not yet in the database, written with the next usage batch. */
   let pending = new Map<string, { tenantId: string; delta: number }>();
+  const thresholdListeners = new Set<(event: ThresholdEvent) => void>();
+
+  /** Tells listeners about every limit whose use just crossed 80 % or 100 %. */
+  async function checkThresholds(crossed: { key: string; tenantId: string; max: number; before: number }[]) {
+    if (thresholdListeners.size === 0 || crossed.length === 0) return;
+    const state = await store.read(crossed.map((item) => item.key));
+    for (const item of crossed) {
+      const used = state.get(item.key)?.used ?? 0;
+      for (const threshold of THRESHOLDS) {
+        const line = item.max * threshold;
+        if (item.before < line && used >= line) {
+          const [scope, scopeId, metric, window] = parseKey(item.key);
+          for (const listener of thresholdListeners)
+            listener({ tenantId: item.tenantId, key: item.key, scope, scopeId, metric, window, max: item.max, used, threshold });
+        }
+      }
+    }
+  }
 
   async function timeZone(tenantId: string): Promise<string> {
     return String((await settings.tenant(tenantId)).values.time_zone ?? "UTC");
@@ -114,19 +159,18 @@ export function createQuotaService(deps: {
       return tenant * byGroup;
     },
 
-    /** Reserves the request's estimate against every applicable limit, or refuses with a 429. */
-    async admit(token: RuntimeToken, body: ChatRequest, multiplier: number): Promise<Reservation> {
-      const limits = await scopedLimits(token);
-      const reservation: Reservation = {
-        tenantId: token.tenantId,
-        charges: [],
-        metrics: [],
-        estimate: { requests: 0, tokens: 0, cost_micro_usd: 0 },
-      };
-      if (limits.length === 0) return reservation;
+    /** What a request is expected to use: its prompt by size plus its completion allowance. */
+    async estimate(token: RuntimeToken, body: ChatRequest, multiplier: number): Promise<Amounts> {
       const tenantValues = (await settings.tenant(token.tenantId)).values;
-      const zone = String(tenantValues.time_zone ?? "UTC");
-      reservation.estimate = estimate(token, body, Number(tenantValues.quota_default_max_tokens ?? 4096), multiplier);
+      return estimate(token, body, Number(tenantValues.quota_default_max_tokens ?? 4096), multiplier);
+    },
+
+    /** Reserves the request's estimate against every applicable limit, or refuses with a 429. */
+    async admit(token: RuntimeToken, amounts: Amounts): Promise<Reservation> {
+      const limits = await scopedLimits(token);
+      const reservation: Reservation = { tenantId: token.tenantId, charges: [], metrics: [], estimate: amounts };
+      if (limits.length === 0) return reservation;
+      const zone = await timeZone(token.tenantId);
       const now = clock.now();
       for (const { scope, scopeId, limit } of limits) {
         const { bucket } = windowBucket(limit.window, now, zone);
@@ -142,7 +186,7 @@ export function createQuotaService(deps: {
       await seed(reservation.charges.map((charge) => ({ key: charge.key, ttl: charge.ttlSeconds })));
       const result = await store.reserve(reservation.charges);
       if (!result.ok) {
-        const [scope, , metric, window] = result.key.split(":");
+        const [scope, , metric, window] = parseKey(result.key);
         throw new GatewayError(
           429,
           `You exceeded your current quota: the ${scope} ${window === "total" ? "" : `${window}ly `}${metric} limit is reached.`,
@@ -193,7 +237,23 @@ export function createQuotaService(deps: {
         }
       }
       if (settlements.length === 0) return;
+      const maxima = new Map(reservation.charges.map((charge) => [charge.key, charge.max]));
+      for (const limit of channel?.limits ?? []) {
+        const zone = await timeZone(reservation.tenantId);
+        maxima.set(keyOf("channel", channel?.id ?? "", limit, windowBucket(limit.window, clock.now(), zone).bucket), limit.max);
+      }
+      const before = thresholdListeners.size ? await store.read(settlements.map((item) => item.key)) : new Map();
       await store.settle(settlements);
+      await checkThresholds(
+        settlements
+          .filter((item) => item.used > 0 && maxima.has(item.key))
+          .map((item) => ({
+            key: item.key,
+            tenantId: item.tenantId,
+            max: maxima.get(item.key) ?? 0,
+            before: before.get(item.key)?.used ?? 0,
+          })),
+      );
       for (const item of settlements) {
         if (item.used === 0) continue;
         const entry = pending.get(item.key) ?? { tenantId: item.tenantId, delta: 0 };
@@ -217,6 +277,12 @@ export function createQuotaService(deps: {
         reserved: state.get(keys[index]?.key ?? "")?.reserved ?? 0,
         resets_at: item.resetsAt,
       }));
+    },
+
+    /** Listens for limits crossing 80 % and 100 % of their maximum. */
+    onThreshold(listener: (event: ThresholdEvent) => void) {
+      thresholdListeners.add(listener);
+      return () => thresholdListeners.delete(listener);
     },
 
     /** Writes settled amounts to the database inside a usage batch's transaction. */
@@ -256,12 +322,27 @@ export interface Billing {
 
 /** Admits a call against its quotas and answers how to bill it; refuses with a 429 when over quota. */
 export async function admitCall(
-  quota: QuotaService,
-  prices: PriceBook,
+  deps: { quota: QuotaService; prices: PriceBook; rates: RateLimiter; metrics: Pick<Metrics, "rejected"> },
   token: RuntimeToken,
   body: ChatRequest,
   candidates: RuntimeChannel[],
-): Promise<{ billing: Billing; candidates: RuntimeChannel[] }> {
+): Promise<{ billing: Billing; candidates: RuntimeChannel[]; headers: Record<string, string> }> {
+  try {
+    return await admit(deps, token, body, candidates);
+  } catch (error) {
+    if (error instanceof GatewayError && error.status === 429) {
+      deps.metrics.rejected(error.code === "rate_limit_exceeded" ? "rate_limit" : "quota", token.tenantId);
+    }
+    throw error;
+  }
+}
+
+async function admit(
+  { quota, prices, rates }: { quota: QuotaService; prices: PriceBook; rates: RateLimiter },
+  token: RuntimeToken,
+  body: ChatRequest,
+  candidates: RuntimeChannel[],
+): Promise<{ billing: Billing; candidates: RuntimeChannel[]; headers: Record<string, string> }> {
   const usable = await quota.withinChannelLimits(candidates, token.tenantId);
   if (usable.length === 0) {
     throw new GatewayError(429, "Every channel serving this model has used up its quota.", "insufficient_quota", "insufficient_quota");
@@ -270,17 +351,21 @@ export async function admitCall(
   const multipliers = new Map(
     await Promise.all(groups.map(async (group) => [group, await quota.multiplier(token.tenantId, group)] as const)),
   );
-  const reservation = await quota.admit(token, body, multipliers.get(usable[0]?.group ?? "") ?? 1);
+  const estimated = await quota.estimate(token, body, multipliers.get(usable[0]?.group ?? "") ?? 1);
+  const rate = await rates.admit(token, estimated.tokens);
+  const reservation = await quota.admit(token, estimated);
   const price = prices.priceFor(token.tenantId, body.model);
   let settled = false;
   return {
     candidates: usable,
+    headers: rate.headers,
     billing: {
       cost: (usage, channel) => costOf(price, usage, multipliers.get(channel?.group ?? "") ?? 1),
       async settle(status, usage, cost, channel) {
         if (settled) return;
         settled = true;
-        await quota.settle(reservation, actualAmounts(status, usage, cost), channel);
+        const actual = actualAmounts(status, usage, cost);
+        await Promise.all([quota.settle(reservation, actual, channel), rate.settle(actual.tokens)]);
       },
     },
   };

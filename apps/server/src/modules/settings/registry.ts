@@ -28,6 +28,12 @@ export const PLATFORM_SETTINGS = {
     schema: z.record(z.string().max(64), z.number().min(0).max(1000)).describe("tenant id → price multiplier"),
     default: {} as Record<string, number>,
   },
+  tenant_rate_limits: {
+    schema: z
+      .record(z.string().max(64), z.strictObject({ rpm: z.number().int().min(1).optional(), tpm: z.number().int().min(1).optional() }))
+      .describe("tenant id → requests and tokens per minute for the whole tenant"),
+    default: {} as Record<string, { rpm?: number; tpm?: number }>,
+  },
   group_price_multipliers: {
     schema: z.record(z.string().max(50), z.number().min(0).max(1000)).describe("channel group → price multiplier (One-API's group ratio)"),
     default: {} as Record<string, number>,
@@ -44,6 +50,12 @@ export const TENANT_SETTINGS = {
     default: "weighted_random",
   },
   health_probe_interval_seconds: { schema: z.number().int().min(10).max(86_400), default: 300 },
+  user_rate_limits: {
+    schema: z
+      .strictObject({ rpm: z.number().int().min(1).optional(), tpm: z.number().int().min(1).optional() })
+      .describe("requests and tokens per minute for each member"),
+    default: {} as { rpm?: number; tpm?: number },
+  },
   quota_default_max_tokens: {
     schema: z.number().int().min(1).max(1_000_000).describe("completion tokens reserved when a request sets no max_tokens"),
     default: 4096,
@@ -59,6 +71,12 @@ export const TENANT_SETTINGS = {
       )
       .max(50),
     default: [] as { model_pattern?: string; tag?: string; group: string }[],
+  },
+  notification_webhook_url: {
+    schema: z
+      .union([z.literal(""), z.url({ protocol: /^https?$/ }).max(2000)])
+      .describe("http(s) URL that receives signed notification events; empty: no webhook"),
+    default: "",
   },
 } as const;
 

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
-import { resultsSection, runUsageStatsBench } from "../../../../../bench/usage-stats.ts";
+import { resultsSection } from "../../../../../bench/usage-report.ts";
+import { runUsageStatsBench } from "../../../../../bench/usage-stats.ts";
 import { TEST_DATABASE_URL } from "../../test/test-app.ts";
 
 /** A small run of the usage statistics benchmark (bench/usage-stats.ts), so the script cannot rot. It writes no RESULTS.md. */

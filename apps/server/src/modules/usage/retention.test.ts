@@ -98,6 +98,24 @@ describe("usage retention", () => {
     await retention.stop();
   });
 
+  it("ends a run under way early when stopped, so shutdown does not wait for it", async () => {
+    await recordAged([100, 101, 102, 103, 1]);
+    const retention = createUsageRetention({
+      db: app.infra.db.kysely,
+      settings: app.services.settings,
+      clock: app.clock,
+      logger: app.infra.logger,
+      batchSize: 1,
+    });
+    const run = retention.runOnce();
+    await retention.stop();
+    const outcome = await run;
+    expect(outcome.more).toBe(true);
+    expect(outcome.deleted).toBeLessThan(4);
+    expect(await retention.runOnce()).toMatchObject({ deleted: 4 - outcome.deleted, more: false });
+    expect(await ages()).toEqual([1]);
+  });
+
   it("runs on its timer until stopped", async () => {
     await recordAged([365]);
     const retention = createUsageRetention({

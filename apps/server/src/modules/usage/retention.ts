@@ -39,13 +39,15 @@ export function createUsageRetention(options: UsageRetentionOptions) {
   const maxBatches = options.maxBatches ?? 200;
   let running: Promise<RetentionRun> | undefined;
   let timers: NodeJS.Timeout[] = [];
+  /** Set while stopping: a run under way ends after its current batch, so shutdown does not wait for it. */
+  let stopping = false;
 
   async function run(): Promise<RetentionRun> {
     const days = Number((await settings.platform()).values.usage_retention_days ?? 0);
     if (!(days > 0)) return { cutoff: null, deleted: 0, more: false };
     const cutoff = new Date(clock.now().getTime() - days * DAY_MS).toISOString();
     let deleted = 0;
-    for (let batch = 0; batch < maxBatches; batch += 1) {
+    for (let batch = 0; batch < maxBatches && !stopping; batch += 1) {
       const result = await db
         .deleteFrom("usage_logs")
         .where("id", "in", (eb) => eb.selectFrom("usage_logs").select("id").where("created_at", "<", cutoff).limit(batchSize))
@@ -87,11 +89,13 @@ export function createUsageRetention(options: UsageRetentionOptions) {
       every.unref();
       timers = [first, every];
     },
-    /** Stops the timers and waits for a run under way. */
+    /** Stops the timers and waits for a run under way to finish its current batch. */
     async stop() {
       for (const timer of timers) clearTimeout(timer);
       timers = [];
+      stopping = true;
       await running?.catch(() => undefined);
+      stopping = false;
     },
   };
 }

@@ -1,0 +1,123 @@
+import type { Redis } from "ioredis";
+
+/** One sliding-window rule to apply to a request: at most `limit` per minute. */
+export interface RateCheck {
+  key: string;
+  limit: number;
+  amount: number;
+}
+
+export type RateResult =
+  | { ok: true; remaining: number[]; resetMs: number }
+  | { ok: false; index: number; retryAfterMs: number; remaining: number[]; resetMs: number };
+
+/**
+ * Per-minute rates over a sliding window, estimated from this minute's count and the last minute's
+ * weighted by how much of it still overlaps the window. `consume` checks every rule and counts the
+ * request against all of them only if all allow it.
+ */
+export interface RateStore {
+  consume(checks: RateCheck[], nowMs: number): Promise<RateResult>;
+  /** Corrects the current minute of a rule (tokens: the estimate against the actual count). */
+  adjust(key: string, delta: number, nowMs: number): Promise<void>;
+}
+
+const WINDOW_MS = 60_000;
+
+function position(nowMs: number) {
+  const bucket = Math.floor(nowMs / WINDOW_MS);
+  const elapsed = nowMs - bucket * WINDOW_MS;
+  return { bucket, elapsed, weight: 1 - elapsed / WINDOW_MS };
+}
+
+/** How long until the estimate has room for `amount` again. */
+function waitMs(limit: number, current: number, previous: number, amount: number, elapsed: number): number {
+  const room = limit - current - amount;
+  // This minute alone is full: wait until it becomes the previous one.
+  if (room < 0 || previous <= 0) return WINDOW_MS - elapsed;
+  return Math.max(0, WINDOW_MS * (1 - room / previous) - elapsed);
+}
+
+function evaluate(checks: RateCheck[], counts: [number, number][], nowMs: number): RateResult {
+  const { elapsed, weight } = position(nowMs);
+  const estimates = counts.map(([current, previous]) => current + previous * weight);
+  const remaining = checks.map((check, index) => Math.max(0, Math.floor(check.limit - (estimates[index] ?? 0) - check.amount)));
+  const resetMs = WINDOW_MS - elapsed;
+  const refused = checks.findIndex((check, index) => (estimates[index] ?? 0) + check.amount > check.limit);
+  if (refused < 0) return { ok: true, remaining, resetMs };
+  const [current, previous] = counts[refused] ?? [0, 0];
+  const check = checks[refused] as RateCheck;
+  return { ok: false, index: refused, retryAfterMs: waitMs(check.limit, current, previous, check.amount, elapsed), remaining, resetMs };
+}
+
+export function createMemoryRateStore(): RateStore {
+  const counts = new Map<string, number>();
+  let sweptBucket = 0;
+  const sweep = (bucket: number) => {
+    if (bucket === sweptBucket) return;
+    sweptBucket = bucket;
+    for (const key of counts.keys()) if (Number(key.slice(key.lastIndexOf("@") + 1)) < bucket - 1) counts.delete(key);
+  };
+  return {
+    async consume(checks, nowMs) {
+      const { bucket } = position(nowMs);
+      sweep(bucket);
+      const pairs = checks.map(
+        (check) => [counts.get(`${check.key}@${bucket}`) ?? 0, counts.get(`${check.key}@${bucket - 1}`) ?? 0] as [number, number],
+      );
+      const result = evaluate(checks, pairs, nowMs);
+      if (result.ok)
+        for (const check of checks) counts.set(`${check.key}@${bucket}`, (counts.get(`${check.key}@${bucket}`) ?? 0) + check.amount);
+      return result;
+    },
+    async adjust(key, delta, nowMs) {
+      const name = `${key}@${position(nowMs).bucket}`;
+      counts.set(name, Math.max(0, (counts.get(name) ?? 0) + delta));
+    },
+  };
+}
+
+const CONSUME = `
+local n = #KEYS / 2
+local weight = tonumber(ARGV[1])
+local counts = {}
+for i = 1, n do
+  local current = tonumber(redis.call('GET', KEYS[i * 2 - 1]) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[i * 2]) or '0')
+  counts[#counts + 1] = current
+  counts[#counts + 1] = previous
+end
+local allowed = 1
+for i = 1, n do
+  if counts[i * 2 - 1] + counts[i * 2] * weight + tonumber(ARGV[i * 2 + 1]) > tonumber(ARGV[i * 2]) then allowed = 0 end
+end
+if allowed == 1 then
+  for i = 1, n do
+    redis.call('INCRBY', KEYS[i * 2 - 1], ARGV[i * 2 + 1])
+    redis.call('PEXPIRE', KEYS[i * 2 - 1], 130000)
+  end
+end
+counts[#counts + 1] = allowed
+return counts`;
+
+/** The same windows in Redis, shared by every instance; one Lua script checks and counts. */
+export function createRedisRateStore(redis: Redis, prefix: string): RateStore {
+  const name = (key: string, bucket: number) => `${prefix}rate:${key}@${bucket}`;
+  return {
+    async consume(checks, nowMs) {
+      const { bucket, weight } = position(nowMs);
+      const keys = checks.flatMap((check) => [name(check.key, bucket), name(check.key, bucket - 1)]);
+      const args = [weight, ...checks.flatMap((check) => [check.limit, check.amount])];
+      const reply = (await redis.eval(CONSUME, keys.length, ...keys, ...args)) as number[];
+      const pairs = checks.map((_, index) => [Number(reply[index * 2]), Number(reply[index * 2 + 1])] as [number, number]);
+      // The script counted the request when it allowed it; evaluate on the counts it saw.
+      return evaluate(checks, pairs, nowMs);
+    },
+    async adjust(key, delta, nowMs) {
+      const current = name(key, position(nowMs).bucket);
+      const value = await redis.incrby(current, Math.round(delta));
+      if (value < 0) await redis.set(current, 0, "KEEPTTL");
+      await redis.pexpire(current, 130_000);
+    },
+  };
+}
