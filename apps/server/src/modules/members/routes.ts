@@ -1,4 +1,4 @@
-import { ZAddMemberRequest, ZAddMemberResponse, ZInvitation, ZMember, ZMemberDetail, ZOk, ZUpdateMemberRequest } from "@lyss/contracts";
+import { ZAddMemberRequest, ZAddMemberResponse, ZInvitation, ZMemberDetail, ZOk, ZUpdateMemberRequest } from "@lyss/contracts";
 import { z } from "zod";
 import { actorOf, requireTenant } from "../auth/guard.ts";
 import { type Api, AUTHED_ERRORS, errorResponses } from "../http.ts";
@@ -17,8 +17,8 @@ export function memberRoutes(app: Api, members: MemberService) {
       config: { access: { tenant: "member" } },
       schema: {
         tags,
-        summary: "List the active tenant's members",
-        response: { 200: z.object({ data: z.array(ZMember) }), ...AUTHED_ERRORS },
+        summary: "List the active tenant's members, with their quota limits and use",
+        response: { 200: z.object({ data: z.array(ZMemberDetail) }), ...AUTHED_ERRORS },
       },
     },
     async (request) => ({ data: await members.list(requireTenant(request).tenant.id) }),

@@ -40,7 +40,16 @@ export function createMemberService(deps: ServiceDeps, users: UserService, quota
   const { db, clock, bus, audit } = deps;
 
   return {
-    list: (tenantId: string) => listMembers(db, tenantId),
+    /** The tenant's members, each with their own quota limits and what is used of them. */
+    async list(tenantId: string) {
+      const members = await listMembers(db, tenantId);
+      return Promise.all(
+        members.map(async (member) => {
+          const limits = parseLimits(await membershipLimits(db, tenantId, member.user_id));
+          return { ...member, limits: await quota.status("member", `${tenantId}:${member.user_id}`, tenantId, limits) };
+        }),
+      );
+    },
 
     get: (tenantId: string, userId: string) => requireMemberIn(db, tenantId, userId),
 

@@ -50,6 +50,12 @@ describe("quotas", () => {
     expect(statuses.filter((status) => status === 429)).toHaveLength(450);
     // biome-ignore lint/suspicious/noExplicitAny: a JSON answer read loosely
     const refusal: any = await responses.find((response) => response.status === 429)?.json();
+    const remaining = responses
+      .filter((response) => response.status === 200)
+      .map((response) => Number(response.headers.get("x-lyss-quota-remaining-requests")));
+    expect(Math.min(...remaining)).toBe(0);
+    expect(Math.max(...remaining)).toBe(49);
+    expect(new Set(remaining).size).toBe(50);
     expect(refusal.error).toMatchObject({ type: "insufficient_quota", code: "insufficient_quota" });
     expect(sim.requestsTo("/chat/completions")).toHaveLength(50);
 
@@ -151,6 +157,8 @@ describe("quotas", () => {
     expect(member.body.limits[0]).toMatchObject({ metric: "requests", window: "month", max: 2, used: 0, reserved: 0 });
     expect(member.body.limits[0].resets_at).toEqual(expect.any(String));
     expect(member.body.role).toBe("owner");
+    const listed = await app.call("GET", "/api/v1/members", { token: admin.token });
+    expect(listed.body.data.find((entry: { user_id: string }) => entry.user_id === admin.user.id).limits[0]).toMatchObject({ max: 2, used: 0 });
     expect((await chat(baseUrl, token.key)).status).toBe(200);
     expect((await chat(baseUrl, token.key)).status).toBe(200);
     expect((await chat(baseUrl, token.key)).status).toBe(429);

@@ -197,6 +197,26 @@ export function createQuotaService(deps: {
       return reservation;
     },
 
+    /**
+     * What is left of the token's own limits after this reservation, per metric (the tightest window),
+     * as `x-lyss-quota-remaining-<metric>` headers.
+     */
+    async remainingHeaders(reservation: Reservation, tokenId: string): Promise<Record<string, string>> {
+      const own = reservation.charges
+        .map((charge, index) => ({ charge, metric: reservation.metrics[index] }))
+        .filter((item) => item.charge.key.startsWith(`token:${tokenId}:`));
+      if (own.length === 0) return {};
+      const state = await store.read(own.map((item) => item.charge.key));
+      const headers: Record<string, string> = {};
+      for (const { charge, metric } of own) {
+        const counter = state.get(charge.key);
+        const left = Math.max(0, charge.max - (counter?.used ?? 0) - (counter?.reserved ?? 0));
+        const name = `x-lyss-quota-remaining-${String(metric).replace(/_/g, "-")}`;
+        if (headers[name] === undefined || left < Number(headers[name])) headers[name] = String(left);
+      }
+      return headers;
+    },
+
     /** Channels whose own limits are used up are left out of routing. */
     async withinChannelLimits(channels: RuntimeChannel[], tenantId: string): Promise<RuntimeChannel[]> {
       const limited = channels.filter((channel) => channel.limits.length > 0);
@@ -354,11 +374,12 @@ async function admit(
   const estimated = await quota.estimate(token, body, multipliers.get(usable[0]?.group ?? "") ?? 1);
   const rate = await rates.admit(token, estimated.tokens);
   const reservation = await quota.admit(token, estimated);
+  const remaining = await quota.remainingHeaders(reservation, token.id);
   const price = prices.priceFor(token.tenantId, body.model);
   let settled = false;
   return {
     candidates: usable,
-    headers: rate.headers,
+    headers: { ...rate.headers, ...remaining },
     billing: {
       cost: (usage, channel) => costOf(price, usage, multipliers.get(channel?.group ?? "") ?? 1),
       async settle(status, usage, cost, channel) {
