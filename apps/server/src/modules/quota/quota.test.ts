@@ -158,7 +158,10 @@ describe("quotas", () => {
     expect(member.body.limits[0].resets_at).toEqual(expect.any(String));
     expect(member.body.role).toBe("owner");
     const listed = await app.call("GET", "/api/v1/members", { token: admin.token });
-    expect(listed.body.data.find((entry: { user_id: string }) => entry.user_id === admin.user.id).limits[0]).toMatchObject({ max: 2, used: 0 });
+    expect(listed.body.data.find((entry: { user_id: string }) => entry.user_id === admin.user.id).limits[0]).toMatchObject({
+      max: 2,
+      used: 0,
+    });
     expect((await chat(baseUrl, token.key)).status).toBe(200);
     expect((await chat(baseUrl, token.key)).status).toBe(200);
     expect((await chat(baseUrl, token.key)).status).toBe(429);
