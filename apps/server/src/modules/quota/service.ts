@@ -27,6 +27,8 @@ export interface Reservation {
   charges: Charge[];
   /** The metric each charge counts, in the same order. */
   metrics: Limit["metric"][];
+  /** Each counter's used + reserved right after the reservation, in the same order. */
+  totals: number[];
   estimate: Amounts;
 }
 
@@ -168,7 +170,7 @@ export function createQuotaService(deps: {
     /** Reserves the request's estimate against every applicable limit, or refuses with a 429. */
     async admit(token: RuntimeToken, amounts: Amounts): Promise<Reservation> {
       const limits = await scopedLimits(token);
-      const reservation: Reservation = { tenantId: token.tenantId, charges: [], metrics: [], estimate: amounts };
+      const reservation: Reservation = { tenantId: token.tenantId, charges: [], metrics: [], totals: [], estimate: amounts };
       if (limits.length === 0) return reservation;
       const zone = await timeZone(token.tenantId);
       const now = clock.now();
@@ -185,6 +187,7 @@ export function createQuotaService(deps: {
       }
       await seed(reservation.charges.map((charge) => ({ key: charge.key, ttl: charge.ttlSeconds })));
       const result = await store.reserve(reservation.charges);
+      if (result.ok) reservation.totals = result.totals;
       if (!result.ok) {
         const [scope, , metric, window] = parseKey(result.key);
         throw new GatewayError(
@@ -198,22 +201,17 @@ export function createQuotaService(deps: {
     },
 
     /**
-     * What is left of the token's own limits after this reservation, per metric (the tightest window),
-     * as `x-lyss-quota-remaining-<metric>` headers.
+     * What was left of the token's own limits right after this reservation, per metric (the tightest
+     * window), as `x-lyss-quota-remaining-<metric>` headers.
      */
-    async remainingHeaders(reservation: Reservation, tokenId: string): Promise<Record<string, string>> {
-      const own = reservation.charges
-        .map((charge, index) => ({ charge, metric: reservation.metrics[index] }))
-        .filter((item) => item.charge.key.startsWith(`token:${tokenId}:`));
-      if (own.length === 0) return {};
-      const state = await store.read(own.map((item) => item.charge.key));
+    remainingHeaders(reservation: Reservation, tokenId: string): Record<string, string> {
       const headers: Record<string, string> = {};
-      for (const { charge, metric } of own) {
-        const counter = state.get(charge.key);
-        const left = Math.max(0, charge.max - (counter?.used ?? 0) - (counter?.reserved ?? 0));
-        const name = `x-lyss-quota-remaining-${String(metric).replace(/_/g, "-")}`;
+      reservation.charges.forEach((charge, index) => {
+        if (!charge.key.startsWith(`token:${tokenId}:`)) return;
+        const left = Math.max(0, charge.max - (reservation.totals[index] ?? 0));
+        const name = `x-lyss-quota-remaining-${String(reservation.metrics[index]).replace(/_/g, "-")}`;
         if (headers[name] === undefined || left < Number(headers[name])) headers[name] = String(left);
-      }
+      });
       return headers;
     },
 
@@ -374,7 +372,7 @@ async function admit(
   const estimated = await quota.estimate(token, body, multipliers.get(usable[0]?.group ?? "") ?? 1);
   const rate = await rates.admit(token, estimated.tokens);
   const reservation = await quota.admit(token, estimated);
-  const remaining = await quota.remainingHeaders(reservation, token.id);
+  const remaining = quota.remainingHeaders(reservation, token.id);
   const price = prices.priceFor(token.tenantId, body.model);
   let settled = false;
   return {

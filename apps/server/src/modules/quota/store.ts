@@ -20,7 +20,8 @@ export interface CounterState {
  * adds every charge atomically, all or none; `settle` turns a reservation into actual use.
  */
 export interface QuotaStore {
-  reserve(charges: Charge[]): Promise<{ ok: true } | { ok: false; key: string }>;
+  /** On success, `totals` holds each counter's used + reserved right after this reservation. */
+  reserve(charges: Charge[]): Promise<{ ok: true; totals: number[] } | { ok: false; key: string }>;
   settle(settlements: { key: string; tenantId: string; reserved: number; used: number; ttlSeconds: number }[]): Promise<void>;
   read(keys: string[]): Promise<Map<string, CounterState>>;
   /** Seeds a counter's settled use from the database when this store has not seen it yet. */
@@ -45,8 +46,12 @@ export function createMemoryQuotaStore(): QuotaStore {
         const counter = get(charge.key);
         if (counter.used + counter.reserved + charge.amount > charge.max) return { ok: false, key: charge.key };
       }
-      for (const charge of charges) get(charge.key).reserved += charge.amount;
-      return { ok: true };
+      const totals = charges.map((charge) => {
+        const counter = get(charge.key);
+        counter.reserved += charge.amount;
+        return counter.used + counter.reserved;
+      });
+      return { ok: true, totals };
     },
     async settle(settlements) {
       for (const settlement of settlements) {
@@ -71,12 +76,14 @@ for i = 1, #KEYS do
   local reserved = tonumber(redis.call('HGET', KEYS[i], 'reserved') or '0')
   if used + reserved + tonumber(ARGV[i * 3 - 1]) > tonumber(ARGV[i * 3 - 2]) then return i end
 end
+local totals = {}
 for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[i * 3 - 1])
+  local reserved = redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[i * 3 - 1])
+  totals[i] = reserved + tonumber(redis.call('HGET', KEYS[i], 'used') or '0')
   local ttl = tonumber(ARGV[i * 3])
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
 end
-return 0`;
+return totals`;
 
 const SETTLE = `
 for i = 1, #KEYS do
@@ -95,8 +102,9 @@ export function createRedisQuotaStore(redis: Redis, prefix: string): QuotaStore 
   return {
     async reserve(charges) {
       const args = charges.flatMap((charge) => [charge.max, charge.amount, charge.ttlSeconds]);
-      const refused = Number(await redis.eval(RESERVE, charges.length, ...charges.map((charge) => name(charge.key)), ...args));
-      return refused === 0 ? { ok: true } : { ok: false, key: (charges[refused - 1] as Charge).key };
+      const reply = await redis.eval(RESERVE, charges.length, ...charges.map((charge) => name(charge.key)), ...args);
+      if (Array.isArray(reply)) return { ok: true, totals: reply.map(Number) };
+      return { ok: false, key: (charges[Number(reply) - 1] as Charge).key };
     },
     async settle(settlements) {
       if (settlements.length === 0) return;
