@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Api } from "../http.ts";
-import { admitCall } from "../quota/service.ts";
+import { admitCall } from "../quota/admission.ts";
 import type { ChatCall, RelayDeps } from "./call.ts";
 import { relayEmbeddings } from "./embeddings-relay.ts";
 import { GatewayError } from "./gateway-error.ts";
