@@ -304,7 +304,7 @@ export async function buildApp(options: BuildOptions) {
   channelStatsRoutes(app, services.channels, services.stats);
   tokenRoutes(app, services.accessTokens);
   usageRoutes(app, infra.db.kysely);
-  priceRoutes(app, infra.db.kysely, services.prices, services.audit);
+  priceRoutes(app, infra.db.kysely, services.prices, services.audit, () => infra.clock.now());
   usageStatsRoutes(app, infra.db.kysely, () => infra.clock.now());
   notificationRoutes(app, services.notifications);
   await app.register(async (scope) => {

@@ -203,3 +203,20 @@ export async function createAccessToken(app: TestApp, token: string, tenantId: s
   if (response.status !== 201) throw new Error(`token create failed: ${response.status} ${response.text}`);
   return response.body as { id: string; key: string };
 }
+
+/**
+ * A listening app after first-run setup, with one OpenAI channel serving `gpt-4o-mini` from the
+ * given upstream: the common ground of the gateway suites.
+ */
+export async function gatewayApp(upstreamUrl: string, options: { env?: Record<string, string> } = {}) {
+  const app = await createTestApp(options);
+  const admin = await setupAdmin(app);
+  const channel = await createChannel(app, admin.token, admin.tenant.id, {
+    name: "c",
+    provider: "openai",
+    base_url: upstreamUrl,
+    credentials: { api_key: "k" },
+    models: ["gpt-4o-mini"],
+  });
+  return { app, admin, channel, baseUrl: await listen(app) };
+}

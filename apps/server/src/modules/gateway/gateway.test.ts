@@ -1,17 +1,8 @@
 import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { eventually } from "../../test/eventually.ts";
 import { createAccessToken, createChannel, createTestApp, listen, setupAdmin, type TestApp } from "../../test/test-app.ts";
-
-async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 3000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe("OpenAI-compatible data plane through a listening server", () => {
   let sim: UpstreamSimulator;

@@ -1,6 +1,7 @@
 import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../../test/eventually.ts";
 import {
   createAccessToken,
   createChannel,
@@ -13,14 +14,6 @@ import {
 } from "../../test/test-app.ts";
 
 /** Polls until the check answers true, for at most about two seconds. */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 2000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return check();
-}
 
 describe.skipIf(!TEST_REDIS_URL)("two gateway instances sharing one database and Redis", () => {
   let sim: UpstreamSimulator;

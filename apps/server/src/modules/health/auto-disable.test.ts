@@ -1,6 +1,7 @@
 import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { eventually } from "../../test/eventually.ts";
 import {
   ADMIN,
   createAccessToken,
@@ -13,16 +14,6 @@ import {
   TEST_REDIS_URL,
   type TestApp,
 } from "../../test/test-app.ts";
-
-async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 3000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const channelBody = (name: string, url: string, extra: Record<string, unknown> = {}) => ({
   name,

@@ -32,7 +32,7 @@ const ZPriceInput = z.strictObject({
 const ZPriceKey = z.strictObject({ scope: z.enum(["tenant", "platform"]), model: z.string().min(1).max(200) });
 
 /** Model prices: defaults for well-known models, the platform's overrides, each tenant's overrides. */
-export function priceRoutes(app: Api, db: Kysely<Database>, prices: PriceBook, audit: AuditService) {
+export function priceRoutes(app: Api, db: Kysely<Database>, prices: PriceBook, audit: AuditService, now: () => Date) {
   /** Platform prices need a platform administrator; a tenant's prices its owner (or one). */
   function scopeOf(request: Parameters<typeof requireTenant>[0], scope: "tenant" | "platform"): string | null {
     const principal = requirePrincipal(request);
@@ -72,14 +72,13 @@ export function priceRoutes(app: Api, db: Kysely<Database>, prices: PriceBook, a
     async (request) => {
       const { scope, ...price } = request.body;
       const tenantId = scopeOf(request, scope);
-      const now = new Date().toISOString();
       await db.transaction().execute(async (trx) => {
         let query = trx.deleteFrom("model_prices").where("model", "=", price.model);
         query = tenantId ? query.where("tenant_id", "=", tenantId) : query.where("tenant_id", "is", null);
         await query.execute();
         await trx
           .insertInto("model_prices")
-          .values({ id: newId(), tenant_id: tenantId, ...price, updated_at: now })
+          .values({ id: newId(), tenant_id: tenantId, ...price, updated_at: now().toISOString() })
           .execute();
         await audit.record(trx, actorOf(request), {
           tenantId,

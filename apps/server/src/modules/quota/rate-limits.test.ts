@@ -1,6 +1,6 @@
 import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createAccessToken, createChannel, createTestApp, listen, setupAdmin, type TestApp } from "../../test/test-app.ts";
+import { createAccessToken, gatewayApp, type setupAdmin, type TestApp } from "../../test/test-app.ts";
 
 describe("rate limits", () => {
   let sim: UpstreamSimulator;
@@ -20,16 +20,7 @@ describe("rate limits", () => {
   afterAll(async () => sim.close());
   beforeEach(async () => {
     sim.reset();
-    app = await createTestApp();
-    admin = await setupAdmin(app);
-    await createChannel(app, admin.token, admin.tenant.id, {
-      name: "c",
-      provider: "openai",
-      base_url: sim.url,
-      credentials: { api_key: "k" },
-      models: ["gpt-4o-mini"],
-    });
-    baseUrl = await listen(app);
+    ({ app, admin, baseUrl } = await gatewayApp(sim.url));
   });
   afterEach(async () => app.close());
 

@@ -1,14 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { eventually } from "../../test/eventually.ts";
 import { createTestApp, createUser, freshStorage, setupAdmin, TEST_REDIS_URL, type TestApp } from "../../test/test-app.ts";
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 3000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return check();
-}
 
 describe("runtime settings", () => {
   let app: TestApp;
