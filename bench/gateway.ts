@@ -1,12 +1,26 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { setMaxListeners } from "node:events";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { Agent, request } from "undici";
+import {
+  api,
+  chatBody,
+  cleanup,
+  cpuSeconds,
+  freePort,
+  guard,
+  here,
+  provision,
+  root,
+  rssMiB,
+  sleep,
+  startHelper,
+  startLyss,
+  stopChild,
+  tempDir,
+} from "./harness.ts";
 
 /**
  * Gateway overhead benchmark: Lyss (authentication, quotas with cost reservation, rate limits and usage
@@ -18,8 +32,6 @@ import { Agent, request } from "undici";
  */
 
 const short = process.argv.includes("--short");
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "..");
 const REPEATS = short ? 1 : 3;
 const DURATION_S = short ? 2 : 10;
 const CONNECTIONS = short ? [50] : [50, 200];
@@ -27,137 +39,6 @@ const TTFB_SAMPLES = 200;
 const OPEN_STREAMS = 2000;
 const SLOW_CHANNELS = 10;
 const TIME_LIMIT_MS = short ? 4 * 60_000 : 30 * 60_000;
-
-const children = new Set<ChildProcess>();
-let dataDir: string | null = null;
-
-function cleanup() {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  }
-  children.clear();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-  dataDir = null;
-}
-process.on("exit", cleanup);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    console.error(`\n${signal}: stopping`);
-    cleanup();
-    process.exit(130);
-  });
-}
-setTimeout(() => {
-  console.error(`time limit of ${TIME_LIMIT_MS / 1000} s reached: stopping`);
-  cleanup();
-  process.exit(1);
-}, TIME_LIMIT_MS).unref();
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `node --import tsx <script> …args` and waits for its "listening <port>" line. */
-async function startHelper(script: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, script), ...args], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  children.add(child);
-  const port = await new Promise<number>((resolve, reject) => {
-    let text = "";
-    const timer = setTimeout(() => reject(new Error(`${script} did not start in 20 s`)), 20_000);
-    child.stdout?.on("data", (data: Buffer) => {
-      text += data.toString();
-      const match = /listening (\d+)/.exec(text);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
-  });
-  return { child, port };
-}
-
-async function startLyss(port: number, dir: string): Promise<{ child: ChildProcess; readyMs: number }> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    LYSS_DATA_DIR: dir,
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    LOG_LEVEL: "warn",
-    NODE_ENV: "production",
-  };
-  delete env.DATABASE_URL;
-  delete env.REDIS_URL;
-  delete env.LYSS_ADMIN_EMAIL;
-  delete env.LYSS_ADMIN_PASSWORD;
-  const started = performance.now();
-  const child = spawn(process.execPath, [path.join(root, "apps/server/bin/lyss.js"), "start"], {
-    cwd: root,
-    env,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  children.add(child);
-  let exited = false;
-  child.once("exit", () => {
-    exited = true;
-  });
-  const deadline = started + 60_000;
-  while (performance.now() < deadline) {
-    if (exited) throw new Error("lyss exited before /health answered");
-    try {
-      const answer = await fetch(`http://127.0.0.1:${port}/health`);
-      await answer.arrayBuffer();
-      if (answer.ok) return { child, readyMs: performance.now() - started };
-    } catch {
-      // not listening yet
-    }
-    await sleep(10);
-  }
-  throw new Error("lyss did not answer /health within 60 s");
-}
-
-async function stopChild(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
-  children.delete(child);
-}
-
-function rssMiB(pid: number | undefined): { rss: number; hwm: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
-  return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024 };
-}
-
-async function api<T>(base: string, method: string, url: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const answer = await fetch(`${base}${url}`, {
-    method,
-    headers: { "content-type": "application/json", ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await answer.text();
-  if (!answer.ok) throw new Error(`${method} ${url}: ${answer.status} ${text}`);
-  return JSON.parse(text) as T;
-}
-
-const chatBody = (stream: boolean, model = "bench-model") =>
-  JSON.stringify({ model, messages: [{ role: "user", content: "Say something." }], stream, max_tokens: 32 });
 
 interface Target {
   name: string;
@@ -265,6 +146,7 @@ async function openStreams(agent: Agent, target: Target, count: number, waitMs: 
 }
 
 async function main() {
+  guard(TIME_LIMIT_MS);
   const date = new Date();
   const loadBefore = os.loadavg();
   const extraHosts = Array.from({ length: SLOW_CHANNELS }, (_, i) => `127.0.0.${i + 2}`);
@@ -276,57 +158,12 @@ async function main() {
   const upstreamOrigin = `http://127.0.0.1:${upstream.port}`;
   const bare = await startHelper("bare-proxy.ts", ["0", upstreamOrigin]);
 
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "lyss-bench-"));
+  const dataDir = tempDir("lyss-bench-");
   const lyssPort = await freePort();
   const first = await startLyss(lyssPort, dataDir);
   console.log(`lyss ready (fresh data dir, migrations included) in ${fmt(first.readyMs, 0)} ms`);
   const base = `http://127.0.0.1:${lyssPort}`;
-
-  const setup = await api<{ access_token: string; tenant: { id: string } }>(base, "POST", "/api/v1/auth/setup", {
-    email: "bench@example.com",
-    password: "bench-password-1234",
-    name: "Bench",
-  });
-  const auth = { authorization: `Bearer ${setup.access_token}`, "x-tenant-id": setup.tenant.id };
-  await api(
-    base,
-    "POST",
-    "/api/v1/channels",
-    { name: "bench", provider: "openai-compatible", base_url: upstreamOrigin, models: ["bench-model"] },
-    auth,
-  );
-  for (const [i, host] of extraHosts.entries()) {
-    await api(
-      base,
-      "POST",
-      "/api/v1/channels",
-      {
-        name: `slow-${i}`,
-        provider: "openai-compatible",
-        base_url: `http://${host}:${upstream.port}`,
-        models: ["bench-slow"],
-        timeout_ms: 600_000,
-      },
-      auth,
-    );
-  }
-  for (const model of ["bench-model", "bench-slow"]) {
-    await api(base, "PUT", "/api/v1/prices", { scope: "tenant", model, input_per_mtok: 1_000_000, output_per_mtok: 2_000_000 }, auth);
-  }
-  const token = await api<{ id: string; key: string }>(
-    base,
-    "POST",
-    "/api/v1/tokens",
-    {
-      name: "bench",
-      limits: [
-        { metric: "requests", window: "total", max: 1_000_000_000 },
-        { metric: "cost_micro_usd", window: "month", max: 1_000_000_000_000 },
-      ],
-      rate_limits: { rpm: 100_000_000, tpm: 1_000_000_000_000 },
-    },
-    auth,
-  );
+  const { auth, token } = await provision(base, upstream.port, extraHosts);
 
   // Restart on the existing data (no pending migrations): the ready time an operator usually sees.
   await stopChild(first.child);

@@ -1,0 +1,233 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Processes, ports and the Lyss set-up shared by the gateway benchmark and the profiler. */
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+export const root = path.resolve(here, "..");
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+/** Kills every process this run started and removes its temporary directories. */
+export function cleanup() {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+  children.clear();
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+/** Cleans up on exit and on signals, and stops the run when it exceeds its time limit. */
+export function guard(timeLimitMs: number) {
+  process.on("exit", cleanup);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      console.error(`\n${signal}: stopping`);
+      cleanup();
+      process.exit(130);
+    });
+  }
+  setTimeout(() => {
+    console.error(`time limit of ${timeLimitMs / 1000} s reached: stopping`);
+    cleanup();
+    process.exit(1);
+  }, timeLimitMs).unref();
+}
+
+export function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `node --import tsx <script> …args` and waits for its "listening <port>" line. */
+export async function startHelper(script: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, script), ...args], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.add(child);
+  const port = await new Promise<number>((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => reject(new Error(`${script} did not start in 20 s`)), 20_000);
+    child.stdout?.on("data", (data: Buffer) => {
+      text += data.toString();
+      const match = /listening (\d+)/.exec(text);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+export interface LyssOptions {
+  /** Extra node flags (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+}
+
+/** Starts `node apps/server/bin/lyss.js start` on SQLite in `dir` and waits for /health. */
+export async function startLyss(port: number, dir: string, options: LyssOptions = {}): Promise<{ child: ChildProcess; readyMs: number }> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LYSS_DATA_DIR: dir,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "warn",
+    NODE_ENV: "production",
+    ...options.env,
+  };
+  for (const name of ["DATABASE_URL", "REDIS_URL", "LYSS_ADMIN_EMAIL", "LYSS_ADMIN_PASSWORD"]) {
+    if (!options.env?.[name]) delete env[name];
+  }
+  const started = performance.now();
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), path.join(root, "apps/server/bin/lyss.js"), "start"], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.add(child);
+  let exited = false;
+  child.once("exit", () => {
+    exited = true;
+  });
+  const deadline = started + 60_000;
+  while (performance.now() < deadline) {
+    if (exited) throw new Error("lyss exited before /health answered");
+    try {
+      const answer = await fetch(`http://127.0.0.1:${port}/health`);
+      await answer.arrayBuffer();
+      if (answer.ok) return { child, readyMs: performance.now() - started };
+    } catch {
+      // not listening yet
+    }
+    await sleep(5);
+  }
+  throw new Error("lyss did not answer /health within 60 s");
+}
+
+export async function stopChild(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  await exited;
+  clearTimeout(timer);
+  children.delete(child);
+}
+
+/** Resident memory of a process and its children (the workers), in MiB. */
+export function rssMiB(pid: number | undefined): { rss: number; hwm: number } {
+  const read = (id: number) => {
+    const status = fs.readFileSync(`/proc/${id}/status`, "utf8");
+    const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
+    return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024 };
+  };
+  const total = read(pid as number);
+  for (const child of childPids(pid as number)) {
+    const one = read(child);
+    total.rss += one.rss;
+    total.hwm += one.hwm;
+  }
+  return total;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export async function api<T>(base: string, method: string, url: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const answer = await fetch(`${base}${url}`, {
+    method,
+    headers: { "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await answer.text();
+  if (!answer.ok) throw new Error(`${method} ${url}: ${answer.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+export const chatBody = (stream: boolean, model = "bench-model") =>
+  JSON.stringify({ model, messages: [{ role: "user", content: "Say something." }], stream, max_tokens: 32 });
+
+/**
+ * Sets up a fresh Lyss: the first administrator, one channel for "bench-model" on the upstream, one
+ * "bench-slow" channel per extra loopback host, prices (so cost reservation runs) and a token with a
+ * requests limit, a cost limit and rpm/tpm rate limits.
+ */
+export async function provision(base: string, upstreamPort: number, extraHosts: string[]) {
+  const setup = await api<{ access_token: string; tenant: { id: string } }>(base, "POST", "/api/v1/auth/setup", {
+    email: "bench@example.com",
+    password: "bench-password-1234",
+    name: "Bench",
+  });
+  const auth = { authorization: `Bearer ${setup.access_token}`, "x-tenant-id": setup.tenant.id };
+  const channel = (name: string, host: string, model: string, extra: Record<string, unknown> = {}) =>
+    api(
+      base,
+      "POST",
+      "/api/v1/channels",
+      { name, provider: "openai-compatible", base_url: `http://${host}:${upstreamPort}`, models: [model], ...extra },
+      auth,
+    );
+  await channel("bench", "127.0.0.1", "bench-model");
+  for (const [i, host] of extraHosts.entries()) await channel(`slow-${i}`, host, "bench-slow", { timeout_ms: 600_000 });
+  for (const model of ["bench-model", "bench-slow"]) {
+    await api(base, "PUT", "/api/v1/prices", { scope: "tenant", model, input_per_mtok: 1_000_000, output_per_mtok: 2_000_000 }, auth);
+  }
+  const token = await api<{ id: string; key: string }>(
+    base,
+    "POST",
+    "/api/v1/tokens",
+    {
+      name: "bench",
+      limits: [
+        { metric: "requests", window: "total", max: 1_000_000_000 },
+        { metric: "cost_micro_usd", window: "month", max: 1_000_000_000_000 },
+      ],
+      rate_limits: { rpm: 100_000_000, tpm: 1_000_000_000_000 },
+    },
+    auth,
+  );
+  return { auth, token };
+}
+
+/** CPU time (user + system) a process and its children have used so far, in seconds. */
+export function cpuSeconds(pid: number | undefined): number {
+  const read = (id: number) => {
+    const fields = fs.readFileSync(`/proc/${id}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    // utime and stime are fields 14 and 15 of /proc/<pid>/stat (11 and 12 after the command name).
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  };
+  let total = read(pid as number);
+  for (const child of childPids(pid as number)) total += read(child);
+  return total;
+}
+
+const CLOCK_TICKS = 100;

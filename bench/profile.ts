@@ -1,0 +1,138 @@
+import fs from "node:fs";
+import { SourceMap } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import { chatBody, cleanup, freePort, guard, provision, root, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
+
+/**
+ * CPU profile of Lyss's gateway under load: runs Lyss with `--cpu-prof`, drives POST
+ * /v1/chat/completions with autocannon, then prints where the time went (self time by function and by
+ * package or source file). The .cpuprofile it keeps opens as a flame graph in Chrome DevTools
+ * (Performance → Load profile) or speedscope.
+ *
+ *   npx tsx bench/profile.ts [--stream] [--seconds 10] [--connections 50] [--out bench/profiles]
+ */
+
+const argument = (name: string, fallback: string) => {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
+};
+const stream = process.argv.includes("--stream");
+const seconds = Number(argument("--seconds", "10"));
+const connections = Number(argument("--connections", "50"));
+const outDir = path.resolve(argument("--out", path.join(root, "bench/profiles")));
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const sourceMaps = new Map<string, SourceMap | null>();
+
+/** The original file and line of a frame in the production build, through the build's source map. */
+function original(frame: ProfileNode["callFrame"]): { url: string; line: number } {
+  if (!frame.url.includes("/apps/server/dist/")) return { url: frame.url, line: frame.lineNumber + 1 };
+  let map = sourceMaps.get(frame.url);
+  if (map === undefined) {
+    const file = `${fileURLToPath(frame.url)}.map`;
+    map = fs.existsSync(file) ? new SourceMap(JSON.parse(fs.readFileSync(file, "utf8"))) : null;
+    sourceMaps.set(frame.url, map);
+  }
+  const entry = map?.findEntry(frame.lineNumber, frame.columnNumber) as { originalSource?: string; originalLine?: number } | undefined;
+  if (!entry?.originalSource) return { url: frame.url, line: frame.lineNumber + 1 };
+  return { url: path.resolve(path.dirname(fileURLToPath(frame.url)), entry.originalSource), line: (entry.originalLine ?? 0) + 1 };
+}
+
+/** Where a frame comes from: a package, our source file, or Node itself. */
+function origin(url: string): string {
+  if (!url) return "(native)";
+  if (url.startsWith("node:")) return url;
+  const modules = url.lastIndexOf("node_modules/");
+  if (modules >= 0) {
+    const rest = url.slice(modules + "node_modules/".length).split("/");
+    return rest[0]?.startsWith("@") ? `${rest[0]}/${rest[1]}` : (rest[0] ?? url);
+  }
+  const relative = url.replace(/^file:\/\//, "");
+  return path.relative(root, relative);
+}
+
+function summarize(profile: Profile) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map<number, number>();
+  profile.samples.forEach((id, i) => {
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  const total = [...self.values()].reduce((sum, value) => sum + value, 0);
+  const byFunction = new Map<string, number>();
+  const byOrigin = new Map<string, number>();
+  for (const [id, micros] of self) {
+    const frame = (byId.get(id) as ProfileNode).callFrame;
+    const source = original(frame);
+    const where = origin(source.url);
+    const key = `${frame.functionName || "(anonymous)"}  ${where}${source.url ? `:${source.line}` : ""}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + micros);
+    byOrigin.set(where, (byOrigin.get(where) ?? 0) + micros);
+  }
+  const top = (map: Map<string, number>, count: number) =>
+    [...map.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, count)
+      .map(([key, micros]) => `${((micros / total) * 100).toFixed(1).padStart(5)} %  ${key}`);
+  return { total, functions: top(byFunction, 40), origins: top(byOrigin, 30) };
+}
+
+async function main() {
+  guard(10 * 60_000);
+  const upstream = await startHelper("fake-upstream.ts", ["0"]);
+  const dir = tempDir("lyss-profile-");
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const first = await startLyss(port, dir);
+  const { token } = await provision(base, upstream.port, []);
+  await stopChild(first.child);
+
+  const profiles = tempDir("lyss-cpu-");
+  const { child } = await startLyss(port, dir, { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profiles}`] });
+  const load = (duration: number) =>
+    autocannon({
+      url: `${base}/v1/chat/completions`,
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token.key}` },
+      body: chatBody(stream),
+      connections,
+      duration,
+    });
+  await load(2);
+  const result = await load(seconds);
+  await stopChild(child);
+  console.log(`${stream ? "stream" : "plain"}, ${connections} connections, ${seconds} s: ${Math.round(result.requests.average)} req/s`);
+
+  const file = fs.readdirSync(profiles).find((name) => name.endsWith(".cpuprofile"));
+  if (!file) throw new Error("no profile was written");
+  fs.mkdirSync(outDir, { recursive: true });
+  const kept = path.join(outDir, `gateway-${stream ? "stream" : "plain"}.cpuprofile`);
+  fs.copyFileSync(path.join(profiles, file), kept);
+  const summary = summarize(JSON.parse(fs.readFileSync(kept, "utf8")) as Profile);
+  console.log(`\nprofile: ${path.relative(root, kept)} (${(summary.total / 1e6).toFixed(1)} s sampled)`);
+  console.log("\nself time by package or file:");
+  for (const line of summary.origins) console.log(line);
+  console.log("\nself time by function:");
+  for (const line of summary.functions) console.log(line);
+}
+
+try {
+  await main();
+  cleanup();
+  process.exit(0);
+} catch (error) {
+  console.error(error);
+  cleanup();
+  process.exit(1);
+}
