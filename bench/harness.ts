@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -43,6 +43,11 @@ export function tempDir(prefix: string): string {
   const dir = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), prefix));
   tempDirs.add(dir);
   return dir;
+}
+
+/** Builds the production bundle, so the run measures the current sources as `npm start` runs them. */
+export function buildServer() {
+  execFileSync(process.execPath, [path.join(root, "apps/server/bin/build.js")], { cwd: root, stdio: "inherit" });
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -3,7 +3,7 @@ import { SourceMap } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { chatBody, cleanup, freePort, guard, provision, root, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
+import { buildServer, chatBody, cleanup, freePort, guard, provision, root, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
 
 /**
  * CPU profile of Lyss's gateway under load: runs Lyss with `--cpu-prof`, drives POST
@@ -90,16 +90,18 @@ function summarize(profile: Profile) {
 
 async function main() {
   guard(10 * 60_000);
+  buildServer();
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
   const dir = tempDir("lyss-profile-");
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const first = await startLyss(port, dir);
+  const env = { LYSS_WORKERS: "1" };
+  const first = await startLyss(port, dir, { env });
   const { token } = await provision(base, upstream.port, []);
   await stopChild(first.child);
 
   const profiles = tempDir("lyss-cpu-");
-  const { child } = await startLyss(port, dir, { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profiles}`] });
+  const { child } = await startLyss(port, dir, { env, nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profiles}`] });
   const load = (duration: number) =>
     autocannon({
       url: `${base}/v1/chat/completions`,

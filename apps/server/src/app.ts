@@ -137,7 +137,7 @@ export function createServices(infra: Infra) {
   const credentialKey = deriveKey(infra.masterKey, CREDENTIAL_KEY_PURPOSE);
   const catalog = createChannelCatalog(db.kysely, bus, credentialKey);
   const tokenCache = createTokenCache(db.kysely, bus);
-  const upstream = createUpstreamClient();
+  const upstream = createUpstreamClient({ connections: config.gateway.upstreamConnections });
   const stats = createChannelStats(() => clock.now().getTime(), { breaker: DEFAULT_BREAKER });
   const usage = createUsageRecorder(db.kysely, infra.logger);
   usage.addBatchWriter(writeUsageRollups);

@@ -1,26 +1,32 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { StreamFrame } from "./spec.ts";
 
-/** Reads an upstream body as frames: server-sent events, or one JSON object per line. */
-export async function* readFrames(body: AsyncIterable<Uint8Array | string>, format: "sse" | "ndjson"): AsyncGenerator<StreamFrame> {
+/**
+ * Reads an upstream body as frames (server-sent events, or one JSON object per line), in batches: the
+ * frames completed by each piece the upstream sent. A relay handles a batch at once and writes it to
+ * its client in one go, instead of one socket write per frame.
+ */
+export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>, format: "sse" | "ndjson"): AsyncGenerator<StreamFrame[]> {
   const decoder = new TextDecoder();
   if (format === "ndjson") {
     let buffer = "";
     for await (const chunk of body) {
       buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+      const batch: StreamFrame[] = [];
       let newline = buffer.indexOf("\n");
       while (newline >= 0) {
         const line = buffer.slice(0, newline).trim();
         buffer = buffer.slice(newline + 1);
-        if (line) yield { data: line };
+        if (line) batch.push({ data: line });
         newline = buffer.indexOf("\n");
       }
+      if (batch.length) yield batch;
     }
     const rest = (buffer + decoder.decode()).trim();
-    if (rest) yield { data: rest };
+    if (rest) yield [{ data: rest }];
     return;
   }
-  const pending: StreamFrame[] = [];
+  let pending: StreamFrame[] = [];
   const parser = createParser({
     onEvent(message: EventSourceMessage) {
       pending.push(message.event ? { event: message.event, data: message.data } : { data: message.data });
@@ -28,10 +34,19 @@ export async function* readFrames(body: AsyncIterable<Uint8Array | string>, form
   });
   for await (const chunk of body) {
     parser.feed(typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true }));
-    while (pending.length) yield pending.shift() as StreamFrame;
+    if (pending.length) {
+      const batch = pending;
+      pending = [];
+      yield batch;
+    }
   }
   parser.feed(decoder.decode());
-  while (pending.length) yield pending.shift() as StreamFrame;
+  if (pending.length) yield pending;
+}
+
+/** Reads an upstream body frame by frame. */
+export async function* readFrames(body: AsyncIterable<Uint8Array | string>, format: "sse" | "ndjson"): AsyncGenerator<StreamFrame> {
+  for await (const batch of readFrameBatches(body, format)) yield* batch;
 }
 
 /** One server-sent event in OpenAI's framing. */

@@ -41,6 +41,7 @@ export const ZEnvironment = z.object({
   LYSS_TRUST_PROXY: ZBooleanString.default(false),
   LYSS_GATEWAY_BODY_LIMIT: ZDuration.default(20 * 1024 * 1024),
   LYSS_GATEWAY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  LYSS_UPSTREAM_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(0),
   LYSS_STREAM_KEEPALIVE_MS: ZDuration.default(15_000),
 });
 
@@ -65,7 +66,13 @@ export interface Config {
   /** Calls per minute from one address to unauthenticated routes, and failed API-key checks. */
   publicIpMaxPerMinute: number;
   trustProxy: boolean;
-  gateway: { bodyLimitBytes: number; maxAttempts: number; keepAliveMs: number };
+  gateway: {
+    bodyLimitBytes: number;
+    maxAttempts: number;
+    keepAliveMs: number;
+    /** Most connections to one upstream origin; 0 for no cap. */
+    upstreamConnections: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -119,6 +126,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       bodyLimitBytes: env.LYSS_GATEWAY_BODY_LIMIT,
       maxAttempts: env.LYSS_GATEWAY_MAX_ATTEMPTS,
       keepAliveMs: env.LYSS_STREAM_KEEPALIVE_MS,
+      upstreamConnections: env.LYSS_UPSTREAM_CONNECTIONS,
     },
   };
 }

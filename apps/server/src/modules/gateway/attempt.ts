@@ -40,6 +40,32 @@ export function contextFor(channel: RuntimeChannel, publicModel: string): CallCo
 }
 
 /**
+ * One attempt's abort signal: the client's, plus the channel's total time limit. A plain timer and
+ * listener, released as soon as the exchange is over (cheaper than composing AbortSignal.timeout and
+ * AbortSignal.any on every request).
+ */
+function upstreamDeadline(client: AbortSignal, timeoutMs: number) {
+  const controller = new AbortController();
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    controller.abort(new DOMException("upstream timed out", "TimeoutError"));
+  }, timeoutMs);
+  timer.unref();
+  const forward = () => controller.abort(client.reason);
+  if (client.aborted) forward();
+  else client.addEventListener("abort", forward, { once: true });
+  return {
+    signal: controller.signal,
+    timedOut: () => expired,
+    release() {
+      clearTimeout(timer);
+      client.removeEventListener("abort", forward);
+    },
+  };
+}
+
+/**
  * Sends one request to one channel and classifies the result: a response to read, a failure worth
  * trying elsewhere (transport errors, timeouts, 408, 429, 5xx, and 401/403, which also mark the
  * channel's credentials), or the caller's own error.
@@ -53,25 +79,28 @@ export async function attempt(
 ): Promise<AttemptOutcome> {
   const started = performance.now();
   stats.started(channel.id, channel.tenantId);
-  const timeout = AbortSignal.timeout(channel.timeoutMs);
+  const deadline = upstreamDeadline(signal, channel.timeoutMs);
   let response: Dispatcher.ResponseData;
   try {
     response = await upstream.send(request, {
       firstByteMs: channel.firstByteTimeoutMs,
       totalMs: channel.timeoutMs,
-      signal: AbortSignal.any([signal, timeout]),
+      signal: deadline.signal,
     });
   } catch (error) {
+    deadline.release();
     if (signal.aborted) {
       stats.released(channel.id);
       return { kind: "aborted" };
     }
-    const timedOut = timeout.aborted || error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError;
+    const timedOut = deadline.timedOut() || error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError;
     const message = timedOut ? "upstream timed out" : `upstream unreachable: ${(error as Error).message}`;
     stats.failed(channel.id, message);
     if (!timedOut && !isTransportError(error)) throw error;
     return { kind: "retry", failure: { status: timedOut ? 504 : 502, message } };
   }
+  // The deadline covers the whole exchange: it ends when the body has been read or dropped.
+  response.body.once("close", deadline.release);
   const latencyMs = performance.now() - started;
   if (response.statusCode < 400) return { kind: "response", response, latencyMs };
 

@@ -98,6 +98,15 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(text).toBe("Hello from the simulator. You said: stream please");
     expect(chunks).toBeGreaterThan(4);
     expect(usage?.completion_tokens).toBeGreaterThan(0);
+    // The stream is written straight to the socket: the headers set before it began still go out.
+    const raw = await fetch(`${baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "x-request-id": "stream-headers-1" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], stream: true }),
+    });
+    expect(raw.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    expect(raw.headers.get("x-request-id")).toBe("stream-headers-1");
+    expect((await raw.text()).endsWith("data: [DONE]\n\n")).toBe(true);
     // Usage is always asked for upstream, so it can be recorded.
     expect((sim.requestsTo("/chat/completions")[0]?.body as { stream_options: unknown } | undefined)?.stream_options).toEqual({
       include_usage: true,

@@ -33,8 +33,8 @@ export const openAIInbound: InboundProtocol = {
           usageSent = true;
           return sseData({ ...chunk, model });
         }
-        const { usage: _usage, ...rest } = chunk;
-        return sseData({ ...rest, model, ...(includeUsage ? { usage: null } : {}) });
+        // Usage arrives once, in its own chunk; JSON leaves out the undefined one.
+        return sseData({ ...chunk, model, usage: includeUsage ? null : undefined });
       },
       end(usage) {
         const tail =

@@ -1,42 +1,53 @@
 import { once } from "node:events";
-import { PassThrough } from "node:stream";
-import { type ChatChunk, readFrames, type Usage } from "@lyss/llm";
+import type { OutgoingHttpHeaders } from "node:http";
+import { type ChatChunk, readFrameBatches, type StreamDecoder, type StreamFrame, type Usage } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
 import { type ChatCall, hasContent, type RelayDeps, recordUsage, sendError } from "./call.ts";
 import type { StreamEncoder } from "./inbound.ts";
 import { estimateUsage } from "./token-count.ts";
 
-/** The client's side of a stream: committed (headers sent) on the first content or keep-alive. */
+/**
+ * The client's side of a stream, written straight to the socket's response (no intermediate stream
+ * per request): committed (status and headers, with those set on the reply so far) on the first
+ * content or keep-alive comment.
+ */
 class Downstream {
-  private out: PassThrough | undefined;
+  private started = false;
   constructor(
     private readonly call: ChatCall,
     private readonly signal: AbortSignal,
   ) {}
 
   get committed() {
-    return this.out !== undefined;
+    return this.started;
   }
 
   commit() {
-    if (this.out) return;
-    this.out = new PassThrough();
-    this.call.reply
-      .code(200)
-      .header("content-type", "text/event-stream; charset=utf-8")
-      .header("cache-control", "no-cache")
-      .header("x-accel-buffering", "no")
-      .send(this.out);
+    if (this.started) return;
+    this.started = true;
+    const reply = this.call.reply;
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      ...(reply.getHeaders() as OutgoingHttpHeaders),
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      "x-accel-buffering": "no",
+    });
   }
 
   /** Writes, waiting for the client to drain when it reads slower than the upstream sends. */
   async write(text: string) {
-    if (!text || !this.out || this.signal.aborted) return;
-    if (!this.out.write(text)) await once(this.out, "drain", { signal: this.signal }).catch(() => undefined);
+    const raw = this.call.reply.raw;
+    if (!text || !this.started || this.signal.aborted || raw.destroyed) return;
+    if (!raw.write(text)) await once(raw, "drain", { signal: this.signal }).catch(() => undefined);
   }
 
-  end() {
-    this.out?.end();
+  /** Ends the response, with the last text in the same write. */
+  end(text = "") {
+    const raw = this.call.reply.raw;
+    if (!this.started || raw.destroyed || raw.writableEnded) return;
+    if (text && !this.signal.aborted) raw.end(text);
+    else raw.end();
   }
 }
 
@@ -75,6 +86,34 @@ export async function relayStream(deps: RelayDeps, call: ChatCall, abort: AbortC
   }
 }
 
+/** What one batch of upstream frames decoded to; decoding stops at an error or the end. */
+interface DecodedBatch {
+  chunks: ChatChunk[];
+  error?: { status: number; message: string };
+  done: boolean;
+  finish: boolean;
+}
+
+function decodeBatch(decoder: StreamDecoder, frames: StreamFrame[]): DecodedBatch {
+  const batch: DecodedBatch = { chunks: [], done: false, finish: false };
+  for (const frame of frames) {
+    const decoded = decoder.decode(frame);
+    for (const chunk of decoded.chunks) {
+      batch.chunks.push(chunk);
+      if (chunk.choices.some((choice) => choice.finish_reason !== null)) batch.finish = true;
+    }
+    if (decoded.error) {
+      batch.error = { status: decoded.error.status, message: decoded.error.message };
+      return batch;
+    }
+    if (decoded.done) {
+      batch.done = true;
+      return batch;
+    }
+  }
+  return batch;
+}
+
 async function attemptAll(
   deps: RelayDeps,
   call: ChatCall,
@@ -110,35 +149,35 @@ async function attemptAll(
     }
 
     const decoder = channel.provider.chat.stream(context, call.body);
-    const frames = readFrames(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();
+    const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();
     const state: Accumulated = { text: "" };
     const buffered: ChatChunk[] = [];
     let ttftMs: number | undefined;
     let finished = false;
+    let sawFinish = false;
     let failure: Failure | undefined;
+    // An error frame that came after content in the batch that held the first content.
+    let streamError: Failure | undefined;
 
     // Peek: read until the first content, an error, or the end.
-    let sawFinish = false;
     try {
       while (ttftMs === undefined && !failure && !finished) {
-        const next = await frames.next();
+        const next = await batches.next();
         if (next.done) {
           failure = sawFinish ? undefined : { status: 502, message: "upstream stream ended before any content" };
           finished = true;
           break;
         }
-        const decoded = decoder.decode(next.value);
-        if (decoded.error) {
-          failure = {
-            status: decoded.error.status >= 500 || decoded.error.status === 429 ? decoded.error.status : 502,
-            message: decoded.error.message,
-          };
-          break;
+        const batch = decodeBatch(decoder, next.value);
+        buffered.push(...batch.chunks);
+        if (batch.finish) sawFinish = true;
+        if (batch.chunks.some(hasContent)) ttftMs = performance.now() - startedAt;
+        if (batch.error) {
+          const status = batch.error.status >= 500 || batch.error.status === 429 ? batch.error.status : 502;
+          if (ttftMs === undefined) failure = { status, message: batch.error.message };
+          else streamError = batch.error;
         }
-        buffered.push(...decoded.chunks);
-        if (decoded.chunks.some((chunk) => chunk.choices.some((choice) => choice.finish_reason !== null))) sawFinish = true;
-        if (decoded.chunks.some(hasContent)) ttftMs = performance.now() - startedAt;
-        if (decoded.done) finished = true;
+        if (batch.done) finished = true;
       }
     } catch (error) {
       failure = {
@@ -164,34 +203,30 @@ async function attemptAll(
     // Committed: from here on the client has content and there is no going back.
     clearInterval(keepAlive);
     downstream.commit();
-    for (const chunk of buffered) {
-      accumulate(state, chunk);
-      await downstream.write(encoder.chunk(chunk));
+    // Text held back to go out with the closing events; the first batch already ended the stream when
+    // it held the end (or an error after the content).
+    let tail = encodeAll(encoder, state, buffered);
+    if (!finished && !streamError) {
+      await downstream.write(tail);
+      tail = "";
     }
-    let streamError: Failure | undefined;
     try {
-      while (!finished && !abort.signal.aborted) {
-        const next = await frames.next();
+      while (!finished && !streamError && !abort.signal.aborted) {
+        const next = await batches.next();
         if (next.done) {
           if (!sawFinish) streamError = { status: 502, message: "upstream stream ended before it was complete" };
           break;
         }
-        const decoded = decoder.decode(next.value);
-        if (decoded.error) {
-          streamError = { status: decoded.error.status, message: decoded.error.message };
-          break;
-        }
-        if (decoded.chunks.some((chunk) => chunk.choices.some((choice) => choice.finish_reason !== null))) sawFinish = true;
-        for (const chunk of decoded.chunks) {
-          accumulate(state, chunk);
-          await downstream.write(encoder.chunk(chunk));
-        }
-        if (decoded.done) finished = true;
+        const batch = decodeBatch(decoder, next.value);
+        if (batch.finish) sawFinish = true;
+        const text = encodeAll(encoder, state, batch.chunks);
+        if (batch.error) streamError = batch.error;
+        if (batch.done) finished = true;
+        // The last batch goes out with the closing events, in one write.
+        if (batch.error || batch.done) tail = text;
+        else await downstream.write(text);
       }
-      for (const chunk of decoder.flush()) {
-        accumulate(state, chunk);
-        await downstream.write(encoder.chunk(chunk));
-      }
+      tail += encodeAll(encoder, state, decoder.flush());
     } catch (error) {
       streamError = {
         status: 502,
@@ -209,14 +244,13 @@ async function attemptAll(
     if (streamError) {
       deps.stats.failed(channel.id, streamError.message);
       outcome.response.body.destroy();
-      await downstream.write(encoder.error(streamError.status, streamError.message));
       recordUsage(deps, call, { channel, status: streamError.status, error: streamError.message, usage, ttftMs, attempts }, startedAt);
+      downstream.end(tail + encoder.error(streamError.status, streamError.message));
     } else {
       deps.stats.succeeded(channel.id, outcome.latencyMs);
-      await downstream.write(encoder.end(usage));
       recordUsage(deps, call, { channel, status: 200, usage, ttftMs, attempts }, startedAt);
+      downstream.end(tail + encoder.end(usage));
     }
-    downstream.end();
     return call.reply;
   }
 
@@ -228,4 +262,14 @@ async function attemptAll(
     return call.reply;
   }
   return sendError(call, failure.status, failure.message, null, failure.type);
+}
+
+/** Accumulates the chunks and encodes them for the client as one piece of text. */
+function encodeAll(encoder: StreamEncoder, state: Accumulated, chunks: ChatChunk[]): string {
+  let text = "";
+  for (const chunk of chunks) {
+    accumulate(state, chunk);
+    text += encoder.chunk(chunk);
+  }
+  return text;
 }

@@ -4,12 +4,14 @@ import { Agent, type Dispatcher, errors } from "undici";
 /**
  * The one HTTP client for every upstream: undici keeps a keep-alive pool per origin. Timeouts are
  * per request: `firstByteMs` until the response headers, `totalMs` for the whole exchange.
+ * `connections` caps the pool of one origin (LYSS_UPSTREAM_CONNECTIONS); 0 or absent: no cap, since
+ * a capped pool makes the streams beyond it wait for a free connection until their first-byte timeout.
  */
 export function createUpstreamClient(options: { connections?: number } = {}) {
   const agent = new Agent({
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
-    connections: options.connections ?? 256,
+    connections: options.connections ? options.connections : null,
     pipelining: 1,
     connect: { timeout: 10_000 },
   });
@@ -19,9 +21,10 @@ export function createUpstreamClient(options: { connections?: number } = {}) {
       request: UpstreamRequest,
       limits: { firstByteMs: number; totalMs: number; signal: AbortSignal },
     ): Promise<Dispatcher.ResponseData> {
+      const url = new URL(request.url);
       return agent.request({
-        origin: new URL(request.url).origin,
-        path: request.url.slice(new URL(request.url).origin.length) || "/",
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
         method: request.method,
         headers: request.headers,
         body: request.body,

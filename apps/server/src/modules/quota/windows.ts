@@ -58,12 +58,33 @@ function startOfLocalDay(date: LocalDate, timeZone: string): Date {
 
 const pad = (value: number) => String(value).padStart(2, "0");
 
+interface Bucket {
+  bucket: string;
+  resetsAt: string | null;
+}
+
+/** The bucket last computed per window and zone, with the instants between which it holds. */
+const recent = new Map<string, { from: number; until: number; value: Bucket }>();
+const TOTAL: Bucket = { bucket: "total", resetsAt: null };
+
 /**
  * The calendar bucket of a window in the tenant's time zone (`2026-11-23`, `2026-11`, `total`) and
- * when it resets.
+ * when it resets. Asked on every request: the answer is reused until its window is over.
  */
-export function windowBucket(window: Window, at: Date, timeZone: string): { bucket: string; resetsAt: string | null } {
-  if (window === "total") return { bucket: "total", resetsAt: null };
+export function windowBucket(window: Window, at: Date, timeZone: string): Bucket {
+  if (window === "total") return TOTAL;
+  const key = `${window}|${timeZone}`;
+  const time = at.getTime();
+  const hit = recent.get(key);
+  if (hit && time >= hit.from && time < hit.until) return hit.value;
+  const value = computeBucket(window, at, timeZone);
+  const local = localParts(at, timeZone);
+  const from = startOfLocalDay({ year: local.year, month: local.month, day: window === "day" ? local.day : 1 }, timeZone).getTime();
+  recent.set(key, { from, until: Date.parse(value.resetsAt as string), value });
+  return value;
+}
+
+function computeBucket(window: Exclude<Window, "total">, at: Date, timeZone: string): Bucket {
   const local = localParts(at, timeZone);
   if (window === "day") {
     const next = new Date(Date.UTC(local.year, local.month - 1, local.day + 1));

@@ -8,6 +8,17 @@ const PLATFORM = "platform";
 
 type Values = Record<string, unknown>;
 
+/** A scope's effective values and the ones stored for it; shared by every reader, so frozen. */
+interface Resolved {
+  values: Readonly<Values>;
+  overrides: Readonly<Values>;
+}
+
+const freeze = (result: { values: Values; overrides: Values }): Resolved => ({
+  values: Object.freeze(result.values),
+  overrides: Object.freeze(result.overrides),
+});
+
 /**
  * Runtime settings stored in the database, read through an in-memory cache that every instance
  * drops when any instance changes a value.
@@ -15,10 +26,17 @@ type Values = Record<string, unknown>;
 export function createSettingsService(deps: ServiceDeps) {
   const { db, clock, bus, audit } = deps;
   const cache = new LRUCache<string, Values>({ max: 10_000, ttl: 60_000 });
+  /** Effective values (defaults, inherited and stored merged), read on every gateway request. */
+  const resolved = new LRUCache<string, Resolved>({ max: 10_000, ttl: 60_000 });
   const unsubscribe = bus.subscribe(TOPIC, (payload) => {
     const scope = (payload as { scope?: string } | null)?.scope;
-    if (scope && scope !== PLATFORM) cache.delete(scope);
-    else cache.clear();
+    if (scope && scope !== PLATFORM) {
+      cache.delete(scope);
+      resolved.delete(scope);
+    } else {
+      cache.clear();
+      resolved.clear();
+    }
   });
 
   async function stored(scope: string): Promise<Values> {
@@ -39,15 +57,23 @@ export function createSettingsService(deps: ServiceDeps) {
     return Object.fromEntries(Object.entries(registry).map(([key, entry]) => [key, fallback[key] ?? entry.default]));
   }
 
-  async function platform() {
+  async function platform(): Promise<Resolved> {
+    const hit = resolved.get(PLATFORM);
+    if (hit) return hit;
     const overrides = await stored(PLATFORM);
-    return { values: { ...defaults(PLATFORM_SETTINGS), ...overrides }, overrides };
+    const result = freeze({ values: { ...defaults(PLATFORM_SETTINGS), ...overrides }, overrides });
+    resolved.set(PLATFORM, result);
+    return result;
   }
 
-  async function tenant(tenantId: string) {
+  async function tenant(tenantId: string): Promise<Resolved> {
+    const hit = resolved.get(tenantId);
+    if (hit) return hit;
     const [base, overrides] = await Promise.all([platform(), stored(tenantId)]);
     const inherited = { ...base.values, time_zone: base.values.default_time_zone };
-    return { values: { ...defaults(TENANT_SETTINGS, inherited), ...overrides }, overrides };
+    const result = freeze({ values: { ...defaults(TENANT_SETTINGS, inherited), ...overrides }, overrides });
+    resolved.set(tenantId, result);
+    return result;
   }
 
   async function write(actor: Actor, tenantId: string | null, patch: Values) {

@@ -1,0 +1,125 @@
+import os from "node:os";
+
+/** The tables and figures of one gateway benchmark run, rendered for bench/RESULTS.md. */
+
+export interface Target {
+  name: string;
+  origin: string;
+  headers: Record<string, string>;
+  /** The process serving it (its children, the workers, are counted with it). */
+  pid: number | undefined;
+}
+
+export interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  /** CPU time (user + system) of the target's processes per answered request. */
+  cpuMicrosPerRequest: number;
+  non2xx: number;
+  errors: number;
+}
+
+interface Memory {
+  rss: number;
+  hwm: number;
+}
+
+export interface Measured {
+  date: Date;
+  short: boolean;
+  loadBefore: number[];
+  loadAfter: number[];
+  repeats: number;
+  durationS: number;
+  connections: number[];
+  /** Keyed `target|connections|shape`. */
+  runs: Map<string, Run[]>;
+  ttfbs: Map<string, number[]>;
+  ttfbSamples: number;
+  readyMs: { fresh: number; existing: number };
+  memory: { idle: Memory; afterLoad: Memory };
+  streams: { count: number; started: number; failed: number; before: Memory; during: Memory }[];
+  accounting: { requests: number; cost: number };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+};
+const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
+const pct = (value: number) => `${fmt(value * 100, 0)} %`;
+
+export function renderSection(m: Measured): { section: string; summary: string } {
+  const rows: string[] = [];
+  const summary: string[] = [];
+  for (const connections of m.connections) {
+    for (const shape of ["plain", "stream"]) {
+      const of = (name: string) => m.runs.get(`${name}|${connections}|${shape}`) ?? [];
+      const mid = (name: string, pick: (run: Run) => number) => median(of(name).map(pick));
+      const bare = mid("bare", (run) => run.rps);
+      const one = mid("lyss", (run) => run.rps);
+      const two = mid("lyss×2", (run) => run.rps);
+      const cpuBare = mid("bare", (run) => run.cpuMicrosPerRequest);
+      const cpuOne = mid("lyss", (run) => run.cpuMicrosPerRequest);
+      const failures = ["bare", "lyss", "lyss×2"].flatMap(of).reduce((sum, run) => sum + run.non2xx + run.errors, 0);
+      const latency = (name: string) => `${mid(name, (run) => run.p50)} / ${mid(name, (run) => run.p99)} ms`;
+      rows.push(
+        `| ${shape} | ${connections} | ${fmt(bare, 0)} | ${fmt(one, 0)} | **${pct(one / bare)}** | ${fmt(two, 0)} | ${pct(two / bare)} | ${latency("bare")} | ${latency("lyss")} | ${fmt(mid("lyss", (run) => run.p50) - mid("bare", (run) => run.p50), 0)} ms | ${fmt(cpuBare, 0)} / ${fmt(cpuOne, 0)} µs (${fmt(cpuOne / cpuBare, 2)}×) | ${of(
+          "lyss",
+        )
+          .map((run) => fmt(run.rps, 0))
+          .join(", ")} | ${failures} |`,
+      );
+      summary.push(
+        `${shape} c=${connections}: bare ${fmt(bare, 0)}, lyss ${fmt(one, 0)} (${pct(one / bare)}), lyss×2 ${fmt(two, 0)} (${pct(two / bare)}) req/s; CPU/req ${fmt(cpuOne / cpuBare, 2)}× bare`,
+      );
+    }
+  }
+  const t = (name: string) => m.ttfbs.get(name) ?? [];
+  const ttfbRow = (name: string) =>
+    `| ${name} | ${fmt(percentile(t(name), 50), 2)} ms | ${fmt(percentile(t(name), 90), 2)} ms | ${fmt(percentile(t(name), 99), 2)} ms | ${fmt(percentile(t(name), 50) - percentile(t("upstream"), 50), 2)} ms |`;
+  const addedTtfb = percentile(t("lyss"), 50) - percentile(t("bare"), 50);
+  summary.push(`ttfb p50 added over bare: ${fmt(addedTtfb, 2)} ms; ready ${fmt(m.readyMs.existing, 0)} ms`);
+  const streamLines = m.streams.map((run) => {
+    const perStream = (run.during.rss - run.before.rss) / Math.max(1, run.started);
+    summary.push(`RSS with ${run.started} streams: ${fmt(run.during.rss)} MiB`);
+    return `- **${fmt(run.during.rss)} MiB RSS with ${run.started} of ${run.count} concurrent streams open** (${run.count > 2000 ? "two workers, primary included" : "one worker"}; ${run.failed} refused; ${fmt(run.before.rss)} MiB before; ≈ ${fmt(perStream * 1024, 0)} KiB per stream; the upstream sends one chunk per second).`;
+  });
+  const cpus = os.cpus();
+  const section = [
+    `## Gateway overhead (${m.date.toISOString().slice(0, 16).replace("T", " ")} UTC${m.short ? ", short run" : ""})`,
+    "",
+    `- Command: \`npx tsx bench/gateway.ts${m.short ? " --short" : ""}\` (or \`npm run bench${m.short ? " -- --short" : ""}\`)`,
+    `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; load average before ${m.loadBefore.map((v) => fmt(v)).join(" / ")}, after ${m.loadAfter.map((v) => fmt(v)).join(" / ")} (the load generator, the proxies and the upstream share these cores)`,
+    "- Setup: a minimal node:http upstream speaking the OpenAI format (`bench/fake-upstream.ts`: plain JSON, or 20 SSE chunks + usage + [DONE] in one write); a bare pass-through proxy on an undici keep-alive Pool (`bench/bare-proxy.ts`); Lyss from its production build (`node apps/server/bin/lyss.js start`, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
+    `- Load: autocannon, POST /v1/chat/completions, ${m.durationS} s per run after a 1 s warm-up per target and shape, targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
+    "",
+    "| shape | connections | bare req/s | lyss req/s | lyss / bare | lyss×2 req/s | lyss×2 / bare | bare p50 / p99 | lyss p50 / p99 | added p50 | CPU per request bare / lyss | lyss req/s per repeat | non-2xx + errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|",
+    ...rows,
+    "",
+    `Time to first body byte of a stream, one request at a time, ${m.ttfbSamples} sequential requests per target (interleaved, undici keep-alive):`,
+    "",
+    "| target | p50 | p90 | p99 | p50 added over the upstream |",
+    "|---|---:|---:|---:|---:|",
+    ttfbRow("upstream"),
+    ttfbRow("bare"),
+    ttfbRow("lyss"),
+    "",
+    `Lyss adds ${fmt(addedTtfb, 2)} ms (p50) to the first byte over the bare proxy.`,
+    "",
+    `- Ready time (spawn to first 200 from /health, one worker): ${fmt(m.readyMs.fresh, 0)} ms on a fresh data dir (migrations included), ${fmt(m.readyMs.existing, 0)} ms on existing data.`,
+    `- Lyss RSS (one worker): ${fmt(m.memory.idle.rss)} MiB after warm-up; ${fmt(m.memory.afterLoad.rss)} MiB after the load runs (peak ${fmt(m.memory.afterLoad.hwm)} MiB).`,
+    ...streamLines,
+    `- Accounting check: the token's requests quota shows ${m.accounting.requests} used and ${m.accounting.cost} micro-USD of cost after the run (one-worker Lyss).`,
+    "",
+  ].join("\n");
+  return { section, summary: summary.join("\n") };
+}
