@@ -7,11 +7,14 @@ import {
   Kysely,
   PostgresDialect,
   SqliteAdapter,
+  type SqliteDatabase,
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
+  type SqliteStatement,
   sql,
 } from "kysely";
+import { LRUCache } from "lru-cache";
 import pg from "pg";
 import type { Database } from "../db/schema.ts";
 
@@ -54,6 +57,29 @@ class LyssSqliteDialect extends SqliteDialect {
   }
 }
 
+/**
+ * Keeps prepared statements by their SQL: Kysely prepares every query it runs, and the usage batches
+ * run the same few statements many times a second. (No query here is streamed, so a statement is never
+ * busy when it is run again.)
+ */
+function withStatementCache(database: SQLite.Database): SqliteDatabase {
+  const statements = new LRUCache<string, SqliteStatement>({ max: 500 });
+  return {
+    prepare(query: string) {
+      let statement = statements.get(query);
+      if (!statement) {
+        statement = database.prepare(query) as unknown as SqliteStatement;
+        statements.set(query, statement);
+      }
+      return statement;
+    },
+    close() {
+      statements.clear();
+      database.close();
+    },
+  };
+}
+
 export function openSqlite(file: string): Db {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const database = new SQLite(file);
@@ -61,7 +87,7 @@ export function openSqlite(file: string): Db {
   database.pragma("synchronous = FULL");
   database.pragma("foreign_keys = ON");
   database.pragma("busy_timeout = 15000");
-  const kysely = new Kysely<Database>({ dialect: new LyssSqliteDialect({ database }) });
+  const kysely = new Kysely<Database>({ dialect: new LyssSqliteDialect({ database: withStatementCache(database) }) });
   return { kysely, dialect: "sqlite", location: file, close: () => kysely.destroy() };
 }
 

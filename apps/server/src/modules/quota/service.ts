@@ -84,18 +84,25 @@ export function createQuotaService(deps: {
   let pending = new Map<string, { tenantId: string; delta: number }>();
   const thresholdListeners = new Set<(event: ThresholdEvent) => void>();
 
-  /** Tells listeners about every limit whose use just crossed 80 % or 100 %. */
-  async function checkThresholds(crossed: { key: string; tenantId: string; max: number; before: number }[]) {
-    if (thresholdListeners.size === 0 || crossed.length === 0) return;
-    const state = await store.read(crossed.map((item) => item.key));
+  /** Tells listeners about every limit whose settled use just crossed 80 % or 100 % of its maximum. */
+  function checkThresholds(crossed: { key: string; tenantId: string; max: number; before: number; after: number }[]) {
     for (const item of crossed) {
-      const used = state.get(item.key)?.used ?? 0;
       for (const threshold of THRESHOLDS) {
         const line = item.max * threshold;
-        if (item.before < line && used >= line) {
+        if (item.before < line && item.after >= line) {
           const [scope, scopeId, metric, window] = parseKey(item.key);
           for (const listener of thresholdListeners)
-            listener({ tenantId: item.tenantId, key: item.key, scope, scopeId, metric, window, max: item.max, used, threshold });
+            listener({
+              tenantId: item.tenantId,
+              key: item.key,
+              scope,
+              scopeId,
+              metric,
+              window,
+              max: item.max,
+              used: item.after,
+              threshold,
+            });
         }
       }
     }
@@ -258,18 +265,22 @@ export function createQuotaService(deps: {
         const zone = await timeZone(reservation.tenantId);
         maxima.set(keyOf("channel", channel?.id ?? "", limit, windowBucket(limit.window, clock.now(), zone).bucket), limit.max);
       }
-      const before = thresholdListeners.size ? await store.read(settlements.map((item) => item.key)) : new Map();
-      await store.settle(settlements);
-      await checkThresholds(
-        settlements
-          .filter((item) => item.used > 0 && maxima.has(item.key))
-          .map((item) => ({
-            key: item.key,
-            tenantId: item.tenantId,
-            max: maxima.get(item.key) ?? 0,
-            before: before.get(item.key)?.used ?? 0,
-          })),
-      );
+      // The store answers each counter's use after this settlement, so crossings need no extra read.
+      const after = await store.settle(settlements);
+      if (thresholdListeners.size > 0) {
+        checkThresholds(
+          settlements
+            .map((item, index) => ({ item, after: after[index] ?? 0 }))
+            .filter(({ item }) => item.used > 0 && maxima.has(item.key))
+            .map(({ item, after: used }) => ({
+              key: item.key,
+              tenantId: item.tenantId,
+              max: maxima.get(item.key) ?? 0,
+              before: used - item.used,
+              after: used,
+            })),
+        );
+      }
       for (const item of settlements) {
         if (item.used === 0) continue;
         const entry = pending.get(item.key) ?? { tenantId: item.tenantId, delta: 0 };

@@ -22,7 +22,8 @@ export interface CounterState {
 export interface QuotaStore {
   /** On success, `totals` holds each counter's used + reserved right after this reservation. */
   reserve(charges: Charge[]): Promise<{ ok: true; totals: number[] } | { ok: false; key: string }>;
-  settle(settlements: { key: string; tenantId: string; reserved: number; used: number; ttlSeconds: number }[]): Promise<void>;
+  /** Answers each counter's settled use right after this settlement, in the same order. */
+  settle(settlements: { key: string; tenantId: string; reserved: number; used: number; ttlSeconds: number }[]): Promise<number[]>;
   read(keys: string[]): Promise<Map<string, CounterState>>;
   /** Seeds a counter's settled use from the database when this store has not seen it yet. */
   seed(key: string, used: number, ttlSeconds: number): Promise<void>;
@@ -54,11 +55,12 @@ export function createMemoryQuotaStore(): QuotaStore {
       return { ok: true, totals };
     },
     async settle(settlements) {
-      for (const settlement of settlements) {
+      return settlements.map((settlement) => {
         const counter = get(settlement.key);
         counter.reserved = Math.max(0, counter.reserved - settlement.reserved);
         counter.used += settlement.used;
-      }
+        return counter.used;
+      });
     },
     async read(keys) {
       return new Map(keys.map((key) => [key, { ...get(key) }]));
@@ -86,14 +88,15 @@ end
 return totals`;
 
 const SETTLE = `
+local used = {}
 for i = 1, #KEYS do
   local reserved = redis.call('HINCRBY', KEYS[i], 'reserved', 0 - tonumber(ARGV[i * 3 - 2]))
   if reserved < 0 then redis.call('HSET', KEYS[i], 'reserved', 0) end
-  redis.call('HINCRBY', KEYS[i], 'used', ARGV[i * 3 - 1])
+  used[i] = redis.call('HINCRBY', KEYS[i], 'used', ARGV[i * 3 - 1])
   local ttl = tonumber(ARGV[i * 3])
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
 end
-return 0`;
+return used`;
 
 /** Counters shared by every instance through Redis; each operation is one atomic Lua script. */
 export function createRedisQuotaStore(redis: Redis, prefix: string): QuotaStore {
@@ -107,9 +110,10 @@ export function createRedisQuotaStore(redis: Redis, prefix: string): QuotaStore 
       return { ok: false, key: (charges[Number(reply) - 1] as Charge).key };
     },
     async settle(settlements) {
-      if (settlements.length === 0) return;
+      if (settlements.length === 0) return [];
       const args = settlements.flatMap((item) => [Math.round(item.reserved), Math.round(item.used), item.ttlSeconds]);
-      await redis.eval(SETTLE, settlements.length, ...settlements.map((item) => name(item.key)), ...args);
+      const used = (await redis.eval(SETTLE, settlements.length, ...settlements.map((item) => name(item.key)), ...args)) as number[];
+      return used.map(Number);
     },
     async read(keys) {
       const pipeline = redis.pipeline();
