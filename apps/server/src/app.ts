@@ -13,6 +13,9 @@ import { assertSchemaNotNewer, migrateToLatest } from "./db/migrate.ts";
 import { registerErrorHandler } from "./errors/error-handler.ts";
 import { createEventBus } from "./infra/bus.ts";
 import { type Clock, systemClock } from "./infra/clock.ts";
+import { createWorkerMetrics } from "./infra/cluster-metrics.ts";
+import { primaryLink } from "./infra/cluster-rpc.ts";
+import { linkedQuotaStore, linkedRateStore } from "./infra/cluster-stores.ts";
 import { deriveKey, loadMasterKey } from "./infra/crypto.ts";
 import { openDatabase } from "./infra/db.ts";
 import { createLogger } from "./infra/logger.ts";
@@ -76,6 +79,11 @@ export interface BuildOptions {
   migrate?: boolean;
   /** Run the scheduled channel health probes (default: yes, except when NODE_ENV is test). */
   healthProbes?: boolean | { tickMs?: number };
+  /**
+   * Whether this process runs the once-per-machine duties: the first administrator from LYSS_ADMIN_*,
+   * usage retention and the health probes (default: yes; of several cluster workers, worker 1 only).
+   */
+  leader?: boolean;
 }
 
 const VERSION = "0.1.0";
@@ -96,17 +104,22 @@ export async function createInfra(options: BuildOptions): Promise<Infra> {
   }
   const redis = config.redisUrl ? createRedis(config.redisUrl, logger, "main") : undefined;
   const subscriber = config.redisUrl ? createRedis(config.redisUrl, logger, "subscriber") : undefined;
-  const bus = createEventBus({ publisher: redis, subscriber, prefix: config.redisPrefix, logger });
+  // A cluster worker (LYSS_WORKERS > 1) reaches the other workers through the primary when Redis is absent.
+  const link = primaryLink();
+  const bus = createEventBus({ publisher: redis, subscriber, relay: redis ? undefined : link?.bus, prefix: config.redisPrefix, logger });
   const closeRedis = async () => {
     await bus.close();
     await Promise.all([redis?.quit().catch(() => undefined), subscriber?.quit().catch(() => undefined)]);
   };
-  return { config, logger, db, redis, bus, metrics: createMetrics(), clock: options.clock ?? systemClock, masterKey, closeRedis };
+  const metrics = link ? createWorkerMetrics(link) : createMetrics();
+  return { config, logger, db, redis, bus, metrics, clock: options.clock ?? systemClock, masterKey, closeRedis };
 }
 
 /** Builds the services every route and job uses, from the infrastructure. */
 export function createServices(infra: Infra) {
   const { config, db, bus, clock, redis } = infra;
+  // In a cluster worker without Redis, counters and limits live in the primary (infra/cluster-stores.ts).
+  const link = redis ? undefined : primaryLink();
   const audit = createAuditService(clock);
   const deps = { db: db.kysely, clock, bus, audit };
   const users = createUserService(deps);
@@ -115,12 +128,13 @@ export function createServices(infra: Infra) {
   const principals = createPrincipalCache(db.kysely, bus);
   const tokens = createAccessTokens(deriveKey(infra.masterKey, "jwt-signing"), config.accessTokenTtlSeconds, () => clock.now());
   const limiter = (name: string, points: number) =>
-    createLimiter({ name, points, durationSeconds: config.login.windowSeconds, redis, prefix: config.redisPrefix });
+    createLimiter({ name, points, durationSeconds: config.login.windowSeconds, redis, cluster: Boolean(link), prefix: config.redisPrefix });
   const publicIpLimiter = createLimiter({
     name: "public-ip",
     points: config.publicIpMaxPerMinute,
     durationSeconds: 60,
     redis,
+    cluster: Boolean(link),
     prefix: config.redisPrefix,
   });
   const auth = createAuthService({
@@ -138,15 +152,15 @@ export function createServices(infra: Infra) {
   const catalog = createChannelCatalog(db.kysely, bus, credentialKey);
   const tokenCache = createTokenCache(db.kysely, bus);
   const upstream = createUpstreamClient({ connections: config.gateway.upstreamConnections });
-  const stats = createChannelStats(() => clock.now().getTime(), { breaker: DEFAULT_BREAKER });
+  const stats = createChannelStats(() => clock.now().getTime(), { breaker: DEFAULT_BREAKER, bus });
   const usage = createUsageRecorder(db.kysely, infra.logger);
   usage.addBatchWriter(writeUsageRollups);
   const usageRetention = createUsageRetention({ db: db.kysely, settings, clock, logger: infra.logger });
   const prices = createPriceBook(db.kysely, bus);
-  const quotaStore = redis ? createRedisQuotaStore(redis, config.redisPrefix) : createMemoryQuotaStore();
+  const quotaStore = redis ? createRedisQuotaStore(redis, config.redisPrefix) : link ? linkedQuotaStore(link) : createMemoryQuotaStore();
   const quota = createQuotaService({ db: db.kysely, store: quotaStore, clock, settings, prices, principals });
   const rates = createRateLimiter({
-    store: redis ? createRedisRateStore(redis, config.redisPrefix) : createMemoryRateStore(),
+    store: redis ? createRedisRateStore(redis, config.redisPrefix) : link ? linkedRateStore(link) : createMemoryRateStore(),
     settings,
     clock,
   });
@@ -217,6 +231,7 @@ export function createServices(infra: Infra) {
       settings.close();
       catalog.close();
       tokenCache.close();
+      stats.close();
       prices.close();
       await usageRetention.stop();
       await usage.close();
@@ -246,7 +261,8 @@ function requestId(header: string | string[] | undefined): string {
 export async function buildApp(options: BuildOptions) {
   const infra = await createInfra(options);
   const services = createServices(infra);
-  await bootstrapAdmin(infra, services);
+  const leader = options.leader ?? true;
+  if (leader) await bootstrapAdmin(infra, services);
   await Promise.all([services.catalog.warm(), services.tokenCache.warm(), services.prices.load()]);
   const { config, metrics } = infra;
 
@@ -330,8 +346,8 @@ export async function buildApp(options: BuildOptions) {
   });
 
   await app.ready();
-  services.usageRetention.start();
-  const probes = options.healthProbes ?? config.env !== "test";
+  if (leader) services.usageRetention.start();
+  const probes = leader && (options.healthProbes ?? config.env !== "test");
   if (probes) services.health.probes.start(typeof probes === "object" ? probes.tickMs : undefined);
   return { app, infra, services };
 }

@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -56,8 +57,16 @@ program
   .description("start the server (migrates the database first)")
   .option("--no-migrate", "do not run migrations; refuse to start if any are pending")
   .action(async (options: { migrate: boolean }) => {
+    const current = config();
+    // LYSS_WORKERS > 1: this process becomes the cluster primary, which forks workers that run this
+    // same command again (cluster.fork re-runs the entry script) and take the worker path below.
+    if (cluster.isPrimary && current.workers > 1) {
+      const { runPrimary } = await import("./primary.ts");
+      await runPrimary(current, { migrate: options.migrate });
+      return;
+    }
     const { startServer } = await import("./main.ts");
-    await startServer(config(), { migrate: options.migrate });
+    await startServer(current, { migrate: options.migrate });
   });
 
 program
@@ -161,7 +170,7 @@ program
       process.stdout.write(`${ok ? "ok  " : "FAIL"}  ${what}: ${detail}\n`);
     };
     const current = config();
-    report(true, "configuration", `port ${current.port}, data directory ${current.dataDir}`);
+    report(true, "configuration", `port ${current.port}, data directory ${current.dataDir}, ${current.workers} worker(s)`);
     try {
       fs.mkdirSync(current.dataDir, { recursive: true });
       fs.accessSync(current.dataDir, fs.constants.R_OK | fs.constants.W_OK);

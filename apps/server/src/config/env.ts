@@ -1,3 +1,4 @@
+import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 
@@ -43,6 +44,8 @@ export const ZEnvironment = z.object({
   LYSS_GATEWAY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   LYSS_UPSTREAM_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(0),
   LYSS_STREAM_KEEPALIVE_MS: ZDuration.default(15_000),
+  /** Default: one per core (os.availableParallelism()) when NODE_ENV is production, otherwise 1. */
+  LYSS_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
 });
 
 export type TEnvironment = z.infer<typeof ZEnvironment>;
@@ -66,6 +69,8 @@ export interface Config {
   /** Calls per minute from one address to unauthenticated routes, and failed API-key checks. */
   publicIpMaxPerMinute: number;
   trustProxy: boolean;
+  /** Worker processes sharing the port (node:cluster); 1 runs the server in this process alone. */
+  workers: number;
   gateway: {
     bodyLimitBytes: number;
     maxAttempts: number;
@@ -122,6 +127,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     publicIpMaxPerMinute: env.LYSS_PUBLIC_IP_MAX_PER_MINUTE,
     trustProxy: env.LYSS_TRUST_PROXY,
+    workers: env.LYSS_WORKERS ?? (env.NODE_ENV === "production" ? Math.min(64, os.availableParallelism()) : 1),
     gateway: {
       bodyLimitBytes: env.LYSS_GATEWAY_BODY_LIMIT,
       maxAttempts: env.LYSS_GATEWAY_MAX_ATTEMPTS,

@@ -6,8 +6,18 @@ import type { Logger } from "pino";
 export type BusHandler = (payload: unknown) => void;
 
 /**
+ * Another way than Redis to reach the other processes: in a cluster without Redis, the primary
+ * relays each worker's events to the others.
+ */
+export interface BusRelay {
+  send(topic: string, payload: unknown): void;
+  listen(deliver: (topic: string, payload: unknown) => void): () => void;
+}
+
+/**
  * Cache invalidation and other cross-instance events. A publish reaches this instance's handlers at
- * once, and every other instance through Redis pub/sub when Redis is configured.
+ * once, and every other instance through Redis pub/sub when Redis is configured (or the other
+ * processes through the relay, when one is given).
  */
 export interface EventBus {
   publish(topic: string, payload?: unknown): void;
@@ -15,12 +25,19 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
-export function createEventBus(options: { publisher?: Redis; subscriber?: Redis; prefix: string; logger: Logger }): EventBus {
+export function createEventBus(options: {
+  publisher?: Redis | undefined;
+  subscriber?: Redis | undefined;
+  relay?: BusRelay | undefined;
+  prefix: string;
+  logger: Logger;
+}): EventBus {
   const local = new EventEmitter();
   local.setMaxListeners(0);
   const origin = randomUUID();
   const channel = `${options.prefix}bus`;
-  const { publisher, subscriber } = options;
+  const { publisher, subscriber, relay } = options;
+  const stopRelay = relay?.listen((topic, payload) => local.emit(topic, payload));
 
   if (subscriber) {
     void subscriber.subscribe(channel).catch((error: Error) => options.logger.warn({ err: error }, "bus subscribe failed"));
@@ -43,6 +60,7 @@ export function createEventBus(options: { publisher?: Redis; subscriber?: Redis;
           .publish(channel, JSON.stringify({ origin, topic, payload }))
           .catch((error: Error) => options.logger.warn({ err: error, topic }, "bus publish failed"));
       }
+      relay?.send(topic, payload);
     },
     subscribe(topic, handler) {
       local.on(topic, handler);
@@ -50,6 +68,7 @@ export function createEventBus(options: { publisher?: Redis; subscriber?: Redis;
     },
     async close() {
       local.removeAllListeners();
+      stopRelay?.();
       if (subscriber) await subscriber.unsubscribe(channel).catch(() => undefined);
     },
   };

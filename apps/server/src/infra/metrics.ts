@@ -26,12 +26,17 @@ export interface Metrics {
   rejected(kind: "quota" | "rate_limit", tenant: string): void;
   /** Where the channel gauges read from at each scrape (set by the health module). */
   setChannelSource(source: () => Iterable<ChannelGaugeSample>): void;
+  /** What /metrics answers: this registry, or in a cluster every worker's metrics combined. */
+  exposition(): Promise<string>;
 }
 
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
 
-/** One registry per app, so several apps in one test process never collide. */
-export function createMetrics(): Metrics {
+/**
+ * One registry per app, so several apps in one test process never collide. `aggregate` replaces what
+ * /metrics answers (a cluster worker asks the primary for the sum over every worker).
+ */
+export function createMetrics(options: { aggregate?: () => Promise<string> } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "lyss_" });
   const httpDuration = new Histogram({
@@ -47,7 +52,8 @@ export function createMetrics(): Metrics {
     labelNames: ["method", "route", "status_code"] as const,
     registers: [registry],
   });
-  return { registry, httpDuration, httpRequests, ...gatewayMetrics(registry) };
+  const exposition = options.aggregate ?? (() => registry.metrics());
+  return { registry, httpDuration, httpRequests, ...gatewayMetrics(registry), exposition };
 }
 
 /** Gateway calls, tokens and cost, rejections, and each channel's health. */
@@ -93,22 +99,25 @@ function gatewayMetrics(registry: Registry) {
     registers,
   });
   let source: () => Iterable<ChannelGaugeSample> = () => [];
-  const channelGauge = (name: string, help: string, value: (sample: ChannelGaugeSample) => number) =>
+  // Over cluster workers (each has its own view of a channel), gauges combine as `aggregator` says.
+  const channelGauge = (name: string, help: string, aggregator: "sum" | "average" | "max", value: (sample: ChannelGaugeSample) => number) =>
     new Gauge({
       name,
       help,
       labelNames: ["tenant", "channel"] as const,
       registers,
+      aggregator,
       collect() {
         this.reset();
         for (const sample of source()) this.set({ tenant: sample.tenant, channel: sample.channel }, value(sample));
       },
     });
-  channelGauge("lyss_channel_success_rate", "Decaying success rate of each channel, 0 to 1", (sample) => sample.successRate);
-  channelGauge("lyss_channel_in_flight", "Requests in flight to each channel", (sample) => sample.inFlight);
+  channelGauge("lyss_channel_success_rate", "Decaying success rate of each channel, 0 to 1", "average", (sample) => sample.successRate);
+  channelGauge("lyss_channel_in_flight", "Requests in flight to each channel", "sum", (sample) => sample.inFlight);
   channelGauge(
     "lyss_channel_circuit_state",
     "Circuit breaker state of each channel: 0 closed, 1 half-open, 2 open",
+    "max",
     (sample) => sample.circuit,
   );
   return {

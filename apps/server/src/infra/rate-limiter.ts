@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterCluster, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 
 export interface Limiter {
   /** Counts one hit; answers how many seconds to wait when the limit is exceeded, else 0. */
@@ -9,12 +9,25 @@ export interface Limiter {
   reset(key: string): Promise<void>;
 }
 
-/** A fixed-window counter shared through Redis when configured, otherwise kept in this process. */
-export function createLimiter(options: { name: string; points: number; durationSeconds: number; redis?: Redis; prefix: string }): Limiter {
+/**
+ * A fixed-window counter shared through Redis when configured; otherwise kept in this process, or with
+ * `cluster` (a cluster worker without Redis) in the primary process, which counts for every worker
+ * (rate-limiter-flexible's RateLimiterCluster, answered by the primary's RateLimiterClusterMaster).
+ */
+export function createLimiter(options: {
+  name: string;
+  points: number;
+  durationSeconds: number;
+  redis?: Redis | undefined;
+  cluster?: boolean;
+  prefix: string;
+}): Limiter {
   const settings = { points: options.points, duration: options.durationSeconds, keyPrefix: `${options.prefix}rl:${options.name}` };
   const limiter = options.redis
     ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: new RateLimiterMemory(settings) })
-    : new RateLimiterMemory(settings);
+    : options.cluster
+      ? new RateLimiterCluster({ ...settings, timeoutMs: 5000 })
+      : new RateLimiterMemory(settings);
   return {
     async hit(key) {
       try {

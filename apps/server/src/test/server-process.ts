@@ -87,3 +87,31 @@ export async function startServer(storage: Storage, env: Record<string, string> 
   });
   return { child, port, url, output, exited };
 }
+
+/** One JSON log line of a server's stdout (pino), loosely typed for assertions. */
+// biome-ignore lint/suspicious/noExplicitAny: log lines are read loosely and asserted on
+export type LogLine = Record<string, any>;
+
+const parsed = new WeakMap<Server, { offset: number; lines: LogLine[] }>();
+
+/** The JSON log lines the server has printed so far (the first-run hint and other text are left out). */
+export function logLines(server: Server): LogLine[] {
+  const cache = parsed.get(server) ?? { offset: 0, lines: [] };
+  parsed.set(server, cache);
+  const end = server.output.stdout.lastIndexOf("\n") + 1;
+  for (const text of server.output.stdout.slice(cache.offset, end).split("\n")) {
+    if (!text.startsWith("{")) continue;
+    try {
+      cache.lines.push(JSON.parse(text) as LogLine);
+    } catch {
+      // Not a log line.
+    }
+  }
+  cache.offset = Math.max(cache.offset, end);
+  return cache.lines;
+}
+
+/** Waits for a log line that matches, and answers it. */
+export function waitForLog(server: Server, what: string, match: (line: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
+  return waitFor(what, () => logLines(server).find(match), timeoutMs);
+}

@@ -1,4 +1,6 @@
-import { type BreakerOptions, CircuitBreaker, type CircuitState } from "../health/breaker.ts";
+import { randomUUID } from "node:crypto";
+import type { EventBus } from "../../infra/bus.ts";
+import { type BreakerOptions, CircuitBreaker, type CircuitChange, type CircuitState } from "../health/breaker.ts";
 import { SampleWindow } from "../health/sample-window.ts";
 
 /** The last scheduled probe of a channel. */
@@ -46,18 +48,42 @@ export interface CredentialsRefused {
   message: string;
 }
 
+/** A breaker's transition, sent to every other process (cluster workers, instances) through the bus. */
+export const CIRCUIT_TOPIC = "gateway.circuit";
+
+interface CircuitMessage {
+  /** The stats that made the transition, which ignore their own message. */
+  origin: string;
+  channelId: string;
+  change: CircuitChange;
+}
+
 const ALPHA = 0.2;
 const PEAK_DECAY = 0.05;
 
 /**
  * Per-channel statistics used by the routing strategies and shown by /v1/models/health and
  * /api/v1/channels/:id/stats. With `breaker` options each channel also gets a circuit breaker that
- * routing consults; without, every channel is always allowed.
+ * routing consults; without, every channel is always allowed. With a `bus`, a breaker's transitions
+ * made by this process's traffic are published, and those of other processes adopted (not published
+ * again), so a circuit opened by one process is open in all. Probe results reach every process
+ * already, so the transitions they cause are not published.
  */
-export function createChannelStats(now: () => number = Date.now, options: { breaker?: BreakerOptions } = {}) {
+export function createChannelStats(now: () => number = Date.now, options: { breaker?: BreakerOptions; bus?: EventBus } = {}) {
   const channels = new Map<string, ChannelHealth>();
   const refusedListeners = new Set<(event: CredentialsRefused) => void>();
-  const fresh = (): ChannelHealth => ({
+  const { bus, breaker } = options;
+  const origin = randomUUID();
+  let probing = false;
+  const share = (channelId: string) => (change: CircuitChange) => {
+    if (bus && !probing) bus.publish(CIRCUIT_TOPIC, { origin, channelId, change } satisfies CircuitMessage);
+  };
+  const unsubscribe = bus?.subscribe(CIRCUIT_TOPIC, (payload) => {
+    const message = payload as CircuitMessage | null;
+    if (!message?.channelId || message.origin === origin) return;
+    get(message.channelId).breaker?.adopt(message.change, now());
+  });
+  const fresh = (id: string): ChannelHealth => ({
     inFlight: 0,
     latencyMs: 0,
     peakLatencyMs: 0,
@@ -70,14 +96,14 @@ export function createChannelStats(now: () => number = Date.now, options: { brea
     coolingUntil: 0,
     latency: new SampleWindow(),
     ttft: new SampleWindow(),
-    breaker: options.breaker ? new CircuitBreaker(options.breaker) : undefined,
+    breaker: breaker ? new CircuitBreaker(breaker, share(id)) : undefined,
     lastProbe: null,
     tenantId: null,
   });
   const get = (id: string) => {
     let health = channels.get(id);
     if (!health) {
-      health = fresh();
+      health = fresh(id);
       channels.set(id, health);
     }
     return health;
@@ -150,11 +176,16 @@ export function createChannelStats(now: () => number = Date.now, options: { brea
     probed(id: string, result: ProbeResult) {
       const health = get(id);
       health.lastProbe = result;
-      if (result.ok) success(health, result.latencyMs);
-      else if (result.status === null || ![400, 404, 413, 422].includes(result.status)) {
-        failure(health, `probe: ${result.error ?? `status ${result.status}`}`, {
-          credentials: result.status === 401 || result.status === 403,
-        });
+      probing = true;
+      try {
+        if (result.ok) success(health, result.latencyMs);
+        else if (result.status === null || ![400, 404, 413, 422].includes(result.status)) {
+          failure(health, `probe: ${result.error ?? `status ${result.status}`}`, {
+            credentials: result.status === 401 || result.status === 403,
+          });
+        }
+      } finally {
+        probing = false;
       }
     },
     /** An upstream refused the channel's credentials: tells the listeners (auto-disable). */
@@ -173,6 +204,10 @@ export function createChannelStats(now: () => number = Date.now, options: { brea
     now,
     forget(id: string) {
       channels.delete(id);
+    },
+    /** Stops adopting other processes' transitions. */
+    close() {
+      unsubscribe?.();
     },
   };
 }

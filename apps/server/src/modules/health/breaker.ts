@@ -24,6 +24,12 @@ export const DEFAULT_BREAKER: BreakerOptions = {
   trialTimeoutMs: 120_000,
 };
 
+/**
+ * A transition of a breaker, as other processes adopt it: opened (until `openedAt + cooldownMs`) or
+ * closed. Half-open needs no message: it follows from the open period on every process alike.
+ */
+export type CircuitChange = { state: "open"; openedAt: number; cooldownMs: number } | { state: "closed" };
+
 const BUCKETS = 12;
 
 /**
@@ -46,7 +52,11 @@ export class CircuitBreaker {
   private readonly requests = new Uint32Array(BUCKETS);
   private readonly failures = new Uint32Array(BUCKETS);
 
-  constructor(private readonly options: BreakerOptions = DEFAULT_BREAKER) {}
+  /** `onChange` hears this breaker's own transitions (not adopted ones), to share them. */
+  constructor(
+    private readonly options: BreakerOptions = DEFAULT_BREAKER,
+    private readonly onChange?: (change: CircuitChange) => void,
+  ) {}
 
   /** The state at `now`: an open circuit whose cooldown has passed is half-open. */
   state(now: number): CircuitState {
@@ -79,12 +89,28 @@ export class CircuitBreaker {
     this.count(now, false);
     this.consecutiveFailures = 0;
     if (this.state(now) !== "closed") {
-      this.current = "closed";
-      this.cooldownMs = 0;
-      this.trialStartedAt = 0;
-      // Failures from before the circuit closed must not trip it again at once.
-      this.slots.fill(-1);
+      this.close();
+      this.onChange?.({ state: "closed" });
     }
+  }
+
+  /**
+   * Takes on a transition another process made: an opening that lasts longer than this breaker's own
+   * (or finds it not open), or a closing. Not reported to `onChange`, so it is never sent back.
+   */
+  adopt(change: CircuitChange, now: number) {
+    if (change.state === "closed") {
+      if (this.state(now) !== "closed") this.close();
+      this.consecutiveFailures = 0;
+      return;
+    }
+    const until = change.openedAt + change.cooldownMs;
+    if (this.state(now) === "open" && until <= this.openedAt + this.cooldownMs) return;
+    if (until <= now) return;
+    this.current = "open";
+    this.openedAt = change.openedAt;
+    this.cooldownMs = change.cooldownMs;
+    this.trialStartedAt = 0;
   }
 
   failed(now: number) {
@@ -134,6 +160,15 @@ export class CircuitBreaker {
     this.openedAt = now;
     this.cooldownMs = cooldownMs;
     this.trialStartedAt = 0;
+    this.onChange?.({ state: "open", openedAt: now, cooldownMs });
+  }
+
+  private close() {
+    this.current = "closed";
+    this.cooldownMs = 0;
+    this.trialStartedAt = 0;
+    // Failures from before the circuit closed must not trip it again at once.
+    this.slots.fill(-1);
   }
 
   private count(now: number, failure: boolean) {

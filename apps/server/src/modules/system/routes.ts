@@ -44,11 +44,17 @@ export function systemRoutes(app: Api, infra: Infra) {
     "/metrics",
     {
       config,
-      schema: { tags, summary: "Prometheus metrics", produces: ["text/plain"], response: { 200: z.string() } },
+      schema: {
+        tags,
+        summary: "Prometheus metrics",
+        description: "With LYSS_WORKERS > 1, every worker's metrics combined: counters and histograms summed over the workers.",
+        produces: ["text/plain"],
+        response: { 200: z.string() },
+      },
     },
     async (_request, reply) => {
       reply.type(infra.metrics.registry.contentType);
-      return infra.metrics.registry.metrics();
+      return infra.metrics.exposition();
     },
   );
 }
