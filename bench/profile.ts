@@ -11,7 +11,7 @@ import { buildServer, chatBody, cleanup, freePort, guard, provision, root, start
  * package or source file). The .cpuprofile it keeps opens as a flame graph in Chrome DevTools
  * (Performance → Load profile) or speedscope.
  *
- *   npx tsx bench/profile.ts [--stream] [--seconds 10] [--connections 50] [--out bench/profiles]
+ *   npx tsx bench/profile.ts [--stream] [--seconds 10] [--connections 50] [--workers 1] [--out bench/profiles]
  */
 
 const argument = (name: string, fallback: string) => {
@@ -21,6 +21,7 @@ const argument = (name: string, fallback: string) => {
 const stream = process.argv.includes("--stream");
 const seconds = Number(argument("--seconds", "10"));
 const connections = Number(argument("--connections", "50"));
+const workers = argument("--workers", "1");
 const outDir = path.resolve(argument("--out", path.join(root, "bench/profiles")));
 
 interface ProfileNode {
@@ -95,7 +96,7 @@ async function main() {
   const dir = tempDir("lyss-profile-");
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const env = { LYSS_WORKERS: "1" };
+  const env = { LYSS_WORKERS: workers };
   const first = await startLyss(port, dir, { env });
   const { token } = await provision(base, upstream.port, []);
   await stopChild(first.child);
@@ -116,17 +117,20 @@ async function main() {
   await stopChild(child);
   console.log(`${stream ? "stream" : "plain"}, ${connections} connections, ${seconds} s: ${Math.round(result.requests.average)} req/s`);
 
-  const file = fs.readdirSync(profiles).find((name) => name.endsWith(".cpuprofile"));
-  if (!file) throw new Error("no profile was written");
+  // One profile per process: the server, or the primary and each worker.
+  const files = fs.readdirSync(profiles).filter((name) => name.endsWith(".cpuprofile"));
+  if (files.length === 0) throw new Error("no profile was written");
   fs.mkdirSync(outDir, { recursive: true });
-  const kept = path.join(outDir, `gateway-${stream ? "stream" : "plain"}.cpuprofile`);
-  fs.copyFileSync(path.join(profiles, file), kept);
-  const summary = summarize(JSON.parse(fs.readFileSync(kept, "utf8")) as Profile);
-  console.log(`\nprofile: ${path.relative(root, kept)} (${(summary.total / 1e6).toFixed(1)} s sampled)`);
-  console.log("\nself time by package or file:");
-  for (const line of summary.origins) console.log(line);
-  console.log("\nself time by function:");
-  for (const line of summary.functions) console.log(line);
+  for (const [index, file] of files.entries()) {
+    const kept = path.join(outDir, `gateway-${stream ? "stream" : "plain"}${files.length > 1 ? `-${index + 1}` : ""}.cpuprofile`);
+    fs.copyFileSync(path.join(profiles, file), kept);
+    const summary = summarize(JSON.parse(fs.readFileSync(kept, "utf8")) as Profile);
+    console.log(`\nprofile: ${path.relative(root, kept)} (${(summary.total / 1e6).toFixed(1)} s sampled)`);
+    console.log("\nself time by package or file:");
+    for (const line of summary.origins) console.log(line);
+    console.log("\nself time by function:");
+    for (const line of summary.functions) console.log(line);
+  }
 }
 
 try {

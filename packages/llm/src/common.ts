@@ -82,10 +82,10 @@ export function unsupportedWarnings(body: Record<string, unknown>, fields: reado
 
 /** The JSON of one stream frame, or what to answer when there is none (empty) or it is malformed. */
 export function frameJson(frame: { data: string }): { ok: true; value: unknown } | { ok: false; result: DecodedFrames } {
-  const data = frame.data.trim();
-  if (!data) return { ok: false, result: { chunks: [] } };
-  const value = parseJson(data);
+  // JSON.parse allows the surrounding white space; only a failed parse needs a closer look.
+  const value = parseJson(frame.data);
   if (value === undefined) {
+    if (!frame.data.trim()) return { ok: false, result: { chunks: [] } };
     return {
       ok: false,
       result: { chunks: [], error: { status: 502, message: "malformed stream frame from upstream", type: "api_error" } },

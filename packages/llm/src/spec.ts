@@ -64,6 +64,12 @@ export interface DecodedFrames {
   error?: UpstreamErrorInfo & { status: number };
   /** The upstream said the stream is complete. */
   done?: boolean;
+  /**
+   * The frame's JSON text, when `chunks` is the one chunk that text already spells in OpenAI's format
+   * (nothing was added or normalised): a relay answering in OpenAI's format may send it as it came
+   * instead of serialising the chunk again.
+   */
+  raw?: string;
 }
 
 /** Turns one upstream stream into OpenAI chunks; one instance per request, it may keep state. */

@@ -78,6 +78,16 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     const completion = await client.chat.completions.create({ model: "smart", messages: [{ role: "user", content: "x" }] });
     expect(completion.model).toBe("smart");
     expect((sim.requestsTo("/chat/completions")[0]?.body as { model: string } | undefined)?.model).toBe("gpt-4o");
+    // Streamed chunks pass through as the upstream wrote them, but with the public name.
+    const stream = await client.chat.completions.create({ model: "smart", messages: [{ role: "user", content: "x" }], stream: true });
+    const models = new Set<string>();
+    let text = "";
+    for await (const chunk of stream) {
+      models.add(chunk.model);
+      text += chunk.choices[0]?.delta.content ?? "";
+    }
+    expect([...models]).toEqual(["smart"]);
+    expect(text).toBe("Hello from the simulator. You said: x");
   });
 
   it("streams chunk by chunk with usage in the last chunk", async () => {

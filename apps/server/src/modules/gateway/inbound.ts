@@ -10,10 +10,24 @@ export interface InboundProtocol {
 }
 
 export interface StreamEncoder {
-  chunk(chunk: ChatChunk): string;
+  /** One chunk; `raw` is its JSON text as the upstream sent it, when that is already OpenAI's format. */
+  chunk(chunk: ChatChunk, raw?: string): string;
   /** The closing events, given the usage of the whole answer. */
   end(usage: Usage | undefined): string;
   error(status: number, message: string): string;
+}
+
+/**
+ * The chunk's JSON text with its `"model":"…"` replaced by the public name; undefined when the text
+ * does not spell the field that way (then the chunk is serialised again).
+ */
+function withModel(raw: string, upstreamModel: string | undefined, model: string, publicName: string): string | undefined {
+  if (upstreamModel === model) return raw;
+  if (typeof upstreamModel !== "string") return undefined;
+  const field = `"model":${JSON.stringify(upstreamModel)}`;
+  const at = raw.indexOf(field);
+  if (at < 0) return undefined;
+  return `${raw.slice(0, at)}"model":${publicName}${raw.slice(at + field.length)}`;
 }
 
 /** The OpenAI chat protocol: answers pass through with the public model name. */
@@ -25,14 +39,18 @@ export const openAIInbound: InboundProtocol = {
   completion: (completion, model) => ({ ...completion, model }),
   streamEncoder(model, includeUsage) {
     let usageSent = false;
+    const publicName = JSON.stringify(model);
     return {
-      chunk(chunk) {
+      chunk(chunk, raw) {
         if (chunk.choices.length === 0 && !chunk.usage) return "";
         if (chunk.choices.length === 0) {
           if (!includeUsage) return "";
           usageSent = true;
           return sseData({ ...chunk, model });
         }
+        // Passed through as it came, with the public model name put in (no second serialisation).
+        const renamed = raw === undefined ? undefined : withModel(raw, chunk.model, model, publicName);
+        if (renamed !== undefined) return `data: ${renamed}\n\n`;
         // Usage arrives once, in its own chunk; JSON leaves out the undefined one.
         return sseData({ ...chunk, model, usage: includeUsage ? null : undefined });
       },

@@ -89,17 +89,20 @@ export async function relayStream(deps: RelayDeps, call: ChatCall, abort: AbortC
 /** What one batch of upstream frames decoded to; decoding stops at an error or the end. */
 interface DecodedBatch {
   chunks: ChatChunk[];
+  /** Each chunk's JSON text as the upstream sent it, where that is already OpenAI's format. */
+  raws: (string | undefined)[];
   error?: { status: number; message: string };
   done: boolean;
   finish: boolean;
 }
 
 function decodeBatch(decoder: StreamDecoder, frames: StreamFrame[]): DecodedBatch {
-  const batch: DecodedBatch = { chunks: [], done: false, finish: false };
+  const batch: DecodedBatch = { chunks: [], raws: [], done: false, finish: false };
   for (const frame of frames) {
     const decoded = decoder.decode(frame);
     for (const chunk of decoded.chunks) {
       batch.chunks.push(chunk);
+      batch.raws.push(decoded.chunks.length === 1 ? decoded.raw : undefined);
       if (chunk.choices.some((choice) => choice.finish_reason !== null)) batch.finish = true;
     }
     if (decoded.error) {
@@ -151,7 +154,7 @@ async function attemptAll(
     const decoder = channel.provider.chat.stream(context, call.body);
     const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();
     const state: Accumulated = { text: "" };
-    const buffered: ChatChunk[] = [];
+    const buffered: Pick<DecodedBatch, "chunks" | "raws"> = { chunks: [], raws: [] };
     let ttftMs: number | undefined;
     let finished = false;
     let sawFinish = false;
@@ -169,7 +172,8 @@ async function attemptAll(
           break;
         }
         const batch = decodeBatch(decoder, next.value);
-        buffered.push(...batch.chunks);
+        buffered.chunks.push(...batch.chunks);
+        buffered.raws.push(...batch.raws);
         if (batch.finish) sawFinish = true;
         if (batch.chunks.some(hasContent)) ttftMs = performance.now() - startedAt;
         if (batch.error) {
@@ -219,14 +223,15 @@ async function attemptAll(
         }
         const batch = decodeBatch(decoder, next.value);
         if (batch.finish) sawFinish = true;
-        const text = encodeAll(encoder, state, batch.chunks);
+        const text = encodeAll(encoder, state, batch);
         if (batch.error) streamError = batch.error;
         if (batch.done) finished = true;
         // The last batch goes out with the closing events, in one write.
         if (batch.error || batch.done) tail = text;
         else await downstream.write(text);
       }
-      tail += encodeAll(encoder, state, decoder.flush());
+      const owed = decoder.flush();
+      tail += encodeAll(encoder, state, { chunks: owed, raws: [] });
     } catch (error) {
       streamError = {
         status: 502,
@@ -265,11 +270,11 @@ async function attemptAll(
 }
 
 /** Accumulates the chunks and encodes them for the client as one piece of text. */
-function encodeAll(encoder: StreamEncoder, state: Accumulated, chunks: ChatChunk[]): string {
+function encodeAll(encoder: StreamEncoder, state: Accumulated, batch: Pick<DecodedBatch, "chunks" | "raws">): string {
   let text = "";
-  for (const chunk of chunks) {
+  batch.chunks.forEach((chunk, index) => {
     accumulate(state, chunk);
-    text += encoder.chunk(chunk);
-  }
+    text += encoder.chunk(chunk, batch.raws[index]);
+  });
   return text;
 }

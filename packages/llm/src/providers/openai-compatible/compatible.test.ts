@@ -147,3 +147,34 @@ describe("provider quirks", () => {
     expect(ernie.request.headers.appid).toBe("app-1");
   });
 });
+
+describe("decodeCompatibleFrame pass-through", () => {
+  const decode = provider("openai").chat.stream(context("m"), { model: "m", messages: [] }).decode;
+
+  it("hands back the frame's own text for a chunk already in OpenAI's format", () => {
+    const data =
+      '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}],"usage":null}';
+    const decoded = decode({ data });
+    expect(decoded.raw).toBe(data);
+    expect(decoded.chunks[0]?.choices[0]?.delta.content).toBe("hi");
+  });
+
+  it("gives no text to pass through when it had to change the chunk", () => {
+    const usage = decode({
+      data: '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"prompt_cache_hit_tokens":1}}',
+    });
+    expect(usage.raw).toBeUndefined();
+    expect(usage.chunks[0]?.usage).toEqual({
+      prompt_tokens: 3,
+      completion_tokens: 2,
+      total_tokens: 5,
+      prompt_tokens_details: { cached_tokens: 1 },
+    });
+    const noObject = decode({ data: '{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}' });
+    expect(noObject.raw).toBeUndefined();
+    expect(noObject.chunks[0]?.object).toBe("chat.completion.chunk");
+    expect(decode({ data: " [DONE] " })).toEqual({ chunks: [], done: true });
+    expect(decode({ data: "  " })).toEqual({ chunks: [] });
+    expect(decode({ data: "{oops" }).error?.status).toBe(502);
+  });
+});

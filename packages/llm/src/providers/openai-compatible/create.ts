@@ -64,7 +64,7 @@ export function compatibleResponse(raw: unknown): ChatCompletion {
 
 /** Decodes one frame of an OpenAI chat stream: a chunk, `[DONE]`, or an error object. */
 export function decodeCompatibleFrame(frame: StreamFrame): DecodedFrames {
-  if (frame.data.trim() === "[DONE]") return { chunks: [], done: true };
+  if (frame.data.length < 16 && frame.data.trim() === "[DONE]") return { chunks: [], done: true };
   const json = frameJson(frame);
   if (!json.ok) return json.result;
   const record = asRecord(json.value);
@@ -76,6 +76,10 @@ export function decodeCompatibleFrame(frame: StreamFrame): DecodedFrames {
   const chunk = record as unknown as ChatChunk;
   // Some providers put usage inside the choice of the last chunk.
   const choiceUsage = chunk.choices?.[0] ? (chunk.choices[0] as unknown as Record<string, unknown>).usage : undefined;
+  if (record.object === "chat.completion.chunk" && Array.isArray(chunk.choices) && record.usage == null && choiceUsage == null) {
+    // Already in OpenAI's format, as most chunks of a stream are: no copy, and the text can go out as it came.
+    return { chunks: [chunk], raw: frame.data };
+  }
   const usage = normalizeUsage(record.usage ?? choiceUsage);
   return { chunks: [{ ...chunk, object: "chat.completion.chunk", choices: chunk.choices ?? [], usage: usage ?? null }] };
 }
