@@ -2,6 +2,7 @@ import type { CallContext, UpstreamRequest } from "@lyss/llm";
 import type { Dispatcher } from "undici";
 import { errors } from "undici";
 import type { RuntimeChannel } from "../channels/catalog.ts";
+import { Cancel } from "./cancel.ts";
 import type { ChannelStats } from "./channel-stats.ts";
 import { isTransportError, type UpstreamClient } from "./upstream.ts";
 
@@ -40,27 +41,26 @@ export function contextFor(channel: RuntimeChannel, publicModel: string): CallCo
 }
 
 /**
- * One attempt's abort signal: the client's, plus the channel's total time limit. A plain timer and
- * listener, released as soon as the exchange is over (cheaper than composing AbortSignal.timeout and
- * AbortSignal.any on every request).
+ * One attempt's signal: the client's cancellation, plus the channel's total time limit; released (timer
+ * cleared, listener removed) as soon as the exchange is over.
  */
-function upstreamDeadline(client: AbortSignal, timeoutMs: number) {
-  const controller = new AbortController();
+function upstreamDeadline(client: Cancel, timeoutMs: number) {
+  const cancel = new Cancel();
   let expired = false;
   const timer = setTimeout(() => {
     expired = true;
-    controller.abort(new DOMException("upstream timed out", "TimeoutError"));
+    cancel.abort(new DOMException("upstream timed out", "TimeoutError"));
   }, timeoutMs);
   timer.unref();
-  const forward = () => controller.abort(client.reason);
+  const forward = () => cancel.abort(client.reason);
   if (client.aborted) forward();
-  else client.addEventListener("abort", forward, { once: true });
+  else client.once("abort", forward);
   return {
-    signal: controller.signal,
+    signal: cancel,
     timedOut: () => expired,
     release() {
       clearTimeout(timer);
-      client.removeEventListener("abort", forward);
+      client.off("abort", forward);
     },
   };
 }
@@ -75,7 +75,7 @@ export async function attempt(
   stats: ChannelStats,
   channel: RuntimeChannel,
   request: UpstreamRequest,
-  signal: AbortSignal,
+  signal: Cancel,
 ): Promise<AttemptOutcome> {
   const started = performance.now();
   stats.started(channel.id, channel.tenantId);

@@ -9,6 +9,7 @@ import type { RateLimiter } from "../quota/rate-limits.ts";
 import type { QuotaService } from "../quota/service.ts";
 import type { RuntimeToken } from "../tokens/token-cache.ts";
 import type { UsageRecorder } from "../usage/recorder.ts";
+import type { Cancel } from "./cancel.ts";
 import type { ChannelStats } from "./channel-stats.ts";
 import type { InboundProtocol } from "./inbound.ts";
 import type { UpstreamClient } from "./upstream.ts";
@@ -106,7 +107,7 @@ export const hasContent = (chunk: ChatChunk) =>
   );
 
 /** Aborts the upstream side as soon as the client goes away, and lets go of the client's socket. */
-export function watchClient(call: ChatCall, abort: AbortController) {
+export function watchClient(call: ChatCall, abort: Cancel) {
   call.reply.raw.on("close", () => {
     if (call.reply.raw.writableFinished) return;
     abort.abort();

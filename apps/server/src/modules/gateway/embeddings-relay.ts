@@ -1,11 +1,12 @@
 import type { EmbeddingsRequest, EmbeddingsResponse } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
 import { type ChatCall, type RelayDeps, recordUsage, sendError, watchClient } from "./call.ts";
+import { Cancel } from "./cancel.ts";
 
 /** Embeddings: the same failover as chat, on channels whose provider can embed. */
 export async function relayEmbeddings(deps: RelayDeps, call: ChatCall, body: EmbeddingsRequest): Promise<unknown> {
   const startedAt = performance.now();
-  const abort = new AbortController();
+  const abort = new Cancel();
   watchClient(call, abort);
   const failures: Failure[] = [];
   const candidates = call.candidates.filter((channel) => channel.provider.embeddings);
@@ -14,7 +15,7 @@ export async function relayEmbeddings(deps: RelayDeps, call: ChatCall, body: Emb
     if (!embeddings) continue;
     const context = contextFor(channel, call.publicModel);
     const { request } = embeddings.request({ ...body, model: context.model }, context);
-    const outcome = await attempt(deps.upstream, deps.stats, channel, request, abort.signal);
+    const outcome = await attempt(deps.upstream, deps.stats, channel, request, abort);
     const attempts = failures.length + 1;
     if (outcome.kind === "aborted") {
       recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);

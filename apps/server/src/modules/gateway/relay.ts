@@ -1,6 +1,7 @@
 import type { ChatCompletion } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
 import { type ChatCall, type RelayDeps, recordUsage, sendError, watchClient } from "./call.ts";
+import { Cancel } from "./cancel.ts";
 import { relayStream } from "./stream-relay.ts";
 import { estimateUsage } from "./token-count.ts";
 
@@ -15,7 +16,7 @@ const completionText = (completion: ChatCompletion) =>
  */
 export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknown> {
   const startedAt = performance.now();
-  const abort = new AbortController();
+  const abort = new Cancel();
   watchClient(call, abort);
   if (call.warnings.length) call.reply.header("x-lyss-warnings", call.warnings.join("; ").replace(/[^\x20-\x7e]/g, "?"));
   if (call.body.stream) return relayStream(deps, call, abort, startedAt);
@@ -24,7 +25,7 @@ export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknow
   for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
     const context = contextFor(channel, call.publicModel);
     const translated = channel.provider.chat.request({ ...call.body, model: context.model }, context);
-    const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort.signal);
+    const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);
     if (outcome.kind === "aborted") {
       recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts: failures.length + 1 }, startedAt);
       return call.reply;

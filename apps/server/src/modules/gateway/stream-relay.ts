@@ -1,10 +1,25 @@
-import { once } from "node:events";
-import type { OutgoingHttpHeaders } from "node:http";
+import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { type ChatChunk, readFrameBatches, type StreamDecoder, type StreamFrame, type Usage } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
 import { type ChatCall, hasContent, type RelayDeps, recordUsage, sendError } from "./call.ts";
+import type { Cancel } from "./cancel.ts";
 import type { StreamEncoder } from "./inbound.ts";
 import { estimateUsage } from "./token-count.ts";
+
+/** Until the client has read what was written, or the call is cancelled, or the socket closes. */
+function drained(raw: ServerResponse, cancel: Cancel): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      raw.off("drain", done);
+      raw.off("close", done);
+      cancel.off("abort", done);
+      resolve();
+    };
+    raw.once("drain", done);
+    raw.once("close", done);
+    cancel.once("abort", done);
+  });
+}
 
 /**
  * The client's side of a stream, written straight to the socket's response (no intermediate stream
@@ -15,7 +30,7 @@ class Downstream {
   private started = false;
   constructor(
     private readonly call: ChatCall,
-    private readonly signal: AbortSignal,
+    private readonly signal: Cancel,
   ) {}
 
   get committed() {
@@ -39,7 +54,7 @@ class Downstream {
   async write(text: string) {
     const raw = this.call.reply.raw;
     if (!text || !this.started || this.signal.aborted || raw.destroyed) return;
-    if (!raw.write(text)) await once(raw, "drain", { signal: this.signal }).catch(() => undefined);
+    if (!raw.write(text)) await drained(raw, this.signal);
   }
 
   /** Ends the response, with the last text in the same write. */
@@ -69,8 +84,8 @@ function accumulate(state: Accumulated, chunk: ChatChunk) {
  * refusal or a drop before then moves on to the next candidate. After the first content byte has
  * reached the client there is no retry: a failure becomes an error event in the client's protocol.
  */
-export async function relayStream(deps: RelayDeps, call: ChatCall, abort: AbortController, startedAt: number): Promise<unknown> {
-  const downstream = new Downstream(call, abort.signal);
+export async function relayStream(deps: RelayDeps, call: ChatCall, abort: Cancel, startedAt: number): Promise<unknown> {
+  const downstream = new Downstream(call, abort);
   const failures: Failure[] = [];
   const includeUsage = Boolean(call.body.stream_options?.include_usage);
   const encoder: StreamEncoder = call.inbound.streamEncoder(call.publicModel, includeUsage);
@@ -120,7 +135,7 @@ function decodeBatch(decoder: StreamDecoder, frames: StreamFrame[]): DecodedBatc
 async function attemptAll(
   deps: RelayDeps,
   call: ChatCall,
-  abort: AbortController,
+  abort: Cancel,
   startedAt: number,
   downstream: Downstream,
   encoder: StreamEncoder,
@@ -130,7 +145,7 @@ async function attemptAll(
   for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
     const context = contextFor(channel, call.publicModel);
     const translated = channel.provider.chat.request({ ...call.body, model: context.model }, context);
-    const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort.signal);
+    const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);
     const attempts = failures.length + 1;
     if (outcome.kind === "aborted") {
       recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
@@ -186,11 +201,11 @@ async function attemptAll(
     } catch (error) {
       failure = {
         status: 502,
-        message: abort.signal.aborted ? "client closed the request" : `upstream stream broke: ${(error as Error).message}`,
+        message: abort.aborted ? "client closed the request" : `upstream stream broke: ${(error as Error).message}`,
       };
     }
 
-    if (abort.signal.aborted) {
+    if (abort.aborted) {
       deps.stats.released(channel.id);
       outcome.response.body.destroy();
       recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
@@ -215,7 +230,7 @@ async function attemptAll(
       tail = "";
     }
     try {
-      while (!finished && !streamError && !abort.signal.aborted) {
+      while (!finished && !streamError && !abort.aborted) {
         const next = await batches.next();
         if (next.done) {
           if (!sawFinish) streamError = { status: 502, message: "upstream stream ended before it was complete" };
@@ -235,11 +250,11 @@ async function attemptAll(
     } catch (error) {
       streamError = {
         status: 502,
-        message: abort.signal.aborted ? "client closed the request" : `upstream stream broke: ${(error as Error).message}`,
+        message: abort.aborted ? "client closed the request" : `upstream stream broke: ${(error as Error).message}`,
       };
     }
     const usage = state.usage ?? (await estimateUsage(call.body, state.text));
-    if (abort.signal.aborted) {
+    if (abort.aborted) {
       deps.stats.released(channel.id);
       outcome.response.body.destroy();
       recordUsage(deps, call, { channel, status: 499, error: "client closed the request", usage, ttftMs, attempts }, startedAt);

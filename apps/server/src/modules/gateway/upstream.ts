@@ -1,5 +1,6 @@
 import type { UpstreamRequest } from "@lyss/llm";
 import { Agent, type Dispatcher, errors } from "undici";
+import type { Cancel } from "./cancel.ts";
 
 /**
  * The one HTTP client for every upstream: undici keeps a keep-alive pool per origin. Timeouts are
@@ -19,7 +20,7 @@ export function createUpstreamClient(options: { connections?: number } = {}) {
   return {
     async send(
       request: UpstreamRequest,
-      limits: { firstByteMs: number; totalMs: number; signal: AbortSignal },
+      limits: { firstByteMs: number; totalMs: number; signal: Cancel | AbortSignal },
     ): Promise<Dispatcher.ResponseData> {
       const url = new URL(request.url);
       return agent.request({
