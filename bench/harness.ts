@@ -91,6 +91,8 @@ export interface LyssOptions {
   /** Extra node flags (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
   env?: Record<string, string>;
+  /** The checkout to run (default: this one). */
+  root?: string;
 }
 
 /** Starts `node apps/server/bin/lyss.js start` on SQLite in `dir` and waits for /health. */
@@ -108,8 +110,9 @@ export async function startLyss(port: number, dir: string, options: LyssOptions 
     if (!options.env?.[name]) delete env[name];
   }
   const started = performance.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), path.join(root, "apps/server/bin/lyss.js"), "start"], {
-    cwd: root,
+  const checkout = options.root ?? root;
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), path.join(checkout, "apps/server/bin/lyss.js"), "start"], {
+    cwd: checkout,
     env,
     stdio: ["ignore", "inherit", "inherit"],
   });

@@ -1,0 +1,153 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import type { Target } from "./gateway-report.ts";
+import {
+  chatBody,
+  cleanup,
+  cpuSeconds,
+  freePort,
+  guard,
+  here,
+  provision,
+  root,
+  startHelper,
+  startLyss,
+  stopChild,
+  tempDir,
+} from "./harness.ts";
+
+/**
+ * What each change bought: runs the gateway of several commits, one after another, against the same
+ * upstream and load (one worker, 50 connections, plain and streamed), and reports each one's requests
+ * per second and CPU time per request next to the bare proxy's. Each commit is checked out in a
+ * temporary worktree that shares this checkout's node_modules (its own workspace packages linked in)
+ * and is built the way `npm install` builds it, where it has a build.
+ *
+ *   npx tsx bench/compare.ts <commit> [<commit> …] [--seconds 8] [--repeats 2]
+ */
+
+const argument = (name: string, fallback: string) => {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
+};
+const seconds = Number(argument("--seconds", "8"));
+const repeats = Number(argument("--repeats", "2"));
+const commits = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith("--") && !all[i - 1]?.startsWith("--"));
+
+const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim();
+
+/** A worktree of `commit` whose node_modules are this checkout's, with its own workspace packages. */
+function checkout(commit: string): string {
+  const dir = tempDir("lyss-compare-");
+  fs.rmSync(dir, { recursive: true, force: true });
+  git("worktree", "add", "--detach", dir, commit);
+  const modules = path.join(dir, "node_modules");
+  fs.mkdirSync(path.join(modules, "@lyss"), { recursive: true });
+  for (const entry of fs.readdirSync(path.join(root, "node_modules"))) {
+    if (entry !== "@lyss") fs.symlinkSync(path.join(root, "node_modules", entry), path.join(modules, entry));
+  }
+  for (const [name, target] of [
+    ["contracts", "packages/contracts"],
+    ["llm", "packages/llm"],
+    ["server", "apps/server"],
+  ]) {
+    fs.symlinkSync(path.join(dir, target as string), path.join(modules, "@lyss", name as string));
+  }
+  const build = path.join(dir, "apps/server/bin/build.js");
+  if (fs.existsSync(build)) execFileSync(process.execPath, [build], { cwd: dir, stdio: "ignore" });
+  return dir;
+}
+
+async function measure(target: Target, stream: boolean) {
+  const runs: { rps: number; cpu: number }[] = [];
+  for (let repeat = 0; repeat <= repeats; repeat++) {
+    const before = cpuSeconds(target.pid);
+    const result = await autocannon({
+      url: `${target.origin}/v1/chat/completions`,
+      method: "POST",
+      headers: { "content-type": "application/json", ...target.headers },
+      body: chatBody(stream),
+      connections: 50,
+      duration: repeat === 0 ? 3 : seconds,
+    });
+    const cpu = ((cpuSeconds(target.pid) - before) * 1e6) / Math.max(1, result.requests.total);
+    // The first run warms up (JIT, pools) and is not counted.
+    if (repeat > 0) runs.push({ rps: result.requests.average, cpu });
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+  return { rps: median(runs.map((run) => run.rps)), cpu: median(runs.map((run) => run.cpu)) };
+}
+
+async function main() {
+  guard(60 * 60_000);
+  if (commits.length === 0) throw new Error("name at least one commit");
+  const upstream = await startHelper("fake-upstream.ts", ["0"]);
+  const bareProxy = await startHelper("bare-proxy.ts", ["0", `http://127.0.0.1:${upstream.port}`]);
+  const bare: Target = { name: "bare", origin: `http://127.0.0.1:${bareProxy.port}`, headers: {}, pid: bareProxy.child.pid };
+  const rows: string[] = [];
+  const worktrees: string[] = [];
+  try {
+    for (const commit of commits) {
+      const dir = checkout(commit);
+      worktrees.push(dir);
+      const port = await freePort();
+      const env = { LYSS_WORKERS: "1" };
+      const data = tempDir("lyss-compare-data-");
+      const first = await startLyss(port, data, { root: dir, env });
+      const { token } = await provision(`http://127.0.0.1:${port}`, upstream.port, []);
+      await stopChild(first.child);
+      const lyss = await startLyss(port, data, { root: dir, env });
+      const target: Target = {
+        name: commit,
+        origin: `http://127.0.0.1:${port}`,
+        headers: { authorization: `Bearer ${token.key}` },
+        pid: lyss.child.pid,
+      };
+      const cells: string[] = [];
+      for (const stream of [false, true]) {
+        const b = await measure(bare, stream);
+        const l = await measure(target, stream);
+        cells.push(`${l.rps.toFixed(0)} (${((l.rps / b.rps) * 100).toFixed(0)} %)`, `${l.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs`);
+      }
+      await stopChild(lyss.child);
+      const subject = git("log", "-1", "--format=%s", commit).replace(/\|/g, "/");
+      const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject} | ${lyss.readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
+      console.log(row);
+      rows.push(row);
+    }
+  } finally {
+    for (const dir of worktrees) git("worktree", "remove", "--force", dir);
+  }
+  const cpus = os.cpus();
+  const section = [
+    `## What each change bought (${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    "",
+    `- Command: \`npx tsx bench/compare.ts ${commits.join(" ")} --seconds ${seconds} --repeats ${repeats}\``,
+    `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, Node ${process.version}; load average at the end ${os
+      .loadavg()
+      .map((value) => value.toFixed(1))
+      .join(" / ")}`,
+    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections, ${seconds} s runs after a 3 s warm-up, median of ${repeats}; each Lyss run is paired with a bare-proxy run just before it. CPU is the process's user + system time per answered request.`,
+    "",
+    "| commit | ready | plain req/s (of bare) | plain CPU/request lyss / bare | stream req/s (of bare) | stream CPU/request lyss / bare |",
+    "|---|---:|---:|---:|---:|---:|",
+    ...rows,
+    "",
+  ].join("\n");
+  const file = path.join(here, "RESULTS.md");
+  fs.writeFileSync(file, `${fs.readFileSync(file, "utf8").replace(/\n*$/, "\n\n")}${section}`);
+  console.log(`appended to ${path.relative(root, file)}`);
+}
+
+try {
+  await main();
+  cleanup();
+  process.exit(0);
+} catch (error) {
+  console.error(error);
+  cleanup();
+  process.exit(1);
+}
