@@ -110,10 +110,15 @@ async function main() {
       for (const stream of [false, true]) {
         const b = await measure(bare, stream);
         const l = await measure(target, stream);
-        cells.push(`${l.rps.toFixed(0)} (${((l.rps / b.rps) * 100).toFixed(0)} %)`, `${l.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs`);
+        cells.push(
+          `${l.rps.toFixed(0)} (${((l.rps / b.rps) * 100).toFixed(0)} %)`,
+          `${l.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs (${(l.cpu / b.cpu).toFixed(2)}×)`,
+        );
       }
       await stopChild(lyss.child);
-      const subject = git("log", "-1", "--format=%s", commit).replace(/\|/g, "/");
+      const subject = git("log", "-1", "--format=%s", commit)
+        .replace(/\|/g, "/")
+        .replace(/[:;(].*$/, "");
       const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject} | ${lyss.readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
       console.log(row);
       rows.push(row);

@@ -26,6 +26,8 @@ export interface Metrics {
   rejected(kind: "quota" | "rate_limit", tenant: string): void;
   /** Where the channel gauges read from at each scrape (set by the health module). */
   setChannelSource(source: () => Iterable<ChannelGaugeSample>): void;
+  /** Runs `apply` before any gateway metric is read, so work held back lands in this scrape. */
+  beforeScrape(apply: () => void): void;
   /** What /metrics answers: this registry, or in a cluster every worker's metrics combined. */
   exposition(): Promise<string>;
 }
@@ -60,11 +62,17 @@ export function createMetrics(options: { aggregate?: () => Promise<string> } = {
 function gatewayMetrics(registry: Registry) {
   const callLabels = ["tenant", "model", "channel", "status"] as const;
   const registers = [registry];
+  const pendingWork = new Set<() => void>();
+  // Each gateway metric runs the held-back work when read; the first one read does it for all.
+  const collect = () => {
+    for (const apply of pendingWork) apply();
+  };
   const gatewayRequests = new Counter({
     name: "lyss_gateway_requests_total",
     help: "Gateway calls by tenant, public model, channel (none when no channel answered) and HTTP status",
     labelNames: callLabels,
     registers,
+    collect,
   });
   const gatewayDuration = new Histogram({
     name: "lyss_gateway_request_duration_seconds",
@@ -72,6 +80,7 @@ function gatewayMetrics(registry: Registry) {
     labelNames: callLabels,
     buckets: LATENCY_BUCKETS,
     registers,
+    collect,
   });
   const gatewayTtft = new Histogram({
     name: "lyss_gateway_time_to_first_token_seconds",
@@ -79,18 +88,21 @@ function gatewayMetrics(registry: Registry) {
     labelNames: callLabels,
     buckets: LATENCY_BUCKETS,
     registers,
+    collect,
   });
   const gatewayTokens = new Counter({
     name: "lyss_gateway_tokens_total",
     help: "Tokens by tenant, public model, channel and type (prompt or completion)",
     labelNames: ["tenant", "model", "channel", "type"] as const,
     registers,
+    collect,
   });
   const gatewayCost = new Counter({
     name: "lyss_gateway_cost_micro_usd_total",
     help: "Cost of gateway calls in micro-USD",
     labelNames: ["tenant", "model", "channel"] as const,
     registers,
+    collect,
   });
   const gatewayRejections = new Counter({
     name: "lyss_gateway_rejections_total",
@@ -132,6 +144,9 @@ function gatewayMetrics(registry: Registry) {
     },
     setChannelSource(next: () => Iterable<ChannelGaugeSample>) {
       source = next;
+    },
+    beforeScrape(apply: () => void) {
+      pendingWork.add(apply);
     },
   };
 }

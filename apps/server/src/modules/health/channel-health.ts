@@ -1,7 +1,7 @@
 import type { Infra } from "../../context.ts";
 import type { ChannelService } from "../channels/service.ts";
 import type { ChannelStats } from "../gateway/channel-stats.ts";
-import { channelGaugeSamples, recordGatewayMetrics } from "../metrics/gateway-metrics.ts";
+import { channelGaugeSamples, createGatewayMetricsRecorder } from "../metrics/gateway-metrics.ts";
 import type { SettingsService } from "../settings/service.ts";
 import type { UsageRecorder } from "../usage/recorder.ts";
 import { createAutoDisable } from "./auto-disable.ts";
@@ -32,8 +32,9 @@ export function createChannelHealth(
     logger: infra.logger,
   });
   metrics.setChannelSource(() => channelGaugeSamples(stats));
+  const gatewayMetrics = createGatewayMetricsRecorder(metrics);
   const stopRecords = deps.usage.onRecord((record) => {
-    recordGatewayMetrics(metrics, record);
+    gatewayMetrics.record(record);
     if (!record.channel_id) return;
     stats.assign(record.channel_id, record.tenant_id);
     if (record.ttft_ms !== null && record.status_code < 400) stats.observeTtft(record.channel_id, record.ttft_ms);

@@ -4,19 +4,70 @@ import type { ChannelStats } from "../gateway/channel-stats.ts";
 
 const CIRCUIT_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
 
-/** Counts one finished gateway call (from the usage recorder's records, off the relay's hot path). */
-export function recordGatewayMetrics(metrics: Metrics, record: UsageLogsTable) {
-  const channel = record.channel_id ?? "none";
-  const labels = { tenant: record.tenant_id, model: record.requested_model, channel, status: String(record.status_code) };
-  metrics.gatewayRequests.inc(labels);
-  metrics.gatewayDuration.observe(labels, record.latency_ms / 1000);
-  if (record.ttft_ms !== null && record.ttft_ms !== undefined) metrics.gatewayTtft.observe(labels, record.ttft_ms / 1000);
-  const usage = { tenant: record.tenant_id, model: record.requested_model, channel };
-  if (record.prompt_tokens > 0) metrics.gatewayTokens.inc({ ...usage, type: "prompt" }, record.prompt_tokens);
-  if (record.completion_tokens > 0) metrics.gatewayTokens.inc({ ...usage, type: "completion" }, record.completion_tokens);
-  // Cost arrives with pricing; until then a record may carry 0 or no cost at all.
-  const cost = (record as { cost_micro_usd?: unknown }).cost_micro_usd;
-  if (typeof cost === "number" && Number.isFinite(cost) && cost >= 0) metrics.gatewayCost.inc(usage, cost);
+interface CallTotals {
+  labels: { tenant: string; model: string; channel: string; status: string };
+  requests: number;
+  prompt: number;
+  completion: number;
+  cost: number;
+}
+
+/** Records held back at most, before they are added up anyway. */
+const MAX_PENDING = 1000;
+
+/**
+ * Counts finished gateway calls (from the usage recorder's records, off the relay's hot path). The
+ * records wait until /metrics is read (or a thousand have gathered) and are then added up per label
+ * set: one counter update per set instead of several per call. Durations are observed one by one.
+ */
+export function createGatewayMetricsRecorder(metrics: Metrics) {
+  let pending: UsageLogsTable[] = [];
+
+  function apply() {
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    const totals = new Map<string, CallTotals>();
+    for (const record of batch) {
+      const channel = record.channel_id ?? "none";
+      const status = String(record.status_code);
+      const key = `${record.tenant_id}\u0000${record.requested_model}\u0000${channel}\u0000${status}`;
+      let entry = totals.get(key);
+      if (!entry) {
+        entry = {
+          labels: { tenant: record.tenant_id, model: record.requested_model, channel, status },
+          requests: 0,
+          prompt: 0,
+          completion: 0,
+          cost: 0,
+        };
+        totals.set(key, entry);
+      }
+      entry.requests++;
+      entry.prompt += record.prompt_tokens;
+      entry.completion += record.completion_tokens;
+      // Cost arrives with pricing; a record may carry 0 or no cost at all.
+      const cost = (record as { cost_micro_usd?: unknown }).cost_micro_usd;
+      if (typeof cost === "number" && Number.isFinite(cost) && cost >= 0) entry.cost += cost;
+      metrics.gatewayDuration.observe(entry.labels, record.latency_ms / 1000);
+      if (record.ttft_ms !== null && record.ttft_ms !== undefined) metrics.gatewayTtft.observe(entry.labels, record.ttft_ms / 1000);
+    }
+    for (const { labels, requests, prompt, completion, cost } of totals.values()) {
+      metrics.gatewayRequests.inc(labels, requests);
+      const usage = { tenant: labels.tenant, model: labels.model, channel: labels.channel };
+      if (prompt > 0) metrics.gatewayTokens.inc({ ...usage, type: "prompt" }, prompt);
+      if (completion > 0) metrics.gatewayTokens.inc({ ...usage, type: "completion" }, completion);
+      metrics.gatewayCost.inc(usage, cost);
+    }
+  }
+
+  metrics.beforeScrape(apply);
+  return {
+    record(record: UsageLogsTable) {
+      pending.push(record);
+      if (pending.length >= MAX_PENDING) apply();
+    },
+  };
 }
 
 /** Each channel this instance has seen (with its tenant known), for the channel gauges. */
