@@ -69,6 +69,7 @@ export const FULL_CAPABILITIES: Capabilities = {
   jsonMode: true,
   modelListing: true,
   streamUsage: true,
+  openAIFormat: false,
 };
 
 export const names = (en: string, zh: string): Localized => ({ en, "zh-CN": zh });

@@ -24,6 +24,11 @@ export interface Capabilities {
   modelListing: boolean;
   /** Reports usage in the final streamed chunk when asked. */
   streamUsage: boolean;
+  /**
+   * Answers in OpenAI's format as they come: a relay speaking OpenAI to its client may pass an answer
+   * through (with the public model name put in) instead of serialising the translated one again.
+   */
+  openAIFormat: boolean;
 }
 
 export type Credentials = Record<string, string | number | undefined>;

@@ -6,6 +6,11 @@ export interface InboundProtocol {
   name: string;
   errorBody(status: number, message: string, code?: string | null, type?: string): unknown;
   completion(completion: ChatCompletion, model: string): unknown;
+  /**
+   * An upstream answer already in this protocol's format, as text with the public model name put in;
+   * undefined when it cannot be passed through that way (then `completion` serialises it).
+   */
+  passThrough?(text: string, upstreamModel: string | undefined, model: string): string | undefined;
   streamEncoder(model: string, includeUsage: boolean): StreamEncoder;
 }
 
@@ -37,6 +42,7 @@ export const openAIInbound: InboundProtocol = {
     error: { message, type: type ?? errorTypeForStatus(status), param: null, code },
   }),
   completion: (completion, model) => ({ ...completion, model }),
+  passThrough: (text, upstreamModel, model) => withModel(text, upstreamModel, model, JSON.stringify(model)),
   streamEncoder(model, includeUsage) {
     let usageSent = false;
     const publicName = JSON.stringify(model);

@@ -39,8 +39,12 @@ export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknow
       continue;
     }
     let completion: ChatCompletion;
+    let text: string;
+    let parsed: { object?: unknown };
     try {
-      completion = channel.provider.chat.response(JSON.parse(await outcome.response.body.text()), context);
+      text = await outcome.response.body.text();
+      parsed = JSON.parse(text);
+      completion = channel.provider.chat.response(parsed, context);
     } catch (error) {
       deps.stats.failed(channel.id, `malformed response: ${(error as Error).message}`);
       failures.push({ status: 502, message: "malformed response from upstream" });
@@ -51,6 +55,12 @@ export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknow
     recordUsage(deps, call, { channel, status: 200, usage, attempts: failures.length + 1 }, startedAt);
     for (const warning of translated.warnings) call.warnings.push(warning);
     if (call.warnings.length) call.reply.header("x-lyss-warnings", call.warnings.join("; ").replace(/[^\x20-\x7e]/g, "?"));
+    // An OpenAI-format answer that carried its own usage goes out as it came (public model name put in).
+    const passed =
+      completion.usage && parsed.object === "chat.completion" && channel.provider.capabilities.openAIFormat
+        ? call.inbound.passThrough?.(text, completion.model, call.publicModel)
+        : undefined;
+    if (passed !== undefined) return call.reply.type("application/json; charset=utf-8").send(passed);
     return call.reply.send(call.inbound.completion({ ...completion, usage }, call.publicModel));
   }
   const failure = finalFailure(failures);

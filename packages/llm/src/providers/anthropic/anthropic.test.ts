@@ -64,6 +64,7 @@ describe("anthropic adapter against recorded upstream traffic", () => {
       jsonMode: false,
       modelListing: true,
       streamUsage: true,
+      openAIFormat: false,
     });
     expect(anthropic.embeddings).toBeUndefined();
     expect(anthropic.credentialSchema.map((field) => [field.name, field.type, field.required, field.default])).toEqual([

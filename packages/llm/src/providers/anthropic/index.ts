@@ -52,6 +52,7 @@ export const anthropic: ProviderSpec = {
     jsonMode: false,
     modelListing: true,
     streamUsage: true,
+    openAIFormat: false,
   },
   streamFormat: "sse",
   chat: {

@@ -178,3 +178,10 @@ describe("decodeCompatibleFrame pass-through", () => {
     expect(decode({ data: "{oops" }).error?.status).toBe(502);
   });
 });
+
+describe("openAIFormat", () => {
+  it("is declared by the providers that answer in OpenAI's format as they come, and by no other", () => {
+    for (const id of OPENAI_COMPATIBLE) expect(provider(id).capabilities.openAIFormat).toBe(true);
+    for (const id of ["azure", "anthropic", "gemini", "ollama"]) expect(provider(id).capabilities.openAIFormat).toBe(false);
+  });
+});

@@ -108,7 +108,7 @@ function authHeaders(context: CallContext, extra?: Record<string, string>): Reco
 /** A provider that speaks the OpenAI API, written as its differences from OpenAI. */
 export function openAICompatible(options: CompatibleOptions): ProviderSpec {
   const prefix = options.apiPrefix ?? "/v1";
-  const capabilities = { ...FULL_CAPABILITIES, ...options.capabilities };
+  const capabilities = { ...FULL_CAPABILITIES, openAIFormat: true, ...options.capabilities };
   const unsupported = options.unsupported ?? [];
   const url = (context: CallContext, path: string) => joinUrl(context.baseUrl, `${prefix}${path}`);
   const headers = (context: CallContext) => authHeaders(context, options.headers?.(context));
