@@ -42,12 +42,12 @@ class Downstream {
     this.started = true;
     const reply = this.call.reply;
     reply.hijack();
-    reply.raw.writeHead(200, {
-      ...(reply.getHeaders() as OutgoingHttpHeaders),
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      "x-accel-buffering": "no",
-    });
+    // getHeaders answers a fresh object: the stream's own headers go into it.
+    const headers = reply.getHeaders() as OutgoingHttpHeaders;
+    headers["content-type"] = "text/event-stream; charset=utf-8";
+    headers["cache-control"] = "no-cache";
+    headers["x-accel-buffering"] = "no";
+    reply.raw.writeHead(200, headers);
   }
 
   /** Writes, waiting for the client to drain when it reads slower than the upstream sends. */
