@@ -39,7 +39,8 @@ export interface Measured {
   ttfbSamples: number;
   readyMs: { fresh: number; existing: number };
   memory: { idle: Memory; afterLoad: Memory };
-  streams: { count: number; started: number; failed: number; before: Memory; during: Memory }[];
+  /** `opening`: 2 s after the last stream opened; `during`: after they were held open a while longer. */
+  streams: { count: number; started: number; failed: number; before: Memory; opening: Memory; during: Memory }[];
   accounting: { requests: number; cost: number };
 }
 
@@ -90,7 +91,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
   const streamLines = m.streams.map((run) => {
     const perStream = (run.during.rss - run.before.rss) / Math.max(1, run.started);
     summary.push(`RSS with ${run.started} streams: ${fmt(run.during.rss)} MiB`);
-    return `- **${fmt(run.during.rss)} MiB RSS with ${run.started} of ${run.count} concurrent streams open** (${run.count > 2000 ? "two workers, primary included" : "one worker"}; ${run.failed} refused; ${fmt(run.before.rss)} MiB before; ≈ ${fmt(perStream * 1024, 0)} KiB per stream; the upstream sends one chunk per second).`;
+    return `- **${fmt(run.during.rss)} MiB (${fmt((run.during.rss * 2 ** 20) / 1e6, 0)} MB) RSS with ${run.started} of ${run.count} concurrent streams open**, held open for a while (${run.count > 2000 ? "two workers, primary included" : "one worker"}; ${run.failed} refused; ${fmt(run.before.rss)} MiB before they opened, ${fmt(run.opening.rss)} MiB 2 s after the last one opened, peak ${fmt(run.during.hwm)} MiB; ≈ ${fmt(perStream * 1024, 0)} KiB per stream; the upstream sends one chunk per second).`;
   });
   const cpus = os.cpus();
   const section = [
