@@ -2,22 +2,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
-import type { Target } from "./gateway-report.ts";
-import {
-  chatBody,
-  cleanup,
-  cpuSeconds,
-  freePort,
-  guard,
-  here,
-  provision,
-  root,
-  startHelper,
-  startLyss,
-  stopChild,
-  tempDir,
-} from "./harness.ts";
+import type { Run, Target } from "./gateway-report.ts";
+import { cleanup, drive, freePort, guard, here, provision, root, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
 
 /**
  * What each change bought: runs the gateway of several commits, one after another, against the same
@@ -62,23 +48,14 @@ function checkout(commit: string): string {
 }
 
 async function measure(target: Target, stream: boolean) {
-  const runs: { rps: number; cpu: number }[] = [];
+  const runs: Run[] = [];
+  // The first run warms up (JIT, pools) and is not counted.
   for (let repeat = 0; repeat <= repeats; repeat++) {
-    const before = cpuSeconds(target.pid);
-    const result = await autocannon({
-      url: `${target.origin}/v1/chat/completions`,
-      method: "POST",
-      headers: { "content-type": "application/json", ...target.headers },
-      body: chatBody(stream),
-      connections: 50,
-      duration: repeat === 0 ? 3 : seconds,
-    });
-    const cpu = ((cpuSeconds(target.pid) - before) * 1e6) / Math.max(1, result.requests.total);
-    // The first run warms up (JIT, pools) and is not counted.
-    if (repeat > 0) runs.push({ rps: result.requests.average, cpu });
+    const run = await drive(target, 50, stream, repeat === 0 ? 3 : seconds);
+    if (repeat > 0) runs.push(run);
   }
   const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-  return { rps: median(runs.map((run) => run.rps)), cpu: median(runs.map((run) => run.cpu)) };
+  return { rps: median(runs.map((run) => run.rps)), cpu: median(runs.map((run) => run.cpuMicrosPerRequest)) };
 }
 
 async function main() {

@@ -2,7 +2,6 @@ import { setMaxListeners } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
 import { Agent, request } from "undici";
 import { type Measured, type Run, renderSection, type Target } from "./gateway-report.ts";
 import {
@@ -10,7 +9,7 @@ import {
   buildServer,
   chatBody,
   cleanup,
-  cpuSeconds,
+  drive,
   freePort,
   guard,
   here,
@@ -45,30 +44,6 @@ const SLOW_CHANNELS = 10;
 /** How long the open streams are held before their steady-state memory is read. */
 const STEADY_MS = 15_000;
 const TIME_LIMIT_MS = short ? 5 * 60_000 : 40 * 60_000;
-
-async function drive(target: Target, connections: number, stream: boolean, duration: number): Promise<Run> {
-  const cpuBefore = cpuSeconds(target.pid);
-  const result = await autocannon({
-    url: `${target.origin}/v1/chat/completions`,
-    method: "POST",
-    headers: { "content-type": "application/json", ...target.headers },
-    body: chatBody(stream),
-    connections,
-    duration,
-    pipelining: 1,
-    timeout: 30,
-  });
-  const cpu = cpuSeconds(target.pid) - cpuBefore;
-  const answered = result.requests.total || 1;
-  return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    cpuMicrosPerRequest: (cpu * 1e6) / answered,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-  };
-}
 
 /** Time until the first body byte of one streamed request. */
 async function ttfb(agent: Agent, target: Target): Promise<number> {

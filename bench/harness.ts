@@ -3,6 +3,8 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import type { Run, Target } from "./gateway-report.ts";
 
 /** Processes, ports and the Lyss set-up shared by the gateway benchmark and the profiler. */
 
@@ -239,3 +241,27 @@ export function cpuSeconds(pid: number | undefined): number {
 }
 
 const CLOCK_TICKS = 100;
+
+/** Drives POST /v1/chat/completions of a target with autocannon; CPU is its processes' time per answer. */
+export async function drive(target: Target, connections: number, stream: boolean, duration: number): Promise<Run> {
+  const cpuBefore = cpuSeconds(target.pid);
+  const result = await autocannon({
+    url: `${target.origin}/v1/chat/completions`,
+    method: "POST",
+    headers: { "content-type": "application/json", ...target.headers },
+    body: chatBody(stream),
+    connections,
+    duration,
+    pipelining: 1,
+    timeout: 30,
+  });
+  const cpu = cpuSeconds(target.pid) - cpuBefore;
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    cpuMicrosPerRequest: (cpu * 1e6) / Math.max(1, result.requests.total),
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
