@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, hash, hkdfSync, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -48,7 +48,8 @@ export function randomToken(prefix = "", bytes = 32): string {
 
 /** Secrets that are looked up (refresh tokens, API keys, invitations) are stored only as this digest. */
 export function hashToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
+  // The one-shot digest: no Hash object per call (the gateway hashes every request's key).
+  return hash("sha256", token, "hex");
 }
 
 /** A master key from its text form: 64 hex characters, base64 of 32 bytes, or any longer string (stretched). */

@@ -1,10 +1,43 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { compiledBatch } from "../../db/compiled-batch.ts";
 import type { Database, UsageLogsTable } from "../../db/schema.ts";
 import { newId } from "../../infra/ids.ts";
 import { touchTokens } from "../tokens/repository.ts";
 
 export type UsageRecord = Omit<UsageLogsTable, "id">;
+
+const USAGE_COLUMNS = [
+  "id",
+  "tenant_id",
+  "user_id",
+  "token_id",
+  "channel_id",
+  "provider",
+  "endpoint",
+  "requested_model",
+  "upstream_model",
+  "stream",
+  "status_code",
+  "error",
+  "latency_ms",
+  "ttft_ms",
+  "prompt_tokens",
+  "completion_tokens",
+  "cached_tokens",
+  "reasoning_tokens",
+  "total_tokens",
+  "attempts",
+  "request_id",
+  "cost_micro_usd",
+  "created_at",
+] as const satisfies readonly (keyof UsageLogsTable)[];
+// Every column is written: a column added to the table without being listed here fails to compile.
+const everyColumn: Exclude<keyof UsageLogsTable, (typeof USAGE_COLUMNS)[number]> extends never ? true : never = true;
+void everyColumn;
+
+/** 100 records of 23 values per statement stays far below both databases' parameter limits. */
+const insertUsage = compiledBatch<UsageLogsTable>(USAGE_COLUMNS, 100, (db, rows) => db.insertInto("usage_logs").values(rows as never));
 
 /** Work that must land in the same transaction as a batch of usage records (counters, rollups). */
 export type BatchWriter = (trx: Kysely<Database>, batch: UsageLogsTable[]) => Promise<void>;
@@ -25,12 +58,7 @@ export function createUsageRecorder(db: Kysely<Database>, logger: Logger, option
     const lastUsed = new Map<string, string>();
     for (const row of batch) if (row.token_id) lastUsed.set(row.token_id, row.created_at);
     await db.transaction().execute(async (trx) => {
-      for (let index = 0; index < batch.length; index += 100) {
-        await trx
-          .insertInto("usage_logs")
-          .values(batch.slice(index, index + 100))
-          .execute();
-      }
+      await insertUsage(trx, batch);
       await touchTokens(trx, lastUsed);
       for (const writer of writers) await writer(trx, batch);
     });

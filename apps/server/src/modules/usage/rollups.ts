@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { compiledBatch } from "../../db/compiled-batch.ts";
 import type { Database, UsageLogsTable, UsageRollupsTable } from "../../db/schema.ts";
 
 export type RollupPeriod = UsageRollupsTable["period"];
@@ -86,7 +87,7 @@ export function aggregateUsage(batch: readonly UsageLogsTable[]): RollupRow[] {
     for (const period of ROLLUP_PERIODS) {
       for (const [dimension, value] of dimensionValues(record)) {
         if (value === null || value === "") continue;
-        const key = [record.tenant_id, period, dimension, value, buckets[period]].join("\u0000");
+        const key = `${record.tenant_id}\u0000${period}\u0000${dimension}\u0000${value}\u0000${buckets[period]}`;
         let row = rows.get(key);
         if (!row) {
           row = {
@@ -107,19 +108,17 @@ export function aggregateUsage(batch: readonly UsageLogsTable[]): RollupRow[] {
   return [...rows.entries()].sort(([left], [right]) => (left < right ? -1 : left > right ? 1 : 0)).map(([, row]) => row);
 }
 
+const increments = Object.fromEntries(
+  ROLLUP_METRICS.map((metric) => [metric, sql<number>`${sql.ref(`usage_rollups.${metric}`)} + ${sql.ref(`excluded.${metric}`)}`]),
+) as Record<RollupMetric, ReturnType<typeof sql<number>>>;
+
 /** Adds rows to the stored rollups: inserted when new, otherwise each metric incremented. */
-export async function upsertRollups(db: Kysely<Database>, rows: readonly RollupRow[]): Promise<void> {
-  const increments = Object.fromEntries(
-    ROLLUP_METRICS.map((metric) => [metric, sql<number>`${sql.ref(`usage_rollups.${metric}`)} + ${sql.ref(`excluded.${metric}`)}`]),
-  ) as Record<RollupMetric, ReturnType<typeof sql<number>>>;
-  for (let index = 0; index < rows.length; index += CHUNK) {
-    await db
-      .insertInto("usage_rollups")
-      .values(rows.slice(index, index + CHUNK))
-      .onConflict((conflict) => conflict.columns([...KEY_COLUMNS]).doUpdateSet(increments))
-      .execute();
-  }
-}
+export const upsertRollups = compiledBatch<RollupRow>([...KEY_COLUMNS, ...ROLLUP_METRICS], CHUNK, (db, rows) =>
+  db
+    .insertInto("usage_rollups")
+    .values(rows as never)
+    .onConflict((conflict) => conflict.columns([...KEY_COLUMNS]).doUpdateSet(increments)),
+);
 
 /**
  * The usage recorder's batch writer: keeps hourly and daily rollups per tenant, user, token, model and
