@@ -16,6 +16,8 @@ export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<"method" | "route" | "status_code">;
   httpRequests: Counter<"method" | "route" | "status_code">;
+  /** Counts one answered HTTP request; held back and added up per label set when /metrics is read. */
+  httpRequest(method: string, route: string, statusCode: number, seconds: number): void;
   gatewayRequests: Counter<CallLabels>;
   gatewayDuration: Histogram<CallLabels>;
   gatewayTtft: Histogram<CallLabels>;
@@ -41,21 +43,46 @@ const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300
 export function createMetrics(options: { aggregate?: () => Promise<string> } = {}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "lyss_" });
+  // Requests wait until a scrape (or a thousand of them) and are then counted once per label set.
+  let held = new Map<string, { labels: Record<"method" | "route" | "status_code", string>; seconds: number[] }>();
+  let heldCount = 0;
+  const applyHeld = () => {
+    if (heldCount === 0) return;
+    const batch = held;
+    held = new Map();
+    heldCount = 0;
+    for (const { labels, seconds } of batch.values()) {
+      httpRequests.inc(labels, seconds.length);
+      for (const value of seconds) httpDuration.observe(labels, value);
+    }
+  };
   const httpDuration = new Histogram({
     name: "lyss_http_request_duration_seconds",
     help: "HTTP request duration in seconds by route",
     labelNames: ["method", "route", "status_code"] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
+    collect: applyHeld,
   });
   const httpRequests = new Counter({
     name: "lyss_http_requests_total",
     help: "HTTP requests by route and status",
     labelNames: ["method", "route", "status_code"] as const,
     registers: [registry],
+    collect: applyHeld,
   });
+  function httpRequest(method: string, route: string, statusCode: number, seconds: number) {
+    const key = `${method} ${statusCode} ${route}`;
+    let entry = held.get(key);
+    if (!entry) {
+      entry = { labels: { method, route, status_code: String(statusCode) }, seconds: [] };
+      held.set(key, entry);
+    }
+    entry.seconds.push(seconds);
+    if (++heldCount >= 1000) applyHeld();
+  }
   const exposition = options.aggregate ?? (() => registry.metrics());
-  return { registry, httpDuration, httpRequests, ...gatewayMetrics(registry), exposition };
+  return { registry, httpDuration, httpRequests, httpRequest, ...gatewayMetrics(registry), exposition };
 }
 
 /** Gateway calls, tokens and cost, rejections, and each channel's health. */

@@ -22,6 +22,17 @@ export interface StreamEncoder {
   error(status: number, message: string): string;
 }
 
+let lastModel = "";
+let lastField = '"model":""';
+/** `"model":"<name>"` as JSON spells it; a stream's chunks all name the same model, so the last one is kept. */
+function modelField(upstreamModel: string): string {
+  if (upstreamModel !== lastModel) {
+    lastModel = upstreamModel;
+    lastField = `"model":${JSON.stringify(upstreamModel)}`;
+  }
+  return lastField;
+}
+
 /**
  * The chunk's JSON text with its `"model":"…"` replaced by the public name; undefined when the text
  * does not spell the field that way (then the chunk is serialised again).
@@ -29,7 +40,7 @@ export interface StreamEncoder {
 function withModel(raw: string, upstreamModel: string | undefined, model: string, publicName: string): string | undefined {
   if (upstreamModel === model) return raw;
   if (typeof upstreamModel !== "string") return undefined;
-  const field = `"model":${JSON.stringify(upstreamModel)}`;
+  const field = modelField(upstreamModel);
   const at = raw.indexOf(field);
   if (at < 0) return undefined;
   return `${raw.slice(0, at)}"model":${publicName}${raw.slice(at + field.length)}`;

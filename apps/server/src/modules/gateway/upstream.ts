@@ -17,15 +17,28 @@ export function createUpstreamClient(options: { connections?: number } = {}) {
     connect: { timeout: 10_000 },
   });
 
+  // Each channel calls the same few URLs again and again: each is parsed once.
+  const targets = new Map<string, { origin: string; path: string }>();
+  function target(href: string) {
+    let parsed = targets.get(href);
+    if (!parsed) {
+      const url = new URL(href);
+      parsed = { origin: url.origin, path: `${url.pathname}${url.search}` };
+      if (targets.size >= 1000) targets.clear();
+      targets.set(href, parsed);
+    }
+    return parsed;
+  }
+
   return {
     async send(
       request: UpstreamRequest,
       limits: { firstByteMs: number; totalMs: number; signal: Cancel | AbortSignal },
     ): Promise<Dispatcher.ResponseData> {
-      const url = new URL(request.url);
+      const url = target(request.url);
       return agent.request({
         origin: url.origin,
-        path: `${url.pathname}${url.search}`,
+        path: url.path,
         method: request.method,
         headers: request.headers,
         body: request.body,

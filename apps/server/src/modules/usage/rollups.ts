@@ -80,10 +80,22 @@ export function metricsOf(row: UsageLogsTable): RollupMetrics {
 
 /** Sums a batch in memory: one row per (tenant, period, bucket, dimension, value), sorted by key. */
 export function aggregateUsage(batch: readonly UsageLogsTable[]): RollupRow[] {
-  const rows = new Map<string, RollupRow>();
+  // Records alike in every dimension and in their hour are summed first: a batch holds few such groups,
+  // and each group then adds to its ten rollup rows once.
+  const groups = new Map<string, { record: UsageLogsTable; buckets: Record<RollupPeriod, string>; metrics: RollupMetrics }>();
   for (const record of batch) {
     const buckets = bucketsOf(record.created_at);
     const metrics = metricsOf(record);
+    const key = dimensionValues(record)
+      .map(([, value]) => value ?? "\u0001")
+      .concat(record.tenant_id, buckets.hour)
+      .join("\u0000");
+    const group = groups.get(key);
+    if (group) for (const metric of ROLLUP_METRICS) group.metrics[metric] += metrics[metric];
+    else groups.set(key, { record, buckets, metrics });
+  }
+  const rows = new Map<string, RollupRow>();
+  for (const { record, buckets, metrics } of groups.values()) {
     for (const period of ROLLUP_PERIODS) {
       for (const [dimension, value] of dimensionValues(record)) {
         if (value === null || value === "") continue;
