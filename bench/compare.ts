@@ -6,21 +6,22 @@ import type { Run, Target } from "./gateway-report.ts";
 import { cleanup, drive, freePort, guard, here, provision, root, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
 
 /**
- * What each change bought: runs the gateway of several commits, one after another, against the same
- * upstream and load (one worker, 50 connections, plain and streamed), and reports each one's requests
- * per second and CPU time per request next to the bare proxy's. Each commit is checked out in a
+ * What each change bought: runs the gateway of several commits side by side against the same upstream
+ * and load (one worker, 50 connections, plain and streamed), in rounds that measure each of them and
+ * the bare proxy in turn, and reports each one's requests per second and CPU time per request next to
+ * the bare proxy's. Each commit is checked out in a
  * temporary worktree that shares this checkout's node_modules (its own workspace packages linked in)
  * and is built the way `npm install` builds it, where it has a build.
  *
- *   npx tsx bench/compare.ts <commit> [<commit> …] [--seconds 8] [--repeats 2]
+ *   npx tsx bench/compare.ts <commit> [<commit> …] [--seconds 5] [--repeats 4]
  */
 
 const argument = (name: string, fallback: string) => {
   const at = process.argv.indexOf(name);
   return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
 };
-const seconds = Number(argument("--seconds", "8"));
-const repeats = Number(argument("--repeats", "2"));
+const seconds = Number(argument("--seconds", "5"));
+const repeats = Number(argument("--repeats", "4"));
 const commits = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith("--") && !all[i - 1]?.startsWith("--"));
 
 const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim();
@@ -47,15 +48,26 @@ function checkout(commit: string): string {
   return dir;
 }
 
-async function measure(target: Target, stream: boolean) {
-  const runs: Run[] = [];
-  // The first run warms up (JIT, pools) and is not counted.
-  for (let repeat = 0; repeat <= repeats; repeat++) {
-    const run = await drive(target, 50, stream, repeat === 0 ? 3 : seconds);
-    if (repeat > 0) runs.push(run);
-  }
-  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-  return { rps: median(runs.map((run) => run.rps)), cpu: median(runs.map((run) => run.cpuMicrosPerRequest)) };
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+/** One commit's gateway, built, provisioned and running. */
+async function startCommit(commit: string, upstreamPort: number, worktrees: string[]) {
+  const dir = checkout(commit);
+  worktrees.push(dir);
+  const port = await freePort();
+  const env = { LYSS_WORKERS: "1" };
+  const data = tempDir("lyss-compare-data-");
+  const first = await startLyss(port, data, { root: dir, env });
+  const { token } = await provision(`http://127.0.0.1:${port}`, upstreamPort, []);
+  await stopChild(first.child);
+  const lyss = await startLyss(port, data, { root: dir, env });
+  const target: Target = {
+    name: commit,
+    origin: `http://127.0.0.1:${port}`,
+    headers: { authorization: `Bearer ${token.key}` },
+    pid: lyss.child.pid,
+  };
+  return { commit, target, child: lyss.child, readyMs: lyss.readyMs };
 }
 
 async function main() {
@@ -67,36 +79,39 @@ async function main() {
   const rows: string[] = [];
   const worktrees: string[] = [];
   try {
-    for (const commit of commits) {
-      const dir = checkout(commit);
-      worktrees.push(dir);
-      const port = await freePort();
-      const env = { LYSS_WORKERS: "1" };
-      const data = tempDir("lyss-compare-data-");
-      const first = await startLyss(port, data, { root: dir, env });
-      const { token } = await provision(`http://127.0.0.1:${port}`, upstream.port, []);
-      await stopChild(first.child);
-      const lyss = await startLyss(port, data, { root: dir, env });
-      const target: Target = {
-        name: commit,
-        origin: `http://127.0.0.1:${port}`,
-        headers: { authorization: `Bearer ${token.key}` },
-        pid: lyss.child.pid,
-      };
+    // Every commit's gateway runs at once (idle but for its own turn), so each round measures them all
+    // within a few seconds of each other and of the bare proxy: the machine's drift cancels out.
+    const started = [];
+    for (const commit of commits) started.push(await startCommit(commit, upstream.port, worktrees));
+    const targets = [bare, ...started.map((item) => item.target)];
+    const runs = new Map<string, Run[]>(targets.flatMap((target) => [false, true].map((stream) => [`${target.name}:${stream}`, []])));
+    for (const stream of [false, true]) for (const target of targets) await drive(target, 50, stream, 3);
+    for (let round = 0; round < repeats; round++) {
+      for (const stream of [false, true]) {
+        // The order rotates each round, so no target always runs right after another.
+        const order = targets.map((_, index) => targets[(index + round) % targets.length] as Target);
+        for (const target of order) runs.get(`${target.name}:${stream}`)?.push(await drive(target, 50, stream, seconds));
+      }
+    }
+    const of = (target: Target, stream: boolean) => runs.get(`${target.name}:${stream}`) ?? [];
+    for (const { commit, target, child, readyMs } of started) {
       const cells: string[] = [];
       for (const stream of [false, true]) {
-        const b = await measure(bare, stream);
-        const l = await measure(target, stream);
+        const mine = of(target, stream);
+        const theirs = of(bare, stream);
+        // Ratios within each round, then their median.
+        const rpsRatio = median(mine.map((run, index) => run.rps / (theirs[index]?.rps ?? run.rps)));
+        const cpuRatio = median(mine.map((run, index) => run.cpuMicrosPerRequest / (theirs[index]?.cpuMicrosPerRequest ?? 1)));
         cells.push(
-          `${l.rps.toFixed(0)} (${((l.rps / b.rps) * 100).toFixed(0)} %)`,
-          `${l.cpu.toFixed(0)} / ${b.cpu.toFixed(0)} µs (${(l.cpu / b.cpu).toFixed(2)}×)`,
+          `${median(mine.map((run) => run.rps)).toFixed(0)} (${(rpsRatio * 100).toFixed(0)} %)`,
+          `${median(mine.map((run) => run.cpuMicrosPerRequest)).toFixed(0)} / ${median(theirs.map((run) => run.cpuMicrosPerRequest)).toFixed(0)} µs (${cpuRatio.toFixed(2)}×)`,
         );
       }
-      await stopChild(lyss.child);
+      await stopChild(child);
       const subject = git("log", "-1", "--format=%s", commit)
         .replace(/\|/g, "/")
         .replace(/[:;(].*$/, "");
-      const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject} | ${lyss.readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
+      const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject} | ${readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
       console.log(row);
       rows.push(row);
     }
@@ -112,7 +127,7 @@ async function main() {
       .loadavg()
       .map((value) => value.toFixed(1))
       .join(" / ")}`,
-    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections, ${seconds} s runs after a 3 s warm-up, median of ${repeats}; each Lyss run is paired with a bare-proxy run just before it. CPU is the process's user + system time per answered request.`,
+    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections, ${seconds} s runs after a 3 s warm-up; every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.`,
     "",
     "| commit | ready | plain req/s (of bare) | plain CPU/request lyss / bare | stream req/s (of bare) | stream CPU/request lyss / bare |",
     "|---|---:|---:|---:|---:|---:|",
