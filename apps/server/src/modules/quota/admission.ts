@@ -40,10 +40,11 @@ async function admit(
   if (usable.length === 0) {
     throw new GatewayError(429, "Every channel serving this model has used up its quota.", "insufficient_quota", "insufficient_quota");
   }
-  const groups = [...new Set(usable.map((channel) => channel.group))];
-  const multipliers = new Map(
-    await Promise.all(groups.map(async (group) => [group, await quota.multiplier(token.tenantId, group)] as const)),
-  );
+  // The price multiplier of each channel group the call may land on (usually one group).
+  const multipliers = new Map<string, number>();
+  for (const channel of usable) {
+    if (!multipliers.has(channel.group)) multipliers.set(channel.group, await quota.multiplier(token.tenantId, channel.group));
+  }
   const estimated = await quota.estimate(token, body, multipliers.get(usable[0]?.group ?? "") ?? 1);
   const rate = await rates.admit(token, estimated.tokens);
   const reservation = await quota.admit(token, estimated);

@@ -18,16 +18,24 @@ const seconds = (ms: number) => `${Math.max(1, Math.ceil(ms / 1000))}s`;
 /** OpenAI's rate-limit headers for the tightest rule of each metric. */
 function headersFor(rules: Rule[], remaining: number[], resetMs: number): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const metric of ["requests", "tokens"] as const) {
-    let tightest = -1;
-    rules.forEach((rule, index) => {
-      if (rule.metric === metric && (tightest < 0 || (remaining[index] ?? 0) < (remaining[tightest] ?? 0))) tightest = index;
-    });
-    const rule = rules[tightest];
-    if (!rule) continue;
-    headers[`x-ratelimit-limit-${metric}`] = String(rule.limit);
-    headers[`x-ratelimit-remaining-${metric}`] = String(remaining[tightest] ?? 0);
-    headers[`x-ratelimit-reset-${metric}`] = seconds(resetMs);
+  let requests = -1;
+  let tokens = -1;
+  for (let index = 0; index < rules.length; index++) {
+    const left = remaining[index] ?? 0;
+    if ((rules[index] as Rule).metric === "requests") {
+      if (requests < 0 || left < (remaining[requests] ?? 0)) requests = index;
+    } else if (tokens < 0 || left < (remaining[tokens] ?? 0)) tokens = index;
+  }
+  const reset = seconds(resetMs);
+  if (requests >= 0) {
+    headers["x-ratelimit-limit-requests"] = String((rules[requests] as Rule).limit);
+    headers["x-ratelimit-remaining-requests"] = String(remaining[requests] ?? 0);
+    headers["x-ratelimit-reset-requests"] = reset;
+  }
+  if (tokens >= 0) {
+    headers["x-ratelimit-limit-tokens"] = String((rules[tokens] as Rule).limit);
+    headers["x-ratelimit-remaining-tokens"] = String(remaining[tokens] ?? 0);
+    headers["x-ratelimit-reset-tokens"] = reset;
   }
   return headers;
 }
@@ -41,17 +49,17 @@ export function createRateLimiter(deps: { store: RateStore; settings: SettingsSe
   const { store, settings, clock } = deps;
 
   async function rulesFor(token: RuntimeToken, tokens: number): Promise<Rule[]> {
-    const [tenantValues, platformValues] = await Promise.all([settings.tenant(token.tenantId), settings.platform()]);
-    const scopes: [string, RateLimits | undefined][] = [
-      [`token:${token.id}`, token.rateLimits],
-      [`member:${token.tenantId}:${token.userId}`, tenantValues.values.user_rate_limits as RateLimits | undefined],
-      [`tenant:${token.tenantId}`, (platformValues.values.tenant_rate_limits as Record<string, RateLimits> | undefined)?.[token.tenantId]],
-    ];
+    // Both are answered from memory; awaited one after the other, they cost no Promise.all.
+    const tenantValues = (await settings.tenant(token.tenantId)).values;
+    const platformValues = (await settings.platform()).values;
     const rules: Rule[] = [];
-    for (const [key, limits] of scopes) {
-      if (limits?.rpm) rules.push({ key: `${key}:rpm`, limit: limits.rpm, amount: 1, metric: "requests" });
-      if (limits?.tpm) rules.push({ key: `${key}:tpm`, limit: limits.tpm, amount: tokens, metric: "tokens" });
-    }
+    const add = (scope: string, limits: RateLimits | undefined) => {
+      if (limits?.rpm) rules.push({ key: `${scope}:rpm`, limit: limits.rpm, amount: 1, metric: "requests" });
+      if (limits?.tpm) rules.push({ key: `${scope}:tpm`, limit: limits.tpm, amount: tokens, metric: "tokens" });
+    };
+    add(`token:${token.id}`, token.rateLimits);
+    add(`member:${token.tenantId}:${token.userId}`, tenantValues.user_rate_limits as RateLimits | undefined);
+    add(`tenant:${token.tenantId}`, (platformValues.tenant_rate_limits as Record<string, RateLimits> | undefined)?.[token.tenantId]);
     return rules;
   }
 

@@ -66,6 +66,13 @@ const TTL: Record<Window, number> = { total: 0, day: 3 * 24 * 3600, month: 40 * 
 /** Characters per token for the admission estimate; settled with the real count afterwards. */
 const CHARS_PER_TOKEN = 3;
 
+/** The header that answers what is left of the token's own limits of each metric. */
+const REMAINING_HEADER: Record<Limit["metric"], string> = {
+  requests: "x-lyss-quota-remaining-requests",
+  tokens: "x-lyss-quota-remaining-tokens",
+  cost_micro_usd: "x-lyss-quota-remaining-cost-micro-usd",
+};
+
 /**
  * Multi-dimensional quotas. Admission reserves an estimate against every limit of the token, the
  * member and the tenant at once (all or none); the answer settles the reservation to what was
@@ -211,12 +218,15 @@ export function createQuotaService(deps: {
      */
     remainingHeaders(reservation: Reservation, tokenId: string): Record<string, string> {
       const headers: Record<string, string> = {};
+      const least = new Map<string, number>();
+      const own = `token:${tokenId}:`;
       reservation.charges.forEach((charge, index) => {
-        if (!charge.key.startsWith(`token:${tokenId}:`)) return;
+        if (!charge.key.startsWith(own)) return;
         const left = Math.max(0, charge.max - (reservation.totals[index] ?? 0));
-        const name = `x-lyss-quota-remaining-${String(reservation.metrics[index]).replace(/_/g, "-")}`;
-        if (headers[name] === undefined || left < Number(headers[name])) headers[name] = String(left);
+        const name = REMAINING_HEADER[reservation.metrics[index] as Limit["metric"]];
+        if (!least.has(name) || left < (least.get(name) ?? 0)) least.set(name, left);
       });
+      for (const [name, left] of least) headers[name] = String(left);
       return headers;
     },
 

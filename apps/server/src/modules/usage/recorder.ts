@@ -84,8 +84,11 @@ export function createUsageRecorder(db: Kysely<Database>, logger: Logger, option
   timer.unref();
 
   return {
+    /** Queues one record; the recorder keeps the object itself (it becomes the stored row, with an id). */
     record(record: UsageRecord) {
-      const row = { id: newId(), ...record };
+      // The record is the caller's fresh object: it gets its id in place instead of being copied.
+      const row = record as UsageLogsTable;
+      row.id = newId();
       pending.push(row);
       for (const listener of listeners) listener(row);
       if (pending.length >= batchSize) void flush();
