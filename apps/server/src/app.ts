@@ -22,7 +22,7 @@ import { createLogger } from "./infra/logger.ts";
 import { createMetrics } from "./infra/metrics.ts";
 import { createLimiter } from "./infra/rate-limiter.ts";
 import { createRedis } from "./infra/redis.ts";
-import { requestLoggerFactory } from "./infra/request-logger.ts";
+import { AccessLog, requestLoggerFactory } from "./infra/request-logger.ts";
 import { auditRoutes } from "./modules/audit/routes.ts";
 import { createAuditService, SYSTEM_ACTOR } from "./modules/audit/service.ts";
 import { registerGuard } from "./modules/auth/guard.ts";
@@ -270,6 +270,7 @@ export async function buildApp(options: BuildOptions) {
   const fastify = Fastify({
     loggerInstance: infra.logger as FastifyBaseLogger,
     childLoggerFactory: requestLoggerFactory as never,
+    logController: new AccessLog(),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     genReqId: (request) => requestId(request.headers["x-request-id"]),

@@ -149,7 +149,7 @@ describe("graceful shutdown", { timeout: 60_000 }, () => {
   it("on SIGTERM finishes the in-flight request, refuses new connections and exits 0", async () => {
     const storage = await freshStorage();
     storages.push(storage);
-    const server = await startServer(storage, { LOG_LEVEL: "info", LYSS_SHUTDOWN_TIMEOUT: "8000" });
+    const server = await startServer(storage, { LOG_LEVEL: "debug", LYSS_SHUTDOWN_TIMEOUT: "8000" });
     expect((await post(`${server.url}/api/v1/auth/setup`, ADMIN)).status).toBe(201);
 
     // A sign-in whose body arrives slowly: the headers and half the body now, the rest after SIGTERM.
@@ -176,7 +176,7 @@ describe("graceful shutdown", { timeout: 60_000 }, () => {
     });
     request.flushHeaders();
     request.write(body.slice(0, half));
-    // The server has the request once it logs it (LOG_LEVEL=info logs every incoming request).
+    // The server has the request once it logs it (LOG_LEVEL=debug logs every incoming request).
     await waitFor("the slow request to arrive", () => (server.output.stdout.includes('"reqId":"slow-login"') ? true : undefined));
 
     server.child.kill("SIGTERM");

@@ -1,7 +1,7 @@
 import Fastify from "fastify";
 import { describe, expect, it, vi } from "vitest";
 import { createLogger } from "./logger.ts";
-import { RequestLogger, requestLoggerFactory } from "./request-logger.ts";
+import { AccessLog, RequestLogger, requestLoggerFactory } from "./request-logger.ts";
 
 function app(level: string) {
   const lines: string[] = [];
@@ -65,5 +65,39 @@ describe("request logger", () => {
     expect(parsed.map((line) => line.msg)).toEqual(["incoming request", "kaput", "request completed"]);
     expect(new Set(parsed.map((line) => line.reqId)).size).toBe(1);
     await fastify.close();
+  });
+
+  it("writes one access line per request at info (the request, its answer and time), and the incoming line at debug", async () => {
+    for (const level of ["info", "debug"]) {
+      const lines: string[] = [];
+      const logger = createLogger(level, { write: (chunk: string) => void lines.push(chunk) });
+      const fastify = Fastify({
+        loggerInstance: logger,
+        childLoggerFactory: requestLoggerFactory as never,
+        logController: new AccessLog(),
+      });
+      fastify.post("/things", async (_request, reply) => reply.code(201).send({ ok: true }));
+      fastify.get("/boom", async () => {
+        throw new Error("kaput");
+      });
+      await fastify.inject({ method: "POST", url: "/things?x=1", payload: { a: 1 } });
+      await fastify.inject({ url: "/boom" });
+      const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      const messages = parsed.map((line) => line.msg);
+      expect(messages).toEqual(
+        level === "info"
+          ? ["request completed", "kaput", "request completed"]
+          : ["incoming request", "request completed", "incoming request", "kaput", "request completed"],
+      );
+      const completed = parsed.find((line) => line.msg === "request completed");
+      expect(completed).toMatchObject({
+        level: "info",
+        reqId: expect.any(String),
+        req: { method: "POST", url: "/things?x=1" },
+        res: { statusCode: 201 },
+        responseTime: expect.any(Number),
+      });
+      await fastify.close();
+    }
   });
 });

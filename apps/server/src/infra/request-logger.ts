@@ -1,3 +1,4 @@
+import { type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import type { Bindings, ChildLoggerOptions, Level, LevelWithSilentOrString, LogFn, Logger } from "pino";
 
 const LEVELS: Level[] = ["fatal", "error", "warn", "info", "debug", "trace"];
@@ -60,4 +61,21 @@ for (const level of LEVELS) {
 export function requestLoggerFactory(logger: Logger, bindings: Bindings, options: ChildLoggerOptions): Logger {
   if (options.level || options.serializers) return logger.child(bindings, options);
   return new RequestLogger(logger, bindings, options) as unknown as Logger;
+}
+
+/**
+ * One access line per request at `info` ("request completed", with the request, the answer and its
+ * time), as a reverse proxy writes it; the "incoming request" line Fastify adds before it is written
+ * at `debug`. Two lines per request cost a busy gateway a quarter of its time.
+ */
+export class AccessLog extends LogController {
+  override incomingRequest(request: FastifyRequest) {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, "incoming request");
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply) {
+    if (this.isLogDisabled(request)) return;
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, "request errored");
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, "request completed");
+  }
 }
