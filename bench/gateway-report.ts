@@ -37,10 +37,13 @@ export interface Measured {
   runs: Map<string, Run[]>;
   ttfbs: Map<string, number[]>;
   ttfbSamples: number;
+  /** Latencies (ms) at a fixed request rate, keyed `target|shape`. */
+  fixed: Map<string, number[]>;
+  fixedRate: number;
   readyMs: { fresh: number; existing: number };
   memory: { idle: Memory; afterLoad: Memory };
   /** `opening`: 2 s after the last stream opened; `during`: after they were held open a while longer. */
-  streams: { count: number; started: number; failed: number; before: Memory; opening: Memory; during: Memory }[];
+  streams: { label: string; count: number; started: number; failed: number; before: Memory; opening: Memory; during: Memory }[];
   accounting: { requests: number; cost: number };
 }
 
@@ -91,7 +94,15 @@ export function renderSection(m: Measured): { section: string; summary: string }
   const streamLines = m.streams.map((run) => {
     const perStream = (run.during.rss - run.before.rss) / Math.max(1, run.started);
     summary.push(`RSS with ${run.started} streams: ${fmt(run.during.rss)} MiB`);
-    return `- **${fmt(run.during.rss)} MiB (${fmt((run.during.rss * 2 ** 20) / 1e6, 0)} MB) RSS with ${run.started} of ${run.count} concurrent streams open**, held open for a while (${run.count > 2000 ? "two workers, primary included" : "one worker"}; ${run.failed} refused; ${fmt(run.before.rss)} MiB before they opened, ${fmt(run.opening.rss)} MiB 2 s after the last one opened, peak ${fmt(run.during.hwm)} MiB; ≈ ${fmt(perStream * 1024, 0)} KiB per stream; the upstream sends one chunk per second).`;
+    return `- **${fmt(run.during.rss)} MiB (${fmt((run.during.rss * 2 ** 20) / 1e6, 0)} MB) RSS with ${run.started} of ${run.count} concurrent streams open**, held open for a while (${run.label}; ${run.failed} refused; ${fmt(run.before.rss)} MiB before they opened, ${fmt(run.opening.rss)} MiB 2 s after the last one opened, peak ${fmt(run.during.hwm)} MiB; ≈ ${fmt(perStream * 1024, 0)} KiB per stream; the upstream sends one chunk per second).`;
+  });
+  const fixed = (name: string, shape: string) => m.fixed.get(`${name}|${shape}`) ?? [];
+  const fixedRows = ["plain", "stream"].map((shape) => {
+    const cells = (name: string) =>
+      `${fmt(percentile(fixed(name, shape), 50), 2)} / ${fmt(percentile(fixed(name, shape), 90), 2)} / ${fmt(percentile(fixed(name, shape), 99), 2)} ms`;
+    const added = percentile(fixed("lyss", shape), 50) - percentile(fixed("bare", shape), 50);
+    summary.push(`${shape} at ${m.fixedRate} req/s: p50 added over bare ${fmt(added, 2)} ms`);
+    return `| ${shape} | ${fixed("bare", shape).length} / ${fixed("lyss", shape).length} | ${cells("bare")} | ${cells("lyss")} | ${fmt(added, 2)} ms |`;
   });
   const cpus = os.cpus();
   const section = [
@@ -115,6 +126,12 @@ export function renderSection(m: Measured): { section: string; summary: string }
     ttfbRow("lyss"),
     "",
     `Lyss adds ${fmt(addedTtfb, 2)} ms (p50) to the first byte over the bare proxy.`,
+    "",
+    `Latency at a fixed rate of ${m.fixedRate} requests per second over 50 connections (open loop: each request is sent when due; to the end of the answer; a rate both sustain, so this is the time Lyss adds, not time queued), ${m.repeats} × ${m.durationS} s per target and shape, interleaved:`,
+    "",
+    "| shape | answers bare / lyss | bare p50 / p90 / p99 | lyss p50 / p90 / p99 | p50 added |",
+    "|---|---:|---|---|---:|",
+    ...fixedRows,
     "",
     `- Ready time (spawn to first 200 from /health, one worker): ${fmt(m.readyMs.fresh, 0)} ms on a fresh data dir (migrations included), ${fmt(m.readyMs.existing, 0)} ms on existing data.`,
     `- Lyss RSS (one worker): ${fmt(m.memory.idle.rss)} MiB after warm-up; ${fmt(m.memory.afterLoad.rss)} MiB after the load runs (peak ${fmt(m.memory.afterLoad.hwm)} MiB).`,

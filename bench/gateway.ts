@@ -38,6 +38,8 @@ const REPEATS = short ? 1 : 3;
 const DURATION_S = short ? 2 : 10;
 const CONNECTIONS = short ? [50] : [50, 200];
 const TTFB_SAMPLES = short ? 100 : 300;
+/** Requests per second of the fixed-rate latency runs: well within what one Lyss worker serves here. */
+const FIXED_RATE = 500;
 const OPEN_STREAMS = 2000;
 const MANY_STREAMS = short ? 0 : 10_000;
 const SLOW_CHANNELS = 10;
@@ -60,6 +62,40 @@ async function ttfb(agent: Agent, target: Target): Promise<number> {
   }
   if (answer.statusCode !== 200) throw new Error(`${target.name}: status ${answer.statusCode}`);
   return first;
+}
+
+/**
+ * Latency (ms, to the end of the answer) of requests sent at a fixed rate, open loop (each is sent when
+ * it is due, whether or not the earlier ones have answered), over at most `connections` connections: at
+ * a rate every target sustains, this is the time each adds to a request, not time spent queueing.
+ */
+async function fixedRate(target: Target, stream: boolean, rate: number, seconds: number, connections: number): Promise<number[]> {
+  const agent = new Agent({ connections, keepAliveTimeout: 30_000, pipelining: 1 });
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const started = performance.now();
+  let sent = 0;
+  while (performance.now() - started < seconds * 1000) {
+    const due = Math.floor(((performance.now() - started) * rate) / 1000);
+    for (; sent < due; sent++) {
+      const at = performance.now();
+      pending.push(
+        request(`${target.origin}/v1/chat/completions`, {
+          method: "POST",
+          dispatcher: agent,
+          headers: { "content-type": "application/json", ...target.headers },
+          body: chatBody(stream),
+        }).then(async (answer) => {
+          await answer.body.text();
+          if (answer.statusCode === 200) latencies.push(performance.now() - at);
+        }),
+      );
+    }
+    await sleep(1);
+  }
+  await Promise.allSettled(pending);
+  await agent.close();
+  return latencies;
 }
 
 /** Opens `count` slow streams and waits (up to `waitMs`) until each has its first body chunk. */
@@ -216,10 +252,30 @@ async function main() {
   }
   await agent.close();
 
-  const streams = [await streamMemory(one.target, OPEN_STREAMS)];
+  // Added latency at a rate both sustain (one Lyss worker), plain and streamed, targets interleaved.
+  const fixed = new Map<string, number[]>();
+  for (let repeat = 0; repeat < REPEATS; repeat++) {
+    for (const stream of [false, true]) {
+      for (const target of repeat % 2 ? [one.target, bare] : [bare, one.target]) {
+        const key = `${target.name}|${stream ? "stream" : "plain"}`;
+        fixed.set(key, [...(fixed.get(key) ?? []), ...(await fixedRate(target, stream, FIXED_RATE, DURATION_S, 50))]);
+      }
+    }
+  }
+
+  const streams = [{ label: "one worker, after the load runs", ...(await streamMemory(one.target, OPEN_STREAMS)) }];
   // 10,000 streams need 20,000 sockets in the gateway (client and upstream sides): more than one
   // process may open here (ulimit -n 20,000), so that run uses the two-worker Lyss.
-  if (MANY_STREAMS) streams.push(await streamMemory(two.target, MANY_STREAMS));
+  if (MANY_STREAMS) {
+    streams.push({ label: "two workers, primary included, after the load runs", ...(await streamMemory(two.target, MANY_STREAMS)) });
+  }
+  // The same 2,000 streams in a worker started afresh (warmed up for a second, no load run before):
+  // what the streams themselves cost, without the heap V8 grew during the load runs and keeps.
+  await stopChild(two.child);
+  const fresh = await lyssTarget("lyss fresh", 1, upstream.port, extraHosts);
+  await drive(fresh.target, 50, true, 1);
+  streams.push({ label: "one worker started afresh, no load run before", ...(await streamMemory(fresh.target, OPEN_STREAMS)) });
+  await stopChild(fresh.child);
 
   const tokenAfter = await api<{ limits: { metric: string; used: number }[] }>(
     one.target.origin,
@@ -229,7 +285,6 @@ async function main() {
     one.auth,
   );
   await stopChild(one.child);
-  await stopChild(two.child);
 
   const measured: Measured = {
     date,
@@ -242,6 +297,8 @@ async function main() {
     runs,
     ttfbs,
     ttfbSamples: TTFB_SAMPLES,
+    fixed,
+    fixedRate: FIXED_RATE,
     readyMs: one.readyMs,
     memory: { idle, afterLoad },
     streams,
