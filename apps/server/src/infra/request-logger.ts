@@ -45,7 +45,8 @@ export class RequestLogger {
   declare info: LogFn;
   declare debug: LogFn;
   declare trace: LogFn;
-  silent: LogFn = () => undefined;
+
+  silent() {}
 }
 
 for (const level of LEVELS) {

@@ -22,25 +22,36 @@ export interface StreamEncoder {
   error(status: number, message: string): string;
 }
 
-let lastModel = "";
-let lastField = '"model":""';
-/** `"model":"<name>"` as JSON spells it; a stream's chunks all name the same model, so the last one is kept. */
-function modelField(upstreamModel: string): string {
-  if (upstreamModel !== lastModel) {
-    lastModel = upstreamModel;
-    lastField = `"model":${JSON.stringify(upstreamModel)}`;
-  }
-  return lastField;
+/** `"model":"<name>"` as JSON spells it. */
+const modelField = (upstreamModel: string) => `"model":${JSON.stringify(upstreamModel)}`;
+
+/** A stream's chunks all name the same model: its field is spelled once per stream. */
+function modelFields() {
+  let model: string | undefined;
+  let field = "";
+  return (upstreamModel: string) => {
+    if (upstreamModel !== model) {
+      model = upstreamModel;
+      field = modelField(upstreamModel);
+    }
+    return field;
+  };
 }
 
 /**
  * The chunk's JSON text with its `"model":"…"` replaced by the public name; undefined when the text
  * does not spell the field that way (then the chunk is serialised again).
  */
-function withModel(raw: string, upstreamModel: string | undefined, model: string, publicName: string): string | undefined {
+function withModel(
+  raw: string,
+  upstreamModel: string | undefined,
+  model: string,
+  publicName: string,
+  fieldOf: (upstreamModel: string) => string = modelField,
+): string | undefined {
   if (upstreamModel === model) return raw;
   if (typeof upstreamModel !== "string") return undefined;
-  const field = modelField(upstreamModel);
+  const field = fieldOf(upstreamModel);
   const at = raw.indexOf(field);
   if (at < 0) return undefined;
   return `${raw.slice(0, at)}"model":${publicName}${raw.slice(at + field.length)}`;
@@ -57,6 +68,7 @@ export const openAIInbound: InboundProtocol = {
   streamEncoder(model, includeUsage) {
     let usageSent = false;
     const publicName = JSON.stringify(model);
+    const fieldOf = modelFields();
     return {
       chunk(chunk, raw) {
         if (chunk.choices.length === 0 && !chunk.usage) return "";
@@ -66,7 +78,7 @@ export const openAIInbound: InboundProtocol = {
           return sseData({ ...chunk, model });
         }
         // Passed through as it came, with the public model name put in (no second serialisation).
-        const renamed = raw === undefined ? undefined : withModel(raw, chunk.model, model, publicName);
+        const renamed = raw === undefined ? undefined : withModel(raw, chunk.model, model, publicName, fieldOf);
         if (renamed !== undefined) return `data: ${renamed}\n\n`;
         // Usage arrives once, in its own chunk; JSON leaves out the undefined one.
         return sseData({ ...chunk, model, usage: includeUsage ? null : undefined });
