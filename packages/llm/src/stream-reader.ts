@@ -32,8 +32,19 @@ export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>
       pending.push(message.event ? { event: message.event, data: message.data } : { data: message.data });
     },
   });
+  // Whether the parser holds nothing of an unfinished event (all it was fed ended with a blank line).
+  let idle = true;
   for await (const chunk of body) {
-    parser.feed(typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true }));
+    const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    const quick = idle ? dataEvents(text) : undefined;
+    if (quick) {
+      yield quick;
+      continue;
+    }
+    if (text) {
+      parser.feed(text);
+      idle = text.endsWith("\n\n");
+    }
     if (pending.length) {
       const batch = pending;
       pending = [];
@@ -42,6 +53,26 @@ export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>
   }
   parser.feed(decoder.decode());
   if (pending.length) yield pending;
+}
+
+/**
+ * The events of a piece that is only whole `data: …` events of one line each, as upstreams send them;
+ * undefined for anything else (comments, event names, several lines, CR, an event cut off), which the
+ * full parser reads.
+ */
+function dataEvents(text: string): StreamFrame[] | undefined {
+  if (!text.endsWith("\n\n") || text.includes("\r")) return undefined;
+  const frames: StreamFrame[] = [];
+  for (let at = 0; at < text.length; ) {
+    if (text.slice(at, at + 5) !== "data:") return undefined;
+    // One space after the colon is not part of the data.
+    const start = text.charCodeAt(at + 5) === 32 ? at + 6 : at + 5;
+    const end = text.indexOf("\n", start);
+    if (text.charCodeAt(end + 1) !== 10) return undefined;
+    frames.push({ data: text.slice(start, end) });
+    at = end + 2;
+  }
+  return frames;
 }
 
 /** Reads an upstream body frame by frame. */

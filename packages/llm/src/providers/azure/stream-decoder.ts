@@ -1,6 +1,6 @@
 import type { ChatChunk } from "../../chat-types.ts";
 import type { DecodedFrames, StreamDecoder, StreamFrame } from "../../spec.ts";
-import { decodeCompatibleFrame } from "../openai-compatible/create.ts";
+import { compatibleStreamDecoder } from "../openai-compatible/create.ts";
 import { stripAzureExtras } from "./convert-response.ts";
 
 type Choice = ChatChunk["choices"][number];
@@ -19,9 +19,10 @@ function withoutFilterNoise(chunk: ChatChunk): ChatChunk | undefined {
 }
 
 export function azureStreamDecoder(): StreamDecoder {
+  const compatible = compatibleStreamDecoder();
   return {
     decode(frame: StreamFrame): DecodedFrames {
-      const decoded = decodeCompatibleFrame(frame);
+      const decoded = compatible.decode(frame);
       const chunks = decoded.chunks.map(withoutFilterNoise).filter((chunk): chunk is ChatChunk => chunk !== undefined);
       return { ...decoded, chunks };
     },

@@ -16,9 +16,11 @@ import type {
   DecodedFrames,
   Localized,
   ProviderSpec,
+  StreamDecoder,
   StreamFrame,
   UpstreamRequest,
 } from "../../spec.ts";
+import { chunkTemplates } from "./chunk-template.ts";
 
 export interface CompatibleOptions {
   id: string;
@@ -82,6 +84,21 @@ export function decodeCompatibleFrame(frame: StreamFrame): DecodedFrames {
   }
   const usage = normalizeUsage(record.usage ?? choiceUsage);
   return { chunks: [{ ...chunk, object: "chat.completion.chunk", choices: chunk.choices ?? [], usage: usage ?? null }] };
+}
+
+/** An OpenAI-format stream: frames that fit the last plain text chunk's template skip the parse. */
+export function compatibleStreamDecoder(): StreamDecoder {
+  const templates = chunkTemplates();
+  return {
+    decode(frame: StreamFrame): DecodedFrames {
+      const chunk = templates.match(frame.data);
+      if (chunk) return { chunks: [chunk], raw: frame.data };
+      const decoded = decodeCompatibleFrame(frame);
+      if (decoded.raw !== undefined && decoded.chunks[0]) templates.learn(frame.data, decoded.chunks[0]);
+      return decoded;
+    },
+    flush: () => [],
+  };
 }
 
 /** An OpenAI embeddings body, with its usage filled in. */
@@ -149,7 +166,7 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
         return { request, warnings };
       },
       response: compatibleResponse,
-      stream: () => ({ decode: decodeCompatibleFrame, flush: () => [] }),
+      stream: compatibleStreamDecoder,
     },
     embeddings: capabilities.embeddings
       ? {

@@ -1,0 +1,81 @@
+import fc from "fast-check";
+import { describe, expect, it, vi } from "vitest";
+import type { StreamFrame } from "../../spec.ts";
+import { compatibleStreamDecoder, decodeCompatibleFrame } from "./create.ts";
+
+const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}, finish: string | null = null) => ({
+  id: "chatcmpl-1",
+  object: "chat.completion.chunk",
+  created: 1_700_000_000,
+  model: "gpt-x",
+  system_fingerprint: "fp_1",
+  choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  ...extra,
+});
+
+/** Every frame decoded by one stream's decoder, and the same frames each parsed on its own. */
+function both(frames: StreamFrame[]) {
+  const decoder = compatibleStreamDecoder();
+  return { templated: frames.map((frame) => decoder.decode(frame)), parsed: frames.map(decodeCompatibleFrame) };
+}
+
+describe("OpenAI-format stream chunks decoded through a template", () => {
+  it("decodes any delta text exactly as a parse does, whatever its escapes and spacing", () => {
+    const text = fc.oneof(
+      fc.string(),
+      fc.string({ unit: "binary" }),
+      fc.constantFrom('"', "\\", '\\"', "\n", "\u2028", '"},{"x":"', "\\u0041"),
+    );
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 1, maxLength: 12 }), fc.boolean(), (texts, spaced) => {
+        const frames = texts.map((value) => ({ data: JSON.stringify(chunk({ content: value }), null, spaced ? 1 : undefined) }));
+        const { templated, parsed } = both(frames);
+        expect(templated).toEqual(parsed);
+      }),
+    );
+  });
+
+  it("parses only the frames that do not fit the last plain text chunk", () => {
+    const frames = ["", "Hel", "lo", ", ", 'a "quote"', "\n", "…"].map((content) => ({ data: JSON.stringify(chunk({ content })) }));
+    const decoder = compatibleStreamDecoder();
+    const parse = vi.spyOn(JSON, "parse");
+    try {
+      const texts = frames.map((frame) => decoder.decode(frame).chunks[0]?.choices[0]?.delta.content);
+      expect(texts).toEqual(["", "Hel", "lo", ", ", 'a "quote"', "\n", "…"]);
+      // The first frame, once more to check where its text sits, and the two texts with escapes in them.
+      expect(parse.mock.calls.length).toBe(4);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it("decodes a mixed stream exactly as a parse of each frame does", () => {
+    const frames = [
+      chunk({ role: "assistant", content: "" }),
+      chunk({ content: "Hel" }),
+      chunk({ content: 'lo \\ "quoted"\n' }),
+      chunk({ content: "x" }, { id: "chatcmpl-2" }),
+      chunk({ reasoning_content: "thinking" }),
+      chunk({ reasoning_content: "more" }),
+      chunk({ content: "a", tool_calls: [{ index: 0, function: { arguments: "{}" } }] }),
+      chunk({ content: "b" }, { usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } }),
+      chunk({}, {}, "stop"),
+      chunk({ content: "y" }, { choices: [] }),
+      { error: { message: "overloaded", code: 503 } },
+    ].map((value) => ({ data: JSON.stringify(value) }));
+    frames.push({ data: frames[2]?.data.replace('"},', '\\"},') ?? "" }, { data: "[DONE]" });
+    const { templated, parsed } = both(frames);
+    expect(templated).toEqual(parsed);
+    expect(templated[2]?.chunks[0]?.choices[0]?.delta).toEqual({ content: 'lo \\ "quoted"\n' });
+    expect(templated[5]?.chunks[0]?.choices[0]?.delta).toEqual({ reasoning_content: "more" });
+    // A frame cut short where the text closes is malformed, not a chunk.
+    expect(templated[11]?.error?.status).toBe(502);
+    expect(templated.at(-1)?.done).toBe(true);
+  });
+
+  it("does not take a string elsewhere in the chunk for the delta's text", () => {
+    const decoder = compatibleStreamDecoder();
+    const tricky = (value: string) => ({ data: JSON.stringify(chunk({ content: value }, { note: '"content":"' })) });
+    for (const value of ["a", "b", "c"]) expect(decoder.decode(tricky(value))).toEqual(decodeCompatibleFrame(tricky(value)));
+  });
+});

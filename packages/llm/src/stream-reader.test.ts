@@ -1,0 +1,89 @@
+import { createParser } from "eventsource-parser";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { StreamFrame } from "./spec.ts";
+import { readFrameBatches, readFrames } from "./stream-reader.ts";
+
+/** What the event-stream parser reads from the whole text at once. */
+function parsedWhole(text: string): StreamFrame[] {
+  const frames: StreamFrame[] = [];
+  const parser = createParser({
+    onEvent: (message) => frames.push(message.event ? { event: message.event, data: message.data } : { data: message.data }),
+  });
+  parser.feed(text);
+  return frames;
+}
+
+/** The text's bytes cut at the given fractions of its length (inside a character, too). */
+async function* piecesOf(text: string, cuts: number[]) {
+  const bytes = Buffer.from(text);
+  let at = 0;
+  for (const cut of [...new Set(cuts.map((value) => Math.floor(value * bytes.length)))].sort((a, b) => a - b)) {
+    if (cut > at) yield bytes.subarray(at, cut);
+    at = Math.max(at, cut);
+  }
+  if (at < bytes.length) yield bytes.subarray(at);
+}
+
+async function collect(text: string, cuts: number[]) {
+  const frames: StreamFrame[] = [];
+  for await (const frame of readFrames(piecesOf(text, cuts), "sse")) frames.push(frame);
+  return frames;
+}
+
+const line = fc.oneof(
+  fc.string({ unit: "grapheme", maxLength: 12 }).map((value) => `data: ${value.replace(/[\r\n]/g, " ")}`),
+  fc.string({ maxLength: 6 }).map((value) => `data:${value.replace(/[\r\n]/g, "")}`),
+  fc.constantFrom(
+    "data:",
+    "data: [DONE]",
+    ": keep-alive",
+    "event: message_start",
+    "id: 7",
+    "retry: 10",
+    "data",
+    "",
+    "\r",
+    "ddata: q",
+    "xdata: r",
+  ),
+);
+const event = fc.array(line, { minLength: 1, maxLength: 3 }).map((lines) => `${lines.join("\n")}\n\n`);
+
+describe("server-sent event frames", () => {
+  it("are read the same whatever the pieces the upstream sent them in", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(event, { maxLength: 8 }),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 6 }),
+        async (events, cuts) => {
+          const text = events.join("");
+          expect(await collect(text, cuts)).toEqual(parsedWhole(text));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("come in one batch per piece", async () => {
+    const text = 'data: {"a":1}\n\ndata:{"b":2}\n\n';
+    const batches: StreamFrame[][] = [];
+    for await (const batch of readFrameBatches(piecesOf(text + text, [0.5]), "sse")) batches.push(batch);
+    expect(batches).toEqual([
+      [{ data: '{"a":1}' }, { data: '{"b":2}' }],
+      [{ data: '{"a":1}' }, { data: '{"b":2}' }],
+    ]);
+  });
+
+  it("read a piece that ends inside an event, or a multi-line event, with the full parser", async () => {
+    expect(await collect("data: a\nddata: b\n\n", [])).toEqual([{ data: "a" }]);
+    const first = "data: one\n\ndata: tw";
+    const text = `${first}o\n\nevent: ping\ndata: x\ndata: y\n\ndata: z\n\n`;
+    expect(await collect(text, [first.length / text.length])).toEqual([
+      { data: "one" },
+      { data: "two" },
+      { event: "ping", data: "x\ny" },
+      { data: "z" },
+    ]);
+  });
+});
