@@ -75,6 +75,13 @@ describe("server-sent event frames", () => {
     ]);
   });
 
+  it("drop a byte order mark at the start of the body only", async () => {
+    const text = "\ufeffdata: a\n\ndata: \ufeffb\n\n";
+    expect(await collect(text, [0.5])).toEqual([{ data: "a" }, { data: "\ufeffb" }]);
+    expect(await collect(text.slice(1), [0.5])).toEqual([{ data: "a" }, { data: "\ufeffb" }]);
+    expect(await collect("data: 你好\n\n", [0.3, 0.4, 0.5, 0.6])).toEqual([{ data: "你好" }]);
+  });
+
   it("read a piece that ends inside an event, or a multi-line event, with the full parser", async () => {
     expect(await collect("data: a\nddata: b\n\n", [])).toEqual([{ data: "a" }]);
     const first = "data: one\n\ndata: tw";

@@ -1,5 +1,33 @@
+import { isAscii } from "node:buffer";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { StreamFrame } from "./spec.ts";
+
+/**
+ * The text of a body's pieces, a character cut between two pieces included. A piece of ASCII only
+ * (nearly every piece an upstream sends) while no character is left open is taken as it is, several
+ * times quicker than through the UTF-8 decoder.
+ */
+function utf8Pieces() {
+  // A byte order mark is dropped at the start of the body only (as the decoder's default would).
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  let started = false;
+  // Whether the decoder may hold the first bytes of a character (the last piece ended on a non-ASCII byte).
+  let open = false;
+  const decode = (chunk: Uint8Array): string => {
+    if (!open && isAscii(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");
+    open = chunk.length > 0 && (chunk[chunk.length - 1] as number) >= 0x80;
+    return decoder.decode(chunk, { stream: true });
+  };
+  return {
+    text(chunk: Uint8Array | string): string {
+      const text = typeof chunk === "string" ? chunk : decode(chunk);
+      if (started || !text) return text;
+      started = true;
+      return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+    },
+    end: () => decoder.decode(),
+  };
+}
 
 /**
  * Reads an upstream body as frames (server-sent events, or one JSON object per line), in batches: the
@@ -7,11 +35,11 @@ import type { StreamFrame } from "./spec.ts";
  * its client in one go, instead of one socket write per frame.
  */
 export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>, format: "sse" | "ndjson"): AsyncGenerator<StreamFrame[]> {
-  const decoder = new TextDecoder();
+  const decoder = utf8Pieces();
   if (format === "ndjson") {
     let buffer = "";
     for await (const chunk of body) {
-      buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+      buffer += decoder.text(chunk);
       const batch: StreamFrame[] = [];
       let newline = buffer.indexOf("\n");
       while (newline >= 0) {
@@ -22,7 +50,7 @@ export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>
       }
       if (batch.length) yield batch;
     }
-    const rest = (buffer + decoder.decode()).trim();
+    const rest = (buffer + decoder.end()).trim();
     if (rest) yield [{ data: rest }];
     return;
   }
@@ -35,7 +63,7 @@ export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>
   // Whether the parser holds nothing of an unfinished event (all it was fed ended with a blank line).
   let idle = true;
   for await (const chunk of body) {
-    const text = typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    const text = decoder.text(chunk);
     const quick = idle ? dataEvents(text) : undefined;
     if (quick) {
       yield quick;
@@ -51,7 +79,7 @@ export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>
       yield batch;
     }
   }
-  parser.feed(decoder.decode());
+  parser.feed(decoder.end());
   if (pending.length) yield pending;
 }
 
