@@ -44,6 +44,7 @@ export const ZEnvironment = z.object({
   LYSS_GATEWAY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   LYSS_UPSTREAM_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(0),
   LYSS_STREAM_KEEPALIVE_MS: ZDuration.default(15_000),
+  LYSS_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(1000).default(30),
   /** Default: one per core (os.availableParallelism()) when NODE_ENV is production, otherwise 1. */
   LYSS_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
 });
@@ -71,6 +72,8 @@ export interface Config {
   trustProxy: boolean;
   /** Worker processes sharing the port (node:cluster); 1 runs the server in this process alone. */
   workers: number;
+  /** How far V8's old space may grow past the live heap before a full collection, percent; 0 for V8's own choice. */
+  heapGrowthPercent: number;
   gateway: {
     bodyLimitBytes: number;
     maxAttempts: number;
@@ -128,6 +131,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     publicIpMaxPerMinute: env.LYSS_PUBLIC_IP_MAX_PER_MINUTE,
     trustProxy: env.LYSS_TRUST_PROXY,
     workers: env.LYSS_WORKERS ?? (env.NODE_ENV === "production" ? Math.min(64, os.availableParallelism()) : 1),
+    heapGrowthPercent: env.LYSS_HEAP_GROWTH_PERCENT,
     gateway: {
       bodyLimitBytes: env.LYSS_GATEWAY_BODY_LIMIT,
       maxAttempts: env.LYSS_GATEWAY_MAX_ATTEMPTS,

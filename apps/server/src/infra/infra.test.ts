@@ -232,6 +232,7 @@ describe("configuration", () => {
       shutdownTimeoutMs: 10_000,
       login: { maxFailuresPerAccount: 5, maxAttemptsPerIp: 30, windowSeconds: 900 },
       trustProxy: false,
+      heapGrowthPercent: 30,
     });
   });
 
@@ -244,6 +245,7 @@ describe("configuration", () => {
       REDIS_URL: "rediss://cache:6380",
       LYSS_TRUST_PROXY: "1",
       LYSS_SHUTDOWN_TIMEOUT: "2500",
+      LYSS_HEAP_GROWTH_PERCENT: "0",
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -253,6 +255,7 @@ describe("configuration", () => {
       redisUrl: "rediss://cache:6380",
       trustProxy: true,
       shutdownTimeoutMs: 2500,
+      heapGrowthPercent: 0,
     });
   });
 });
