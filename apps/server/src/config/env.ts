@@ -44,7 +44,7 @@ export const ZEnvironment = z.object({
   LYSS_GATEWAY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   LYSS_UPSTREAM_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(0),
   LYSS_STREAM_KEEPALIVE_MS: ZDuration.default(15_000),
-  LYSS_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(1000).default(100),
+  LYSS_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(1000).default(30),
   /** Default: one per core (os.availableParallelism()) when NODE_ENV is production, otherwise 1. */
   LYSS_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
 });

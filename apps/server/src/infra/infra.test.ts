@@ -232,7 +232,7 @@ describe("configuration", () => {
       shutdownTimeoutMs: 10_000,
       login: { maxFailuresPerAccount: 5, maxAttemptsPerIp: 30, windowSeconds: 900 },
       trustProxy: false,
-      heapGrowthPercent: 100,
+      heapGrowthPercent: 30,
     });
   });
 
