@@ -174,12 +174,19 @@ function connect(): PrimaryLink {
     });
   };
 
-  // One sweep for every call's time limit, instead of a timer per call.
+  // One sweep for every call's time limit, instead of a timer per call. Timers run before the event
+  // loop reads the primary's channel: a busy worker's overdue calls are failed only after that read (in
+  // the check phase), so an answer that has arrived is taken, not thrown away.
   const sweep = setInterval(() => {
     const now = Date.now();
-    for (const [id, call] of pending) {
-      if (call.deadline <= now) fail(id, new Error(`the cluster primary did not answer ${call.method} within ${CALL_TIMEOUT_MS} ms`));
-    }
+    const overdue = [...pending].filter(([, call]) => call.deadline <= now).map(([id]) => id);
+    if (overdue.length === 0) return;
+    setImmediate(() => {
+      for (const id of overdue) {
+        const method = pending.get(id)?.method;
+        if (method) fail(id, new Error(`the cluster primary did not answer ${method} within ${CALL_TIMEOUT_MS} ms`));
+      }
+    });
   }, 250);
   sweep.unref();
 
