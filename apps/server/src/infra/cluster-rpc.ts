@@ -179,12 +179,11 @@ function connect(): PrimaryLink {
   // the check phase), so an answer that has arrived is taken, not thrown away.
   const sweep = setInterval(() => {
     const now = Date.now();
-    const overdue = [...pending].filter(([, call]) => call.deadline <= now).map(([id]) => id);
+    const overdue = [...pending].filter(([, call]) => call.deadline <= now);
     if (overdue.length === 0) return;
     setImmediate(() => {
-      for (const id of overdue) {
-        const method = pending.get(id)?.method;
-        if (method) fail(id, new Error(`the cluster primary did not answer ${method} within ${CALL_TIMEOUT_MS} ms`));
+      for (const [id, call] of overdue) {
+        if (pending.has(id)) fail(id, new Error(`the cluster primary did not answer ${call.method} within ${CALL_TIMEOUT_MS} ms`));
       }
     });
   }, 250);

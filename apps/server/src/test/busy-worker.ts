@@ -1,6 +1,6 @@
 import cluster from "node:cluster";
-import pino from "pino";
 import { createClusterHub, primaryLink } from "../infra/cluster-rpc.ts";
+import { createLogger } from "../infra/logger.ts";
 
 /**
  * A primary and one worker (`node --import tsx busy-worker.ts <block ms>`): the worker calls the
@@ -10,7 +10,7 @@ import { createClusterHub, primaryLink } from "../infra/cluster-rpc.ts";
 const blockMs = Number(process.argv[2] ?? 6000);
 
 if (cluster.isPrimary) {
-  const hub = createClusterHub(pino({ level: "silent" }));
+  const hub = createClusterHub(createLogger("silent"));
   hub.handle("answer", async () => 42);
   const worker = cluster.fork({ LYSS_WORKER_INDEX: "1" });
   worker.on("message", (message: { outcome?: string }) => {
