@@ -72,17 +72,21 @@ export function renderSection(m: Measured): { section: string; summary: string }
       const two = mid("lyss×2", (run) => run.rps);
       const cpuBare = mid("bare", (run) => run.cpuMicrosPerRequest);
       const cpuOne = mid("lyss", (run) => run.cpuMicrosPerRequest);
-      const failures = ["bare", "lyss", "lyss×2"].flatMap(of).reduce((sum, run) => sum + run.non2xx + run.errors, 0);
+      const cpuFloor = mid("floor", (run) => run.cpuMicrosPerRequest);
+      const failures = ["bare", "floor", "lyss", "lyss×2"].flatMap(of).reduce((sum, run) => sum + run.non2xx + run.errors, 0);
       const latency = (name: string) => `${mid(name, (run) => run.p50)} / ${mid(name, (run) => run.p99)} ms`;
+      const cpuCell = `${fmt(cpuBare, 0)} / ${fmt(cpuOne, 0)} µs (${fmt(cpuOne / cpuBare, 2)}×)`;
+      const floorRps = mid("floor", (run) => run.rps);
+      const floorCell = `${fmt(floorRps, 0)} req/s, ${fmt(cpuFloor, 0)} µs (${fmt(cpuFloor / cpuBare, 2)}× bare)`;
+      const addedP50 = mid("lyss", (run) => run.p50) - mid("bare", (run) => run.p50);
+      const perRepeat = of("lyss")
+        .map((run) => fmt(run.rps, 0))
+        .join(", ");
       rows.push(
-        `| ${shape} | ${connections} | ${fmt(bare, 0)} | ${fmt(one, 0)} | **${pct(one / bare)}** | ${fmt(two, 0)} | ${pct(two / bare)} | ${latency("bare")} | ${latency("lyss")} | ${fmt(mid("lyss", (run) => run.p50) - mid("bare", (run) => run.p50), 0)} ms | ${fmt(cpuBare, 0)} / ${fmt(cpuOne, 0)} µs (${fmt(cpuOne / cpuBare, 2)}×) | ${of(
-          "lyss",
-        )
-          .map((run) => fmt(run.rps, 0))
-          .join(", ")} | ${failures} |`,
+        `| ${shape} | ${connections} | ${fmt(bare, 0)} | ${fmt(one, 0)} | **${pct(one / bare)}** | ${fmt(two, 0)} | ${pct(two / bare)} | ${latency("bare")} | ${latency("lyss")} | ${fmt(addedP50, 0)} ms | ${cpuCell} | ${floorCell} | ${fmt(cpuOne - cpuFloor, 0)} µs | ${perRepeat} | ${failures} |`,
       );
       summary.push(
-        `${shape} c=${connections}: bare ${fmt(bare, 0)}, lyss ${fmt(one, 0)} (${pct(one / bare)}), lyss×2 ${fmt(two, 0)} (${pct(two / bare)}) req/s; CPU/req ${fmt(cpuOne / cpuBare, 2)}× bare`,
+        `${shape} c=${connections}: bare ${fmt(bare, 0)}, lyss ${fmt(one, 0)} (${pct(one / bare)}), lyss×2 ${fmt(two, 0)} (${pct(two / bare)}) req/s; CPU/req ${fmt(cpuOne / cpuBare, 2)}× bare, ${fmt(cpuOne - cpuFloor, 0)} µs over the framework floor`,
       );
     }
   }
@@ -110,11 +114,11 @@ export function renderSection(m: Measured): { section: string; summary: string }
     "",
     `- Command: \`npx tsx bench/gateway.ts${m.short ? " --short" : ""}\` (or \`npm run bench${m.short ? " -- --short" : ""}\`)`,
     `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; load average before ${m.loadBefore.map((v) => fmt(v)).join(" / ")}, after ${m.loadAfter.map((v) => fmt(v)).join(" / ")} (the load generator, the proxies and the upstream share these cores)`,
-    "- Setup: a minimal node:http upstream speaking the OpenAI format (`bench/fake-upstream.ts`: plain JSON, or 20 SSE chunks + usage + [DONE] in one write); a bare pass-through proxy on an undici keep-alive Pool (`bench/bare-proxy.ts`); Lyss from its production build (`node apps/server/bin/lyss.js start`, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
+    "- Setup: a minimal node:http upstream speaking the OpenAI format (`bench/fake-upstream.ts`: plain JSON, or 20 SSE chunks + usage + [DONE] in one write); a bare pass-through proxy on an undici keep-alive Pool that streams the request body through (`bench/bare-proxy.ts`); the framework floor, one Fastify route with Lyss's request schema that parses and validates the body and passes the answer through, with no gateway work (`bench/framework-floor.ts`); Lyss from its production build (`node apps/server/bin/lyss.js start`, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
     `- Load: autocannon, POST /v1/chat/completions, ${m.durationS} s per run after a 1 s warm-up per target and shape, targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
     "",
-    "| shape | connections | bare req/s | lyss req/s | lyss / bare | lyss×2 req/s | lyss×2 / bare | bare p50 / p99 | lyss p50 / p99 | added p50 | CPU per request bare / lyss | lyss req/s per repeat | non-2xx + errors |",
-    "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|",
+    "| shape | connections | bare req/s | lyss req/s | lyss / bare | lyss×2 req/s | lyss×2 / bare | bare p50 / p99 | lyss p50 / p99 | added p50 | CPU per request bare / lyss | framework floor | lyss CPU over the floor | lyss req/s per repeat | non-2xx + errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---|---:|",
     ...rows,
     "",
     `Time to first body byte of a stream, one request at a time, ${m.ttfbSamples} sequential requests per target (interleaved, undici keep-alive):`,

@@ -25,8 +25,9 @@ import {
 
 /**
  * Gateway overhead benchmark: Lyss (authentication, quotas with cost reservation, rate limits and usage
- * logging all on) with one worker and with two, against a bare undici pass-through proxy, all in front of
- * the same fast local OpenAI-format upstream. Measures ready time, RPS, latency and CPU time per request
+ * logging all on) with one worker and with two, against a bare undici pass-through proxy and the
+ * framework floor (one Fastify route with Lyss's schema, no gateway work), all in front of the same fast
+ * local OpenAI-format upstream. Measures ready time, RPS, latency and CPU time per request
  * (autocannon), added time to first byte of streams, and RSS with 2,000 open streams (and, in the full
  * run, 10,000); appends a "Gateway overhead" section to bench/RESULTS.md.
  *
@@ -189,11 +190,13 @@ async function main() {
   const upstreamOrigin = `http://127.0.0.1:${upstream.port}`;
   const bareProxy = await startHelper("bare-proxy.ts", ["0", upstreamOrigin]);
   const bare: Target = { name: "bare", origin: `http://127.0.0.1:${bareProxy.port}`, headers: {}, pid: bareProxy.child.pid };
+  const floorServer = await startHelper("framework-floor.ts", ["0", upstreamOrigin]);
+  const floor: Target = { name: "floor", origin: `http://127.0.0.1:${floorServer.port}`, headers: {}, pid: floorServer.child.pid };
   const one = await lyssTarget("lyss", 1, upstream.port, extraHosts);
   console.log(`lyss ready in ${one.readyMs.fresh.toFixed(0)} ms (fresh data dir), ${one.readyMs.existing.toFixed(0)} ms (existing data)`);
   const two = await lyssTarget("lyss×2", 2, upstream.port, extraHosts);
   const direct: Target = { name: "upstream", origin: upstreamOrigin, headers: {}, pid: upstream.child.pid };
-  const targets = [bare, one.target, two.target];
+  const targets = [bare, floor, one.target, two.target];
 
   // Correctness check before timing anything: every target answers both shapes in full.
   const agent = new Agent({ connections: 8, keepAliveTimeout: 30_000 });
