@@ -101,8 +101,8 @@ const defaultAccess = (url: string | undefined): Access => (url?.startsWith("/ap
 export function registerGuard(app: FastifyInstance, tokens: AccessTokens, cache: PrincipalCache, now: () => Date, perIp: Limiter) {
   app.decorateRequest("principal", null);
   app.decorateRequest("tenantContext", null);
-  app.addHook("onRequest", async (request) => {
-    if (request.is404) return;
+
+  async function check(request: FastifyRequest, access: Access) {
     if (request.routeOptions.config.limitByIp) {
       const wait = await perIp.hit(request.ip);
       if (wait > 0) {
@@ -114,7 +114,6 @@ export function registerGuard(app: FastifyInstance, tokens: AccessTokens, cache:
         );
       }
     }
-    const access = request.routeOptions.config.access ?? defaultAccess(request.routeOptions.url);
     if (access === "public") return;
     const principal = await authenticate(request, tokens, cache, now);
     request.principal = principal;
@@ -132,5 +131,15 @@ export function registerGuard(app: FastifyInstance, tokens: AccessTokens, cache:
         if (!roleAtLeast(context.role, access.tenant)) throw forbidden(`requires the ${access.tenant} role`);
       }
     }
+  }
+
+  // Callback style: a public route without a per-address limit (the whole data plane, which checks its
+  // own API keys) passes through without a promise.
+  app.addHook("onRequest", (request, _reply, done) => {
+    if (request.is404) return done();
+    const config = request.routeOptions.config;
+    const access = config.access ?? defaultAccess(request.routeOptions.url);
+    if (access === "public" && !config.limitByIp) return done();
+    check(request, access).then(() => done(), done);
   });
 }
