@@ -67,26 +67,34 @@ export function renderSection(m: Measured): { section: string; summary: string }
     for (const shape of ["plain", "stream"]) {
       const of = (name: string) => m.runs.get(`${name}|${connections}|${shape}`) ?? [];
       const mid = (name: string, pick: (run: Run) => number) => median(of(name).map(pick));
-      const bare = mid("bare", (run) => run.rps);
-      const one = mid("lyss", (run) => run.rps);
-      const two = mid("lyss×2", (run) => run.rps);
-      const cpuBare = mid("bare", (run) => run.cpuMicrosPerRequest);
-      const cpuOne = mid("lyss", (run) => run.cpuMicrosPerRequest);
-      const cpuFloor = mid("floor", (run) => run.cpuMicrosPerRequest);
+      // Ratios pair each repeat's runs (the machine's speed drifts between repeats), then take the median.
+      const paired = (name: string, against: string, pick: (run: Run) => number) =>
+        median(of(name).map((run, index) => pick(run) / pick(of(against)[index] as Run)));
+      const rps = (run: Run) => run.rps;
+      const cpu = (run: Run) => run.cpuMicrosPerRequest;
+      const bare = mid("bare", rps);
+      const one = mid("lyss", rps);
+      const two = mid("lyss×2", rps);
+      const oneShare = paired("lyss", "bare", rps);
+      const twoShare = paired("lyss×2", "bare", rps);
+      const cpuBare = mid("bare", cpu);
+      const cpuOne = mid("lyss", cpu);
+      const cpuFloor = mid("floor", cpu);
+      const cpuRatio = paired("lyss", "bare", cpu);
+      const overFloor = median(of("lyss").map((run, index) => cpu(run) - cpu(of("floor")[index] as Run)));
       const failures = ["bare", "floor", "lyss", "lyss×2"].flatMap(of).reduce((sum, run) => sum + run.non2xx + run.errors, 0);
       const latency = (name: string) => `${mid(name, (run) => run.p50)} / ${mid(name, (run) => run.p99)} ms`;
-      const cpuCell = `${fmt(cpuBare, 0)} / ${fmt(cpuOne, 0)} µs (${fmt(cpuOne / cpuBare, 2)}×)`;
-      const floorRps = mid("floor", (run) => run.rps);
-      const floorCell = `${fmt(floorRps, 0)} req/s, ${fmt(cpuFloor, 0)} µs (${fmt(cpuFloor / cpuBare, 2)}× bare)`;
+      const cpuCell = `${fmt(cpuBare, 0)} / ${fmt(cpuOne, 0)} µs (${fmt(cpuRatio, 2)}×)`;
+      const floorCell = `${fmt(mid("floor", rps), 0)} req/s, ${fmt(cpuFloor, 0)} µs (${fmt(paired("floor", "bare", cpu), 2)}× bare)`;
       const addedP50 = mid("lyss", (run) => run.p50) - mid("bare", (run) => run.p50);
       const perRepeat = of("lyss")
         .map((run) => fmt(run.rps, 0))
         .join(", ");
       rows.push(
-        `| ${shape} | ${connections} | ${fmt(bare, 0)} | ${fmt(one, 0)} | **${pct(one / bare)}** | ${fmt(two, 0)} | ${pct(two / bare)} | ${latency("bare")} | ${latency("lyss")} | ${fmt(addedP50, 0)} ms | ${cpuCell} | ${floorCell} | ${fmt(cpuOne - cpuFloor, 0)} µs | ${perRepeat} | ${failures} |`,
+        `| ${shape} | ${connections} | ${fmt(bare, 0)} | ${fmt(one, 0)} | **${pct(oneShare)}** | ${fmt(two, 0)} | ${pct(twoShare)} | ${latency("bare")} | ${latency("lyss")} | ${fmt(addedP50, 0)} ms | ${cpuCell} | ${floorCell} | ${fmt(overFloor, 0)} µs | ${perRepeat} | ${failures} |`,
       );
       summary.push(
-        `${shape} c=${connections}: bare ${fmt(bare, 0)}, lyss ${fmt(one, 0)} (${pct(one / bare)}), lyss×2 ${fmt(two, 0)} (${pct(two / bare)}) req/s; CPU/req ${fmt(cpuOne / cpuBare, 2)}× bare, ${fmt(cpuOne - cpuFloor, 0)} µs over the framework floor`,
+        `${shape} c=${connections}: bare ${fmt(bare, 0)}, lyss ${fmt(one, 0)} (${pct(oneShare)}), lyss×2 ${fmt(two, 0)} (${pct(twoShare)}) req/s; CPU/req ${fmt(cpuRatio, 2)}× bare, ${fmt(overFloor, 0)} µs over the framework floor`,
       );
     }
   }
@@ -115,7 +123,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
     `- Command: \`npx tsx bench/gateway.ts${m.short ? " --short" : ""}\` (or \`npm run bench${m.short ? " -- --short" : ""}\`)`,
     `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; load average before ${m.loadBefore.map((v) => fmt(v)).join(" / ")}, after ${m.loadAfter.map((v) => fmt(v)).join(" / ")} (the load generator, the proxies and the upstream share these cores)`,
     "- Setup: a minimal node:http upstream speaking the OpenAI format (`bench/fake-upstream.ts`: plain JSON, or 20 SSE chunks + usage + [DONE] in one write); a bare pass-through proxy on an undici keep-alive Pool that streams the request body through (`bench/bare-proxy.ts`); the framework floor, one Fastify route with Lyss's request schema that parses and validates the body and passes the answer through, with no gateway work (`bench/framework-floor.ts`); Lyss from its production build (`node apps/server/bin/lyss.js start`, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
-    `- Load: autocannon, POST /v1/chat/completions, ${m.durationS} s per run after a 1 s warm-up per target and shape, targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
+    `- Load: autocannon, POST /v1/chat/completions, ${m.durationS} s per run after a 1 s warm-up per target and shape, targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
     "",
     "| shape | connections | bare req/s | lyss req/s | lyss / bare | lyss×2 req/s | lyss×2 / bare | bare p50 / p99 | lyss p50 / p99 | added p50 | CPU per request bare / lyss | framework floor | lyss CPU over the floor | lyss req/s per repeat | non-2xx + errors |",
     "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---|---:|",
