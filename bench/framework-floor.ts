@@ -32,7 +32,11 @@ app.post("/v1/chat/completions", { schema: { body: ZChatBody, response: { 200: z
     body: JSON.stringify(request.body),
   });
   if (!request.body.stream) {
-    return reply.type("application/json").send(await upstream.body.text());
+    // The upstream's own status passes through (the benchmark's correctness check reads it).
+    return reply
+      .code(upstream.statusCode as 200)
+      .type("application/json")
+      .send(await upstream.body.text());
   }
   reply.hijack();
   reply.raw.writeHead(upstream.statusCode, { "content-type": "text/event-stream", "cache-control": "no-cache" });
