@@ -34,8 +34,11 @@ export function createPrincipalCache(db: Kysely<Database>, bus: EventBus) {
   const tenants = new LRUCache<string, Cached<TenantsTable>>(options);
   const sessions = new LRUCache<string, Cached<SessionState>>(options);
 
+  /** Counts the changes to users, memberships and tenants seen, for what others derive from them. */
+  let generation = 0;
   const unsubscribe = [
     bus.subscribe(AUTH_TOPICS.user, (payload) => {
+      generation++;
       const userId = (payload as { userId?: string } | null)?.userId;
       if (userId) {
         users.delete(userId);
@@ -46,6 +49,7 @@ export function createPrincipalCache(db: Kysely<Database>, bus: EventBus) {
       }
     }),
     bus.subscribe(AUTH_TOPICS.tenant, () => {
+      generation++;
       tenants.clear();
       memberships.clear();
     }),
@@ -65,6 +69,10 @@ export function createPrincipalCache(db: Kysely<Database>, bus: EventBus) {
   }
 
   return {
+    /** Changes with every change of a user, a membership or a tenant (on any instance). */
+    get generation() {
+      return generation;
+    },
     user: (id: string) => through(users, id, () => findUserById(db, id)),
     tenant: (id: string) => through(tenants, id, () => findTenantById(db, id)),
     session: (id: string) =>

@@ -36,26 +36,26 @@ async function admit(
   body: ChatRequest,
   candidates: RuntimeChannel[],
 ): Promise<{ billing: Billing; candidates: RuntimeChannel[]; headers: Record<string, string> }> {
-  const usable = await quota.withinChannelLimits(candidates, token.tenantId);
+  // Only channels with limits of their own need their counters read.
+  const usable = candidates.some((channel) => channel.limits.length > 0)
+    ? await quota.withinChannelLimits(candidates, token.tenantId)
+    : candidates;
   if (usable.length === 0) {
     throw new GatewayError(429, "Every channel serving this model has used up its quota.", "insufficient_quota", "insufficient_quota");
   }
-  // The price multiplier of each channel group the call may land on (usually one group).
-  const multipliers = new Map<string, number>();
-  for (const channel of usable) {
-    if (!multipliers.has(channel.group)) multipliers.set(channel.group, await quota.multiplier(token.tenantId, channel.group));
-  }
-  const estimated = await quota.estimate(token, body, multipliers.get(usable[0]?.group ?? "") ?? 1);
+  const plan = quota.cachedPlan(token) ?? (await quota.buildPlan(token));
+  const estimated = quota.estimate(plan, body, quota.multiplier(plan, usable[0]?.group));
   const rate = await rates.admit(token, estimated.tokens);
-  const reservation = await quota.admit(token, estimated);
-  const remaining = quota.remainingHeaders(reservation, token.id);
+  const reservation = await quota.reserve(plan, estimated);
+  const headers = rate.headers;
+  quota.remainingHeaders(reservation, headers);
   const price = prices.priceFor(token.tenantId, body.model);
   let settled = false;
   return {
     candidates: usable,
-    headers: { ...rate.headers, ...remaining },
+    headers,
     billing: {
-      cost: (usage, channel) => costOf(price, usage, multipliers.get(channel?.group ?? "") ?? 1),
+      cost: (usage, channel) => costOf(price, usage, quota.multiplier(plan, channel?.group)),
       async settle(status, usage, cost, channel) {
         if (settled) return;
         settled = true;

@@ -73,6 +73,51 @@ describe("quotas", () => {
     expect(Number(row?.cost_micro_usd)).toBe(expected);
   });
 
+  it("prices with the tenant's and the channel group's multipliers, and follows a change of them at once", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id);
+    // gpt-4o-mini's own price, times the multipliers in force when each call was made.
+    const costs = async () => {
+      await app.services.usage.flush();
+      const rows = await app.infra.db.kysely
+        .selectFrom("usage_logs")
+        .select(["cost_micro_usd", "prompt_tokens", "completion_tokens"])
+        .orderBy("id")
+        .execute();
+      return rows.map((row) => ({
+        cost: Number(row.cost_micro_usd),
+        base: (Number(row.prompt_tokens) * 150_000 + Number(row.completion_tokens) * 600_000) / 1_000_000,
+      }));
+    };
+    expect((await chat(baseUrl, token.key, "one")).status).toBe(200);
+    const platform = (body: Record<string, unknown>) => app.call("PATCH", "/api/v1/settings/platform", { token: admin.token, body });
+    expect((await platform({ tenant_price_multipliers: { [admin.tenant.id]: 2 } })).status).toBe(200);
+    expect((await chat(baseUrl, token.key, "two")).status).toBe(200);
+    expect((await platform({ group_price_multipliers: { default: 3 } })).status).toBe(200);
+    expect((await chat(baseUrl, token.key, "six")).status).toBe(200);
+    const rows = await costs();
+    expect(rows.map((row) => row.cost)).toEqual([1, 2, 6].map((multiplier, index) => Math.round((rows[index]?.base ?? 0) * multiplier)));
+    expect(rows[2]?.cost).toBeGreaterThan(rows[0]?.cost ?? 0);
+  });
+
+  it("reserves the tenant's default completion allowance for a request without max_tokens, as soon as it is changed", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, {
+      limits: [{ metric: "tokens", window: "total", max: 1000 }],
+    });
+    const open = (key: string) =>
+      fetch(`${baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }),
+      });
+    // The default allowance (4096) alone passes the limit.
+    expect((await open(token.key)).status).toBe(429);
+    const tenant = (body: Record<string, unknown>) => app.call("PATCH", "/api/v1/settings/tenant", { token: admin.token, body });
+    expect((await tenant({ quota_default_max_tokens: 100 })).status).toBe(200);
+    expect((await open(token.key)).status).toBe(200);
+    expect((await tenant({ quota_default_max_tokens: 5000 })).status).toBe(200);
+    expect((await open(token.key)).status).toBe(429);
+  });
+
   it("resets day windows at the tenant's midnight (injectable clock)", async () => {
     await app.call("PATCH", "/api/v1/settings/tenant", { token: admin.token, body: { time_zone: "Asia/Shanghai" } });
     const token = await createAccessToken(app, admin.token, admin.tenant.id, { limits: [{ metric: "requests", window: "day", max: 2 }] });

@@ -13,6 +13,9 @@ interface Rule extends RateCheck {
   metric: "requests" | "tokens";
 }
 
+/** How long a token's derived rules are used at most before they are derived again. */
+const RULES_MAX_AGE_MS = 10_000;
+
 const seconds = (ms: number) => `${Math.max(1, Math.ceil(ms / 1000))}s`;
 
 /** OpenAI's rate-limit headers for the tightest rule of each metric. */
@@ -47,19 +50,22 @@ function headersFor(rules: Rule[], remaining: number[], resetMs: number): Record
  */
 export function createRateLimiter(deps: { store: RateStore; settings: SettingsService; clock: Clock }) {
   const { store, settings, clock } = deps;
+  /** Each token's rules (keys and limits), derived again when a setting changes or they are a few seconds old. */
+  const derived = new WeakMap<RuntimeToken, { rules: Omit<Rule, "amount">[]; generation: number; until: number }>();
 
-  async function rulesFor(token: RuntimeToken, tokens: number): Promise<Rule[]> {
-    // Both are answered from memory; awaited one after the other, they cost no Promise.all.
+  async function derive(token: RuntimeToken, now: number): Promise<Omit<Rule, "amount">[]> {
+    const generation = settings.generation;
     const tenantValues = (await settings.tenant(token.tenantId)).values;
     const platformValues = (await settings.platform()).values;
-    const rules: Rule[] = [];
+    const rules: Omit<Rule, "amount">[] = [];
     const add = (scope: string, limits: RateLimits | undefined) => {
-      if (limits?.rpm) rules.push({ key: `${scope}:rpm`, limit: limits.rpm, amount: 1, metric: "requests" });
-      if (limits?.tpm) rules.push({ key: `${scope}:tpm`, limit: limits.tpm, amount: tokens, metric: "tokens" });
+      if (limits?.rpm) rules.push({ key: `${scope}:rpm`, limit: limits.rpm, metric: "requests" });
+      if (limits?.tpm) rules.push({ key: `${scope}:tpm`, limit: limits.tpm, metric: "tokens" });
     };
     add(`token:${token.id}`, token.rateLimits);
     add(`member:${token.tenantId}:${token.userId}`, tenantValues.user_rate_limits as RateLimits | undefined);
     add(`tenant:${token.tenantId}`, (platformValues.tenant_rate_limits as Record<string, RateLimits> | undefined)?.[token.tenantId]);
+    derived.set(token, { rules, generation, until: now + RULES_MAX_AGE_MS });
     return rules;
   }
 
@@ -69,9 +75,18 @@ export function createRateLimiter(deps: { store: RateStore; settings: SettingsSe
      * Retry-After. Answers the headers to send and how to correct the token count afterwards.
      */
     async admit(token: RuntimeToken, estimatedTokens: number) {
-      const rules = await rulesFor(token, estimatedTokens);
-      if (rules.length === 0) return { headers: {}, settle: async (_actualTokens: number) => undefined };
       const now = clock.now().getTime();
+      const cached = derived.get(token);
+      const template = cached && cached.generation === settings.generation && now < cached.until ? cached.rules : await derive(token, now);
+      if (template.length === 0) return { headers: {}, settle: async (_actualTokens: number) => undefined };
+      const rules = template.map(
+        (rule): Rule => ({
+          key: rule.key,
+          limit: rule.limit,
+          metric: rule.metric,
+          amount: rule.metric === "requests" ? 1 : estimatedTokens,
+        }),
+      );
       const result = await store.consume(rules, now);
       const headers = headersFor(rules, result.remaining, result.resetMs);
       if (!result.ok) {
@@ -91,7 +106,7 @@ export function createRateLimiter(deps: { store: RateStore; settings: SettingsSe
         async settle(actualTokens: number) {
           const delta = actualTokens - estimatedTokens;
           if (delta === 0) return;
-          await Promise.all(tokenRules.map((rule) => store.adjust(rule.key, delta, clock.now().getTime())));
+          for (const rule of tokenRules) await store.adjust(rule.key, delta, clock.now().getTime());
         },
       };
     },

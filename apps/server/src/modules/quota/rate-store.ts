@@ -51,28 +51,46 @@ function evaluate(checks: RateCheck[], counts: [number, number][], nowMs: number
 }
 
 export function createMemoryRateStore(): RateStore {
-  const counts = new Map<string, number>();
+  /** Each rule's count in its current minute and in the minute before. */
+  const windows = new Map<string, { bucket: number; current: number; previous: number }>();
   let sweptBucket = 0;
+  const windowOf = (key: string, bucket: number) => {
+    let window = windows.get(key);
+    if (!window) {
+      window = { bucket, current: 0, previous: 0 };
+      windows.set(key, window);
+    } else if (window.bucket !== bucket) {
+      window.previous = window.bucket === bucket - 1 ? window.current : 0;
+      window.current = 0;
+      window.bucket = bucket;
+    }
+    return window;
+  };
   const sweep = (bucket: number) => {
     if (bucket === sweptBucket) return;
     sweptBucket = bucket;
-    for (const key of counts.keys()) if (Number(key.slice(key.lastIndexOf("@") + 1)) < bucket - 1) counts.delete(key);
+    for (const [key, window] of windows) if (window.bucket < bucket - 1) windows.delete(key);
   };
   return {
     async consume(checks, nowMs) {
       const { bucket } = position(nowMs);
       sweep(bucket);
-      const pairs = checks.map(
-        (check) => [counts.get(`${check.key}@${bucket}`) ?? 0, counts.get(`${check.key}@${bucket - 1}`) ?? 0] as [number, number],
+      const counts = checks.map((check) => windowOf(check.key, bucket));
+      const result = evaluate(
+        checks,
+        counts.map((window): [number, number] => [window.current, window.previous]),
+        nowMs,
       );
-      const result = evaluate(checks, pairs, nowMs);
-      if (result.ok)
-        for (const check of checks) counts.set(`${check.key}@${bucket}`, (counts.get(`${check.key}@${bucket}`) ?? 0) + check.amount);
+      if (result.ok) {
+        checks.forEach((check, index) => {
+          (counts[index] as { current: number }).current += check.amount;
+        });
+      }
       return result;
     },
     async adjust(key, delta, nowMs) {
-      const name = `${key}@${position(nowMs).bucket}`;
-      counts.set(name, Math.max(0, (counts.get(name) ?? 0) + delta));
+      const window = windowOf(key, position(nowMs).bucket);
+      window.current = Math.max(0, window.current + delta);
     },
   };
 }

@@ -23,12 +23,42 @@ export interface Amounts {
 export interface Reservation {
   tenantId: string;
   charges: Charge[];
-  /** The metric each charge counts, in the same order. */
-  metrics: Limit["metric"][];
+  /** The plan the charges follow: its entries are in the same order. */
+  plan: QuotaPlan;
   /** Each counter's used + reserved right after the reservation, in the same order. */
   totals: number[];
   estimate: Amounts;
 }
+
+/** One limit that applies to a token's calls, with the counter of its current window. */
+interface PlanEntry {
+  key: string;
+  max: number;
+  metric: Limit["metric"];
+  ttlSeconds: number;
+  /** Whether it is one of the token's own limits (answered in the remaining-quota headers). */
+  own: boolean;
+}
+
+/**
+ * What admission needs to know of a token: every limit of the token, its member and its tenant with
+ * the counter of the current window, the completion allowance and the price multipliers. Derived once
+ * and reused until the token, a setting or a principal changes, a window ends, or it is a few seconds
+ * old (the caches it is read from expire too).
+ */
+export interface QuotaPlan {
+  tenantId: string;
+  entries: PlanEntry[];
+  maxTokensCap: number;
+  tenantMultiplier: number;
+  groupMultipliers: Record<string, number> | undefined;
+  until: number;
+  /** The settings' and the principals' generations it was derived at. */
+  generations: [number, number];
+}
+
+/** How long a plan is used at most before it is derived again. */
+const PLAN_MAX_AGE_MS = 10_000;
 
 export interface LimitStatus extends Limit {
   used: number;
@@ -153,53 +183,83 @@ export function createQuotaService(deps: {
     ];
   }
 
-  function estimate(token: RuntimeToken, body: ChatRequest, maxTokensCap: number, multiplier: number): Amounts {
-    const promptChars = body.messages.reduce((sum, message) => sum + textOf(message.content).length + 4, 0);
-    const prompt = Math.ceil(promptChars / CHARS_PER_TOKEN);
-    const completion = Number(body.max_completion_tokens ?? body.max_tokens ?? maxTokensCap);
-    const price = prices.priceFor(token.tenantId, body.model);
-    const usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-    return { requests: 1, tokens: prompt + completion, cost_micro_usd: costOf(price, usage, multiplier) };
+  const plans = new WeakMap<RuntimeToken, QuotaPlan>();
+
+  async function buildPlan(token: RuntimeToken): Promise<QuotaPlan> {
+    const generations: [number, number] = [settings.generation, principals.generation];
+    const limits = await scopedLimits(token);
+    const tenantValues = (await settings.tenant(token.tenantId)).values;
+    const platformValues = (await settings.platform()).values;
+    const zone = String(tenantValues.time_zone ?? "UTC");
+    const now = clock.now();
+    let until = now.getTime() + PLAN_MAX_AGE_MS;
+    const entries = limits.map(({ scope, scopeId, limit }): PlanEntry => {
+      const { bucket, resetsAt } = windowBucket(limit.window, now, zone);
+      if (resetsAt) until = Math.min(until, Date.parse(resetsAt));
+      return {
+        key: keyOf(scope, scopeId, limit, bucket),
+        max: limit.max,
+        metric: limit.metric,
+        ttlSeconds: TTL[limit.window],
+        own: scope === "token",
+      };
+    });
+    await seed(entries.map((entry) => ({ key: entry.key, ttl: entry.ttlSeconds })));
+    const plan: QuotaPlan = {
+      tenantId: token.tenantId,
+      entries,
+      maxTokensCap: Number(tenantValues.quota_default_max_tokens ?? 4096),
+      tenantMultiplier: (platformValues.tenant_price_multipliers as Record<string, number> | undefined)?.[token.tenantId] ?? 1,
+      groupMultipliers: platformValues.group_price_multipliers as Record<string, number> | undefined,
+      until,
+      // A change while the plan was being derived leaves it to be derived again on the next call.
+      generations,
+    };
+    plans.set(token, plan);
+    return plan;
   }
 
   return {
     keyOf,
 
+    /** The token's plan, when the one derived last still holds (no change and no window ended since). */
+    cachedPlan(token: RuntimeToken): QuotaPlan | undefined {
+      const plan = plans.get(token);
+      if (!plan || plan.generations[0] !== settings.generation || plan.generations[1] !== principals.generation) return undefined;
+      return clock.now().getTime() < plan.until ? plan : undefined;
+    },
+
+    /** Derives the token's plan from its limits, its member's and its tenant's, and the settings. */
+    buildPlan,
+
     /** The tenant's multiplier times the channel group's, from the platform settings. */
-    async multiplier(tenantId: string, group: string | undefined): Promise<number> {
-      const values = (await settings.platform()).values;
-      const tenant = (values.tenant_price_multipliers as Record<string, number> | undefined)?.[tenantId] ?? 1;
-      const byGroup = group ? ((values.group_price_multipliers as Record<string, number> | undefined)?.[group] ?? 1) : 1;
-      return tenant * byGroup;
+    multiplier(plan: QuotaPlan, group: string | undefined): number {
+      return plan.tenantMultiplier * (group ? (plan.groupMultipliers?.[group] ?? 1) : 1);
     },
 
     /** What a request is expected to use: its prompt by size plus its completion allowance. */
-    async estimate(token: RuntimeToken, body: ChatRequest, multiplier: number): Promise<Amounts> {
-      const tenantValues = (await settings.tenant(token.tenantId)).values;
-      return estimate(token, body, Number(tenantValues.quota_default_max_tokens ?? 4096), multiplier);
+    estimate(plan: QuotaPlan, body: ChatRequest, multiplier: number): Amounts {
+      let promptChars = 0;
+      for (const message of body.messages) promptChars += textOf(message.content).length + 4;
+      const prompt = Math.ceil(promptChars / CHARS_PER_TOKEN);
+      const completion = Number(body.max_completion_tokens ?? body.max_tokens ?? plan.maxTokensCap);
+      const price = prices.priceFor(plan.tenantId, body.model);
+      const usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+      return { requests: 1, tokens: prompt + completion, cost_micro_usd: costOf(price, usage, multiplier) };
     },
 
-    /** Reserves the request's estimate against every applicable limit, or refuses with a 429. */
-    async admit(token: RuntimeToken, amounts: Amounts): Promise<Reservation> {
-      const limits = await scopedLimits(token);
-      const reservation: Reservation = { tenantId: token.tenantId, charges: [], metrics: [], totals: [], estimate: amounts };
-      if (limits.length === 0) return reservation;
-      const zone = await timeZone(token.tenantId);
-      const now = clock.now();
-      for (const { scope, scopeId, limit } of limits) {
-        const { bucket } = windowBucket(limit.window, now, zone);
-        reservation.charges.push({
-          key: keyOf(scope, scopeId, limit, bucket),
-          tenantId: token.tenantId,
-          max: limit.max,
-          amount: reservation.estimate[limit.metric],
-          ttlSeconds: TTL[limit.window],
-        });
-        reservation.metrics.push(limit.metric);
-      }
-      await seed(reservation.charges.map((charge) => ({ key: charge.key, ttl: charge.ttlSeconds })));
-      const result = await store.reserve(reservation.charges);
-      if (result.ok) reservation.totals = result.totals;
+    /** Reserves the request's estimate against every limit of the plan (all or none), or refuses with a 429. */
+    async reserve(plan: QuotaPlan, amounts: Amounts): Promise<Reservation> {
+      const charges = plan.entries.map((entry) => ({
+        key: entry.key,
+        tenantId: plan.tenantId,
+        max: entry.max,
+        amount: amounts[entry.metric],
+        ttlSeconds: entry.ttlSeconds,
+      }));
+      const reservation: Reservation = { tenantId: plan.tenantId, charges, plan, totals: [], estimate: amounts };
+      if (charges.length === 0) return reservation;
+      const result = await store.reserve(charges);
       if (!result.ok) {
         const [scope, , metric, window] = parseKey(result.key);
         throw new GatewayError(
@@ -209,25 +269,23 @@ export function createQuotaService(deps: {
           "insufficient_quota",
         );
       }
+      reservation.totals = result.totals;
       return reservation;
     },
 
     /**
-     * What was left of the token's own limits right after this reservation, per metric (the tightest
-     * window), as `x-lyss-quota-remaining-<metric>` headers.
+     * Adds what was left of the token's own limits right after this reservation, per metric (the
+     * tightest window), as `x-lyss-quota-remaining-<metric>` headers.
      */
-    remainingHeaders(reservation: Reservation, tokenId: string): Record<string, string> {
-      const headers: Record<string, string> = {};
-      const least = new Map<string, number>();
-      const own = `token:${tokenId}:`;
-      reservation.charges.forEach((charge, index) => {
-        if (!charge.key.startsWith(own)) return;
-        const left = Math.max(0, charge.max - (reservation.totals[index] ?? 0));
-        const name = REMAINING_HEADER[reservation.metrics[index] as Limit["metric"]];
-        if (!least.has(name) || left < (least.get(name) ?? 0)) least.set(name, left);
+    remainingHeaders(reservation: Reservation, headers: Record<string, string>) {
+      const least: Partial<Record<Limit["metric"], number>> = {};
+      reservation.plan.entries.forEach((entry, index) => {
+        if (!entry.own) return;
+        const left = Math.max(0, entry.max - (reservation.totals[index] ?? 0));
+        const known = least[entry.metric];
+        if (known === undefined || left < known) least[entry.metric] = left;
       });
-      for (const [name, left] of least) headers[name] = String(left);
-      return headers;
+      for (const metric of Object.keys(least) as Limit["metric"][]) headers[REMAINING_HEADER[metric]] = String(least[metric]);
     },
 
     /** Channels whose own limits are used up are left out of routing. */
@@ -255,47 +313,40 @@ export function createQuotaService(deps: {
 
     /** Turns the reservation into actual use (releasing the rest) and charges the serving channel. */
     async settle(reservation: Reservation, actual: Amounts, channel: RuntimeChannel | undefined): Promise<void> {
+      const entries = reservation.plan.entries;
       const settlements = reservation.charges.map((charge, index) => ({
         key: charge.key,
         tenantId: charge.tenantId,
         reserved: charge.amount,
-        used: actual[reservation.metrics[index] as Limit["metric"]],
+        used: actual[(entries[index] as PlanEntry).metric],
         ttlSeconds: charge.ttlSeconds,
       }));
+      // Each settlement's maximum, in the same order.
+      const maxima = reservation.charges.map((charge) => charge.max);
       if (channel && channel.limits.length > 0) {
         const zone = await timeZone(reservation.tenantId);
         for (const limit of channel.limits) {
           const key = keyOf("channel", channel.id, limit, windowBucket(limit.window, clock.now(), zone).bucket);
           settlements.push({ key, tenantId: reservation.tenantId, reserved: 0, used: actual[limit.metric], ttlSeconds: TTL[limit.window] });
+          maxima.push(limit.max);
         }
       }
       if (settlements.length === 0) return;
-      const maxima = new Map(reservation.charges.map((charge) => [charge.key, charge.max]));
-      for (const limit of channel?.limits ?? []) {
-        const zone = await timeZone(reservation.tenantId);
-        maxima.set(keyOf("channel", channel?.id ?? "", limit, windowBucket(limit.window, clock.now(), zone).bucket), limit.max);
-      }
       // The store answers each counter's use after this settlement, so crossings need no extra read.
       const after = await store.settle(settlements);
       if (thresholdListeners.size > 0) {
         checkThresholds(
           settlements
-            .map((item, index) => ({ item, after: after[index] ?? 0 }))
-            .filter(({ item }) => item.used > 0 && maxima.has(item.key))
-            .map(({ item, after: used }) => ({
-              key: item.key,
-              tenantId: item.tenantId,
-              max: maxima.get(item.key) ?? 0,
-              before: used - item.used,
-              after: used,
-            })),
+            .map((item, index) => ({ item, max: maxima[index] ?? 0, after: after[index] ?? 0 }))
+            .filter(({ item }) => item.used > 0)
+            .map(({ item, max, after: used }) => ({ key: item.key, tenantId: item.tenantId, max, before: used - item.used, after: used })),
         );
       }
       for (const item of settlements) {
         if (item.used === 0) continue;
-        const entry = pending.get(item.key) ?? { tenantId: item.tenantId, delta: 0 };
-        entry.delta += item.used;
-        pending.set(item.key, entry);
+        const entry = pending.get(item.key);
+        if (entry) entry.delta += item.used;
+        else pending.set(item.key, { tenantId: item.tenantId, delta: item.used });
       }
     },
 

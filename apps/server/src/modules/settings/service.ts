@@ -28,7 +28,10 @@ export function createSettingsService(deps: ServiceDeps) {
   const cache = new LRUCache<string, Values>({ max: 10_000, ttl: 60_000 });
   /** Effective values (defaults, inherited and stored merged), read on every gateway request. */
   const resolved = new LRUCache<string, Resolved>({ max: 10_000, ttl: 60_000 });
+  /** Counts the changes seen, so what others derive from these values knows when to derive it again. */
+  let generation = 0;
   const unsubscribe = bus.subscribe(TOPIC, (payload) => {
+    generation++;
     const scope = (payload as { scope?: string } | null)?.scope;
     if (scope && scope !== PLATFORM) {
       cache.delete(scope);
@@ -112,6 +115,10 @@ export function createSettingsService(deps: ServiceDeps) {
   return {
     platform,
     tenant,
+    /** Changes with every change of any setting (on any instance). */
+    get generation() {
+      return generation;
+    },
     async updatePlatform(actor: Actor, patch: Values) {
       await write(actor, null, patch);
       return platform();
