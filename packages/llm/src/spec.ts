@@ -99,6 +99,7 @@ export interface ProviderSpec {
   /** Whether a stream is server-sent events or newline-delimited JSON. */
   streamFormat: "sse" | "ndjson";
   chat: {
+    /** The upstream request; the model it names is `context.model`, whatever `body.model` says (the public name). */
     request(body: ChatRequest, context: CallContext): TranslatedRequest;
     response(body: unknown, context: CallContext): ChatCompletion;
     stream(context: CallContext, request: ChatRequest): StreamDecoder;

@@ -101,7 +101,7 @@ export async function handleChat(
       model: channel.mapping[call.publicModel] ?? call.publicModel,
       extraHeaders: channel.extraHeaders,
     };
-    const translated = channel.provider.chat.request({ ...input.body, model: context.model }, context);
+    const translated = channel.provider.chat.request(input.body, context);
     return reply.send({
       dry_run: true,
       channel: { id: channel.id, name: channel.name, provider: channel.provider.id, group: channel.group, priority: channel.priority },
@@ -117,7 +117,9 @@ export async function handleChat(
   }
   const admitted = await admitCall(relay, token, input.body, candidates);
   reply.headers(admitted.headers);
-  return relayChat(relay, { ...call, candidates: admitted.candidates, billing: admitted.billing });
+  call.candidates = admitted.candidates;
+  call.billing = admitted.billing;
+  return relayChat(relay, call);
 }
 
 /** The OpenAI-compatible data plane: /v1/chat/completions, /v1/embeddings, /v1/models. */

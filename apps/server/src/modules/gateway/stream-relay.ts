@@ -144,7 +144,7 @@ async function attemptAll(
 ): Promise<unknown> {
   for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
     const context = contextFor(channel, call.publicModel);
-    const translated = channel.provider.chat.request({ ...call.body, model: context.model }, context);
+    const translated = channel.provider.chat.request(call.body, context);
     const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);
     const attempts = failures.length + 1;
     if (outcome.kind === "aborted") {
