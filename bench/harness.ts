@@ -97,7 +97,14 @@ export interface LyssOptions {
   root?: string;
 }
 
-/** Starts `node apps/server/bin/lyss.js start` on SQLite in `dir` and waits for /health. */
+/** The Node flags `npm start` runs the server with (its start script's, e.g. `--single-threaded-gc`). */
+export function startFlags(checkout = root): string[] {
+  const manifest = JSON.parse(fs.readFileSync(path.join(checkout, "apps/server/package.json"), "utf8")) as { scripts?: { start?: string } };
+  const words = (manifest.scripts?.start ?? "").split(/\s+/);
+  return words.slice(1, words.indexOf("bin/lyss.js")).filter((word) => word.startsWith("--"));
+}
+
+/** Starts `node <npm start's flags> apps/server/bin/lyss.js start` on SQLite in `dir` and waits for /health. */
 export async function startLyss(port: number, dir: string, options: LyssOptions = {}): Promise<{ child: ChildProcess; readyMs: number }> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -113,7 +120,7 @@ export async function startLyss(port: number, dir: string, options: LyssOptions 
   }
   const started = performance.now();
   const checkout = options.root ?? root;
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), path.join(checkout, "apps/server/bin/lyss.js"), "start"], {
+  const child = spawn(process.execPath, [...startFlags(checkout), ...(options.nodeArgs ?? []), path.join(checkout, "apps/server/bin/lyss.js"), "start"], {
     cwd: checkout,
     env,
     stdio: ["ignore", "inherit", "inherit"],
