@@ -120,11 +120,15 @@ export async function startLyss(port: number, dir: string, options: LyssOptions 
   }
   const started = performance.now();
   const checkout = options.root ?? root;
-  const child = spawn(process.execPath, [...startFlags(checkout), ...(options.nodeArgs ?? []), path.join(checkout, "apps/server/bin/lyss.js"), "start"], {
-    cwd: checkout,
-    env,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [...startFlags(checkout), ...(options.nodeArgs ?? []), path.join(checkout, "apps/server/bin/lyss.js"), "start"],
+    {
+      cwd: checkout,
+      env,
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
   children.add(child);
   let exited = false;
   child.once("exit", () => {

@@ -143,7 +143,9 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
         const outgoing: Record<string, unknown> = { ...body, model: context.model };
         for (const field of unsupported) delete outgoing[field];
         if (body.stream && capabilities.streamUsage) {
-          outgoing.stream_options = body.stream_options ? { ...asRecord(body.stream_options), include_usage: true } : { include_usage: true };
+          outgoing.stream_options = body.stream_options
+            ? { ...asRecord(body.stream_options), include_usage: true }
+            : { include_usage: true };
         } else if (!body.stream) {
           delete outgoing.stream_options;
         }
