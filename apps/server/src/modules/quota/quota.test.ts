@@ -118,6 +118,26 @@ describe("quotas", () => {
     expect((await open(token.key)).status).toBe(429);
   });
 
+  it("applies a token's changed limits and rate limits from its next call", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, {
+      limits: [{ metric: "requests", window: "total", max: 100 }],
+      rate_limits: { rpm: 100 },
+    });
+    const patch = (body: Record<string, unknown>) => app.call("PATCH", `/api/v1/tokens/${token.id}`, { token: admin.token, body });
+    const first = await chat(baseUrl, token.key);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-lyss-quota-remaining-requests")).toBe("99");
+    expect((await patch({ rate_limits: { rpm: 1 } })).status).toBe(200);
+    const limited = await chat(baseUrl, token.key);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("x-ratelimit-limit-requests")).toBe("1");
+    expect((await patch({ rate_limits: {}, limits: [{ metric: "requests", window: "total", max: 2 }] })).status).toBe(200);
+    const second = await chat(baseUrl, token.key);
+    expect(second.status).toBe(200);
+    expect(second.headers.get("x-lyss-quota-remaining-requests")).toBe("0");
+    expect((await chat(baseUrl, token.key)).status).toBe(429);
+  });
+
   it("resets day windows at the tenant's midnight (injectable clock)", async () => {
     await app.call("PATCH", "/api/v1/settings/tenant", { token: admin.token, body: { time_zone: "Asia/Shanghai" } });
     const token = await createAccessToken(app, admin.token, admin.tenant.id, { limits: [{ metric: "requests", window: "day", max: 2 }] });
