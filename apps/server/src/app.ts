@@ -162,7 +162,6 @@ export function createServices(infra: Infra) {
   const quota = createQuotaService({ db: db.kysely, store: quotaStore, clock, settings, prices, principals });
   const rates = createRateLimiter({
     store: redis ? createRedisRateStore(redis, config.redisPrefix) : link ? linkedRateStore(link) : createMemoryRateStore(),
-    settings,
     clock,
   });
   const members = createMemberService(deps, users, quota);

@@ -45,7 +45,7 @@ async function admit(
   }
   const plan = quota.cachedPlan(token) ?? (await quota.buildPlan(token));
   const estimated = quota.estimate(plan, body, quota.multiplier(plan, usable[0]?.group));
-  const rate = await rates.admit(token, estimated.tokens);
+  const rate = await rates.admit(plan.rateRules, estimated.tokens);
   const reservation = await quota.reserve(plan, estimated);
   const headers = rate.headers;
   quota.remainingHeaders(reservation, headers);

@@ -1,6 +1,5 @@
 import type { Clock } from "../../infra/clock.ts";
 import { GatewayError } from "../gateway/gateway-error.ts";
-import type { SettingsService } from "../settings/service.ts";
 import type { RuntimeToken } from "../tokens/token-cache.ts";
 import type { RateCheck, RateStore } from "./rate-store.ts";
 
@@ -13,8 +12,28 @@ interface Rule extends RateCheck {
   metric: "requests" | "tokens";
 }
 
-/** How long a token's derived rules are used at most before they are derived again. */
-const RULES_MAX_AGE_MS = 10_000;
+/** A rule as derived from the limits: its key and limit, without a request's amount. */
+export type RateRule = Omit<Rule, "amount">;
+
+/**
+ * The rules that apply to a token's calls: its own `rate_limits`, its member's (the tenant setting
+ * `user_rate_limits`) and its tenant's (the platform setting `tenant_rate_limits`).
+ */
+export function rateRulesFor(
+  token: RuntimeToken,
+  tenantValues: Readonly<Record<string, unknown>>,
+  platformValues: Readonly<Record<string, unknown>>,
+): RateRule[] {
+  const rules: RateRule[] = [];
+  const add = (scope: string, limits: RateLimits | undefined) => {
+    if (limits?.rpm) rules.push({ key: `${scope}:rpm`, limit: limits.rpm, metric: "requests" });
+    if (limits?.tpm) rules.push({ key: `${scope}:tpm`, limit: limits.tpm, metric: "tokens" });
+  };
+  add(`token:${token.id}`, token.rateLimits);
+  add(`member:${token.tenantId}:${token.userId}`, tenantValues.user_rate_limits as RateLimits | undefined);
+  add(`tenant:${token.tenantId}`, (platformValues.tenant_rate_limits as Record<string, RateLimits> | undefined)?.[token.tenantId]);
+  return rules;
+}
 
 const seconds = (ms: number) => `${Math.max(1, Math.ceil(ms / 1000))}s`;
 
@@ -44,40 +63,20 @@ function headersFor(rules: Rule[], remaining: number[], resetMs: number): Record
 }
 
 /**
- * Requests and tokens per minute for each token (its `rate_limits`), each member (the tenant setting
- * `user_rate_limits`) and each tenant (the platform setting `tenant_rate_limits`), over a sliding
+ * Requests and tokens per minute for each token, member and tenant (`rateRulesFor`), over a sliding
  * window shared through Redis when configured.
  */
-export function createRateLimiter(deps: { store: RateStore; settings: SettingsService; clock: Clock }) {
-  const { store, settings, clock } = deps;
-  /** Each token's rules (keys and limits), derived again when a setting changes or they are a few seconds old. */
-  const derived = new WeakMap<RuntimeToken, { rules: Omit<Rule, "amount">[]; generation: number; until: number }>();
-
-  async function derive(token: RuntimeToken, now: number): Promise<Omit<Rule, "amount">[]> {
-    const generation = settings.generation;
-    const tenantValues = (await settings.tenant(token.tenantId)).values;
-    const platformValues = (await settings.platform()).values;
-    const rules: Omit<Rule, "amount">[] = [];
-    const add = (scope: string, limits: RateLimits | undefined) => {
-      if (limits?.rpm) rules.push({ key: `${scope}:rpm`, limit: limits.rpm, metric: "requests" });
-      if (limits?.tpm) rules.push({ key: `${scope}:tpm`, limit: limits.tpm, metric: "tokens" });
-    };
-    add(`token:${token.id}`, token.rateLimits);
-    add(`member:${token.tenantId}:${token.userId}`, tenantValues.user_rate_limits as RateLimits | undefined);
-    add(`tenant:${token.tenantId}`, (platformValues.tenant_rate_limits as Record<string, RateLimits> | undefined)?.[token.tenantId]);
-    derived.set(token, { rules, generation, until: now + RULES_MAX_AGE_MS });
-    return rules;
-  }
+export function createRateLimiter(deps: { store: RateStore; clock: Clock }) {
+  const { store, clock } = deps;
 
   return {
     /**
-     * Counts the request (and its estimated tokens) against every rule, or refuses with a 429 and
+     * Counts the request (and its estimated tokens) against every rule of the token (its quota plan's),
+     * or refuses with a 429 and
      * Retry-After. Answers the headers to send and how to correct the token count afterwards.
      */
-    async admit(token: RuntimeToken, estimatedTokens: number) {
+    async admit(template: RateRule[], estimatedTokens: number) {
       const now = clock.now().getTime();
-      const cached = derived.get(token);
-      const template = cached && cached.generation === settings.generation && now < cached.until ? cached.rules : await derive(token, now);
       if (template.length === 0) return { headers: {}, settle: async (_actualTokens: number) => undefined };
       const rules = template.map(
         (rule): Rule => ({

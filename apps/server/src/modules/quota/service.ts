@@ -9,6 +9,7 @@ import { GatewayError } from "../gateway/gateway-error.ts";
 import { costOf, type PriceBook } from "../pricing/service.ts";
 import type { SettingsService } from "../settings/service.ts";
 import { type Limit, parseLimits, type RuntimeToken } from "../tokens/token-cache.ts";
+import { type RateRule, rateRulesFor } from "./rate-limits.ts";
 import type { Charge, QuotaStore } from "./store.ts";
 import { type Window, windowBucket } from "./windows.ts";
 
@@ -21,7 +22,6 @@ export interface Amounts {
 }
 
 export interface Reservation {
-  tenantId: string;
   charges: Charge[];
   /** The plan the charges follow: its entries are in the same order. */
   plan: QuotaPlan;
@@ -42,7 +42,8 @@ interface PlanEntry {
 
 /**
  * What admission needs to know of a token: every limit of the token, its member and its tenant with
- * the counter of the current window, the completion allowance and the price multipliers. Derived once
+ * the counter of the current window, its rate rules, the completion allowance and the price
+ * multipliers. Derived once
  * and reused until the token, a setting or a principal changes, a window ends, or it is a few seconds
  * old (the caches it is read from expire too).
  */
@@ -52,6 +53,8 @@ export interface QuotaPlan {
   maxTokensCap: number;
   tenantMultiplier: number;
   groupMultipliers: Record<string, number> | undefined;
+  /** The token's rate rules (`rateRulesFor`). */
+  rateRules: RateRule[];
   until: number;
   /** The settings' and the principals' generations it was derived at. */
   generations: [number, number];
@@ -211,6 +214,7 @@ export function createQuotaService(deps: {
       maxTokensCap: Number(tenantValues.quota_default_max_tokens ?? 4096),
       tenantMultiplier: (platformValues.tenant_price_multipliers as Record<string, number> | undefined)?.[token.tenantId] ?? 1,
       groupMultipliers: platformValues.group_price_multipliers as Record<string, number> | undefined,
+      rateRules: rateRulesFor(token, tenantValues, platformValues),
       until,
       // A change while the plan was being derived leaves it to be derived again on the next call.
       generations,
@@ -257,7 +261,7 @@ export function createQuotaService(deps: {
         amount: amounts[entry.metric],
         ttlSeconds: entry.ttlSeconds,
       }));
-      const reservation: Reservation = { tenantId: plan.tenantId, charges, plan, totals: [], estimate: amounts };
+      const reservation: Reservation = { charges, plan, totals: [], estimate: amounts };
       if (charges.length === 0) return reservation;
       const result = await store.reserve(charges);
       if (!result.ok) {
@@ -324,10 +328,16 @@ export function createQuotaService(deps: {
       // Each settlement's maximum, in the same order.
       const maxima = reservation.charges.map((charge) => charge.max);
       if (channel && channel.limits.length > 0) {
-        const zone = await timeZone(reservation.tenantId);
+        const zone = await timeZone(reservation.plan.tenantId);
         for (const limit of channel.limits) {
           const key = keyOf("channel", channel.id, limit, windowBucket(limit.window, clock.now(), zone).bucket);
-          settlements.push({ key, tenantId: reservation.tenantId, reserved: 0, used: actual[limit.metric], ttlSeconds: TTL[limit.window] });
+          settlements.push({
+            key,
+            tenantId: reservation.plan.tenantId,
+            reserved: 0,
+            used: actual[limit.metric],
+            ttlSeconds: TTL[limit.window],
+          });
           maxima.push(limit.max);
         }
       }
