@@ -17,7 +17,8 @@ const outdir = path.join(server, "dist");
 rmSync(outdir, { recursive: true, force: true });
 const started = performance.now();
 await build({
-  entryPoints: { lyss: path.join(server, "src/cli.ts") },
+  // The usage writer runs on a thread of its own (src/modules/usage/batch-sink.ts loads it by this name).
+  entryPoints: { lyss: path.join(server, "src/cli.ts"), "usage-writer": path.join(server, "src/modules/usage/writer-thread.ts") },
   outdir,
   bundle: true,
   splitting: true,

@@ -64,9 +64,9 @@ import { createTenantService } from "./modules/tenants/service.ts";
 import { tokenRoutes } from "./modules/tokens/routes.ts";
 import { createTokenService } from "./modules/tokens/service.ts";
 import { createTokenCache } from "./modules/tokens/token-cache.ts";
+import { inlineSink, threadSink } from "./modules/usage/batch-sink.ts";
 import { createUsageRecorder } from "./modules/usage/recorder.ts";
 import { createUsageRetention } from "./modules/usage/retention.ts";
-import { writeUsageRollups } from "./modules/usage/rollups.ts";
 import { usageRoutes } from "./modules/usage/routes.ts";
 import { usageStatsRoutes } from "./modules/usage/stats-routes.ts";
 import { userRoutes } from "./modules/users/routes.ts";
@@ -154,8 +154,6 @@ export function createServices(infra: Infra) {
   const tokenCache = createTokenCache(db.kysely, bus);
   const upstream = createUpstreamClient({ connections: config.gateway.upstreamConnections });
   const stats = createChannelStats(() => clock.now().getTime(), { breaker: DEFAULT_BREAKER, bus });
-  const usage = createUsageRecorder(db.kysely, infra.logger);
-  usage.addBatchWriter(writeUsageRollups);
   const usageRetention = createUsageRetention({ db: db.kysely, settings, clock, logger: infra.logger });
   const prices = createPriceBook(db.kysely, bus);
   const quotaStore = redis ? createRedisQuotaStore(redis, config.redisPrefix) : link ? linkedQuotaStore(link) : createMemoryQuotaStore();
@@ -165,7 +163,9 @@ export function createServices(infra: Infra) {
     clock,
   });
   const members = createMemberService(deps, users, quota);
-  usage.addBatchWriter((trx) => quota.persist(trx));
+  // SQLite blocks the thread that writes: usage batches are written on a thread of their own.
+  const usageSink = db.dialect === "sqlite" ? threadSink(db.location) : inlineSink(db.kysely);
+  const usage = createUsageRecorder(usageSink, infra.logger, { counters: quota, now: () => clock.now() });
   const channels = createChannelService({ ...deps, key: credentialKey, catalog, upstream, quota });
   const health = createChannelHealth(infra, { channels, settings, stats, usage });
   const notifications = createNotificationService({

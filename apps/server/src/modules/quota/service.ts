@@ -9,6 +9,7 @@ import { GatewayError } from "../gateway/gateway-error.ts";
 import { costOf, type PriceBook } from "../pricing/service.ts";
 import type { SettingsService } from "../settings/service.ts";
 import { type Limit, parseLimits, type RuntimeToken } from "../tokens/token-cache.ts";
+import type { CounterDelta } from "../usage/batch-write.ts";
 import { type RateRule, rateRulesFor } from "./rate-limits.ts";
 import type { Charge, QuotaStore } from "./store.ts";
 import { type Window, windowBucket } from "./windows.ts";
@@ -383,28 +384,20 @@ export function createQuotaService(deps: {
       return () => thresholdListeners.delete(listener);
     },
 
-    /** Writes settled amounts to the database inside a usage batch's transaction. */
-    async persist(trx: Kysely<Database>): Promise<void> {
-      if (pending.size === 0) return;
-      const batch = pending;
+    /** Settled amounts not yet in the database, handed to the next usage batch. */
+    takeSettled(): CounterDelta[] {
+      if (pending.size === 0) return [];
+      const taken = [...pending].map(([key, { tenantId, delta }]) => ({ key, tenantId, delta }));
       pending = new Map();
-      const now = clock.now().toISOString();
-      try {
-        for (const [key, { tenantId, delta }] of batch) {
-          await trx
-            .insertInto("quota_counters")
-            .values({ key, tenant_id: tenantId, used: delta, updated_at: now })
-            .onConflict((conflict) =>
-              conflict.column("key").doUpdateSet((eb) => ({ used: eb("quota_counters.used", "+", delta), updated_at: now })),
-            )
-            .execute();
-        }
-      } catch (error) {
-        for (const [key, entry] of batch) {
-          const current = pending.get(key);
-          pending.set(key, { tenantId: entry.tenantId, delta: entry.delta + (current?.delta ?? 0) });
-        }
-        throw error;
+      return taken;
+    },
+
+    /** Gives back the amounts of a batch that did not land, for the next one. */
+    restoreSettled(counters: CounterDelta[]) {
+      for (const { key, tenantId, delta } of counters) {
+        const current = pending.get(key);
+        if (current) current.delta += delta;
+        else pending.set(key, { tenantId, delta });
       }
     },
   };

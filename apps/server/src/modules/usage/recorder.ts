@@ -1,78 +1,46 @@
-import type { Kysely } from "kysely";
 import type { Logger } from "pino";
-import { compiledBatch } from "../../db/compiled-batch.ts";
-import type { Database, UsageLogsTable } from "../../db/schema.ts";
+import type { UsageLogsTable } from "../../db/schema.ts";
 import { newId } from "../../infra/ids.ts";
-import { touchTokens } from "../tokens/repository.ts";
+import type { BatchSink } from "./batch-sink.ts";
+import type { CounterDelta } from "./batch-write.ts";
 
 export type UsageRecord = Omit<UsageLogsTable, "id">;
 
-const USAGE_COLUMNS = [
-  "id",
-  "tenant_id",
-  "user_id",
-  "token_id",
-  "channel_id",
-  "provider",
-  "endpoint",
-  "requested_model",
-  "upstream_model",
-  "stream",
-  "status_code",
-  "error",
-  "latency_ms",
-  "ttft_ms",
-  "prompt_tokens",
-  "completion_tokens",
-  "cached_tokens",
-  "reasoning_tokens",
-  "total_tokens",
-  "attempts",
-  "request_id",
-  "cost_micro_usd",
-  "created_at",
-] as const satisfies readonly (keyof UsageLogsTable)[];
-// Every column is written: a column added to the table without being listed here fails to compile.
-const everyColumn: Exclude<keyof UsageLogsTable, (typeof USAGE_COLUMNS)[number]> extends never ? true : never = true;
-void everyColumn;
-
-/** 100 records of 23 values per statement stays far below both databases' parameter limits. */
-const insertUsage = compiledBatch<UsageLogsTable>(USAGE_COLUMNS, 100, (db, rows) => db.insertInto("usage_logs").values(rows as never));
-
-/** Work that must land in the same transaction as a batch of usage records (counters, rollups). */
-export type BatchWriter = (trx: Kysely<Database>, batch: UsageLogsTable[]) => Promise<void>;
+/** Quota use settled in memory, written with the next batch (and given back when that batch fails). */
+export interface SettledCounters {
+  takeSettled(): CounterDelta[];
+  restoreSettled(counters: CounterDelta[]): void;
+}
 
 /**
  * Usage records are buffered in memory and written in batches, off the request path: every
- * `intervalMs`, when `batchSize` records wait, and on shutdown. A failed batch is retried on the next
- * flush, so a database hiccup loses nothing.
+ * `intervalMs`, when `batchSize` records wait, and on shutdown; each batch also carries the quota use
+ * settled since the last one. The sink writes a batch in one transaction (on SQLite, on a thread of its
+ * own). A failed batch is retried on the next flush, so a database hiccup loses nothing.
  */
-export function createUsageRecorder(db: Kysely<Database>, logger: Logger, options: { intervalMs?: number; batchSize?: number } = {}) {
+export function createUsageRecorder(
+  sink: BatchSink,
+  logger: Logger,
+  options: { intervalMs?: number; batchSize?: number; counters?: SettledCounters; now?: () => Date } = {},
+) {
   const batchSize = options.batchSize ?? 500;
+  const now = options.now ?? (() => new Date());
   let pending: UsageLogsTable[] = [];
   let flushing: Promise<void> | undefined;
   const listeners = new Set<(record: UsageLogsTable) => void>();
-  const writers: BatchWriter[] = [];
-
-  async function writeBatch(batch: UsageLogsTable[]) {
-    const lastUsed = new Map<string, string>();
-    for (const row of batch) if (row.token_id) lastUsed.set(row.token_id, row.created_at);
-    await db.transaction().execute(async (trx) => {
-      await insertUsage(trx, batch);
-      await touchTokens(trx, lastUsed);
-      for (const writer of writers) await writer(trx, batch);
-    });
-  }
 
   async function flush(): Promise<void> {
     if (flushing) await flushing;
-    if (pending.length === 0) return;
-    const batch = pending;
+    const counters = options.counters?.takeSettled() ?? [];
+    if (pending.length === 0 && counters.length === 0) return;
+    const records = pending;
     pending = [];
-    flushing = writeBatch(batch)
+    flushing = sink
+      .write({ records, counters, at: now().toISOString() })
       .catch((error: Error) => {
-        logger.error({ err: error, records: batch.length }, "usage batch failed; kept for the next flush");
-        pending = [...batch, ...pending];
+        logger.error({ err: error, records: records.length }, "usage batch failed; kept for the next flush");
+        pending = [...records, ...pending];
+        options.counters?.restoreSettled(counters);
       })
       .finally(() => {
         flushing = undefined;
@@ -98,14 +66,11 @@ export function createUsageRecorder(db: Kysely<Database>, logger: Logger, option
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    /** Adds work to every batch's transaction. */
-    addBatchWriter(writer: BatchWriter) {
-      writers.push(writer);
-    },
     flush,
     async close() {
       clearInterval(timer);
       await flush();
+      await sink.close();
     },
   };
 }

@@ -80,15 +80,14 @@ describe("usage rollups", () => {
   });
 
   it("rolls a failed batch back with its records and counts it once when the retry lands", async () => {
-    let failures = 1;
-    app.services.usage.addBatchWriter(async () => {
-      if (failures-- > 0) throw new Error("database hiccup");
-    });
+    const db = app.infra.db.kysely;
+    // The rollups table is away for the first batch: its records must not land without their rollups.
+    await db.schema.alterTable("usage_rollups").renameTo("usage_rollups_away").execute();
     record({ tenant_id: tenantA, created_at: "2025-06-01T12:00:00.000Z", user_id: "u" });
     await app.services.usage.flush();
-    const db = app.infra.db.kysely;
-    expect(await storedRollups(db)).toEqual([]);
     expect(await db.selectFrom("usage_logs").select("id").execute()).toEqual([]);
+    await db.schema.alterTable("usage_rollups_away").renameTo("usage_rollups").execute();
+    expect(await storedRollups(db)).toEqual([]);
     await app.services.usage.flush();
     const stored = await storedRollups(db);
     expect(stored.filter((row) => row.dimension === "tenant").map((row) => row.requests)).toEqual([1, 1]);

@@ -1,0 +1,90 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { Kysely } from "kysely";
+import type { Database } from "../../db/schema.ts";
+import { type UsageBatch, writeUsageBatch } from "./batch-write.ts";
+import type { WriterReply, WriterRequest } from "./writer-thread.ts";
+
+/** Where usage batches go: written here, or handed to a writer thread. */
+export interface BatchSink {
+  /** Resolves once the batch has landed; rejects when it did not (nothing of it landed). */
+  write(batch: UsageBatch): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Writes on the caller's own connection (PostgreSQL: the driver's I/O does not block the thread). */
+export function inlineSink(db: Kysely<Database>): BatchSink {
+  return { write: (batch) => writeUsageBatch(db, batch), close: async () => {} };
+}
+
+/**
+ * The writer thread's module: the bundle's `usage-writer.js` beside this chunk in production, the
+ * TypeScript source through tsx otherwise.
+ */
+function startWriter(file: string): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith(".ts")) return new Worker(new URL("./usage-writer.js", here), { workerData: { file } });
+  // From source, the thread registers tsx's loader first (a worker's execArgv cannot --import it).
+  const manifestPath = createRequire(here).resolve("tsx/package.json");
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { exports: Record<string, { import: { default: string } }> };
+  const api = pathToFileURL(path.join(path.dirname(manifestPath), manifest.exports["./esm/api"]?.import.default ?? "")).href;
+  const entry = new URL("./writer-thread.ts", here).href;
+  const boot = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(boot, { eval: true, workerData: { file } });
+}
+
+/**
+ * Writes on a thread of its own with its own connection (SQLite: better-sqlite3 blocks the thread that
+ * calls it, and a batch of 500 records takes milliseconds). The thread starts with the first batch; if
+ * it dies, the batch in flight fails (and is retried by the recorder) and the next batch starts another.
+ */
+export function threadSink(file: string): BatchSink {
+  let worker: Worker | undefined;
+  let nextId = 1;
+  const waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+
+  function thread(): Worker {
+    if (worker) return worker;
+    const started = startWriter(file);
+    started.on("message", (reply: WriterReply) => {
+      const entry = waiting.get(reply.id);
+      waiting.delete(reply.id);
+      // An idle thread does not keep the process alive; one with a batch in flight does.
+      if (waiting.size === 0) started.unref();
+      if (reply.error === undefined) entry?.resolve();
+      else entry?.reject(new Error(reply.error));
+    });
+    const fail = (error: Error) => {
+      if (worker === started) worker = undefined;
+      for (const entry of waiting.values()) entry.reject(error);
+      waiting.clear();
+    };
+    started.on("error", fail);
+    started.on("exit", (code) => fail(new Error(`the usage writer thread exited (code ${code})`)));
+    worker = started;
+    return started;
+  }
+
+  function send(request: Omit<WriterRequest, "id">, target: Worker): Promise<void> {
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      target.ref();
+      target.postMessage({ ...request, id });
+    });
+  }
+
+  return {
+    write: (batch) => send({ batch }, thread()),
+    async close() {
+      const current = worker;
+      if (!current) return;
+      worker = undefined;
+      await send({ close: true }, current).catch(() => undefined);
+      await current.terminate();
+    },
+  };
+}

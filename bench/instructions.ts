@@ -1,0 +1,194 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import autocannon from "autocannon";
+import {
+  buildServer,
+  chatBody,
+  cleanup,
+  freePort,
+  guard,
+  here,
+  provision,
+  root,
+  sleep,
+  startFlags,
+  startHelper,
+  tempDir,
+} from "./harness.ts";
+
+/**
+ * Instructions per request, counted by valgrind's callgrind: unlike CPU time on a shared machine, the
+ * count repeats from run to run for the same code and load (±1 %), so it tells small changes apart.
+ * Each target (the bare proxy, the framework floor, Lyss with one worker on SQLite) runs under
+ * callgrind with counting off; after a warm-up the count is switched on for a fixed number of
+ * requests, dumped, and divided by them. Kernel time (syscalls) is not counted.
+ *
+ *   npx tsx bench/instructions.ts [--requests 2000] [--warmup 4000] [--connections 20] [--stream] [--targets bare,floor,lyss]
+ */
+
+const argument = (name: string, fallback: string) => {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
+};
+const requests = Number(argument("--requests", "2000"));
+const warmup = Number(argument("--warmup", "4000"));
+const connections = Number(argument("--connections", "20"));
+const shapes = process.argv.includes("--stream") ? [true] : process.argv.includes("--plain") ? [false] : [false, true];
+const targets = argument("--targets", "bare,floor,lyss").split(",");
+
+guard(30 * 60_000);
+
+function valgrind(outFile: string, nodeArgs: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(
+    "valgrind",
+    ["--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", `--callgrind-out-file=${outFile}`, process.execPath, ...nodeArgs],
+    { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+}
+
+async function waitFor(url: string, child: ChildProcess, ms: number) {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`exited before ${url} answered`);
+    try {
+      const answer = await fetch(url, { method: "POST", body: chatBody(false), headers: { "content-type": "application/json" } });
+      await answer.arrayBuffer();
+      if (answer.status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`${url} did not answer in ${ms / 1000} s`);
+}
+
+async function load(origin: string, headers: Record<string, string>, stream: boolean, amount: number) {
+  const result = await autocannon({
+    url: `${origin}/v1/chat/completions`,
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: chatBody(stream),
+    connections,
+    amount,
+    pipelining: 1,
+    timeout: 60,
+  });
+  const failed = result.non2xx + result.errors + result.timeouts;
+  if (failed) throw new Error(`${failed} of ${amount} requests failed`);
+}
+
+/** The total of a dump file. */
+function dumpedInstructions(file: string): number {
+  const text = fs.readFileSync(file, "utf8");
+  // (The header's summary line wraps around after counting was switched off and on; the totals do not.)
+  const match = /^totals:\s+(\d+)/m.exec(text);
+  if (!match) throw new Error(`no totals in ${file}`);
+  return Number(match[1]);
+}
+
+/** callgrind_control, with the target's environment: valgrind names its control pipes after HOST and USER. */
+function control(child: ChildProcess, env: NodeJS.ProcessEnv, ...args: string[]) {
+  execFileSync("callgrind_control", [...args, String(child.pid)], { env, stdio: "ignore" });
+}
+
+/**
+ * The counts of one dump, per thread (callgrind.out.<n>-<thread>, thread 1 the main thread), once every
+ * thread's file is complete; the files are removed.
+ */
+async function dumped(dir: string, child: ChildProcess, log: () => string): Promise<{ main: number; all: number }> {
+  const deadline = performance.now() + 120_000;
+  let previous = "";
+  while (performance.now() < deadline && child.exitCode === null) {
+    const files = fs
+      .readdirSync(dir)
+      .filter((file) => /^callgrind\.out\.\d+-\d+$/.test(file))
+      .sort();
+    const complete = files.length > 0 && files.every((file) => /^totals:/m.test(fs.readFileSync(path.join(dir, file), "utf8")));
+    // Complete and the same list as 0.5 s ago: every thread has been written.
+    if (complete && files.join() === previous) {
+      let main = 0;
+      let all = 0;
+      for (const file of files) {
+        const count = dumpedInstructions(path.join(dir, file));
+        all += count;
+        if (file.endsWith("-01")) main = count;
+        if (process.env.KEEP_DUMP) fs.copyFileSync(path.join(dir, file), `/tmp/cg-${path.basename(dir)}-${file}`);
+        fs.rmSync(path.join(dir, file));
+      }
+      return { main, all };
+    }
+    previous = complete ? files.join() : "";
+    await sleep(500);
+  }
+  throw new Error(`no callgrind dump:\n${log().slice(-2000)}`);
+}
+
+async function measure(name: string, upstream: string): Promise<Record<string, number>> {
+  const dir = tempDir(`lyss-instr-${name}-`);
+  const port = await freePort();
+  const outFile = path.join(dir, "callgrind.out");
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: "production", LOG_LEVEL: "warn" };
+  let nodeArgs: string[];
+  if (name === "bare") nodeArgs = ["--import", "tsx", path.join(here, "bare-proxy.ts"), String(port), upstream];
+  else if (name === "floor") nodeArgs = ["--import", "tsx", path.join(here, "framework-floor.ts"), String(port), upstream];
+  else {
+    nodeArgs = [...startFlags(), path.join(root, "apps/server/bin/lyss.js"), "start"];
+    Object.assign(env, { LYSS_DATA_DIR: dir, PORT: String(port), HOST: "127.0.0.1", LYSS_WORKERS: "1" });
+    for (const variable of ["DATABASE_URL", "REDIS_URL", "LYSS_ADMIN_EMAIL", "LYSS_ADMIN_PASSWORD"]) delete env[variable];
+  }
+  const child = valgrind(outFile, nodeArgs, env);
+  let log = "";
+  child.stdout?.on("data", (data: Buffer) => (log += data.toString()));
+  child.stderr?.on("data", (data: Buffer) => (log += data.toString()));
+  const origin = `http://127.0.0.1:${port}`;
+  const results: Record<string, number> = {};
+  try {
+    await waitFor(`${origin}/v1/chat/completions`, child, 300_000);
+    let headers: Record<string, string> = {};
+    if (name === "lyss") {
+      const upstreamPort = new URL(upstream).port;
+      const { token } = await provision(origin, Number(upstreamPort), []);
+      headers = { authorization: `Bearer ${token.key}` };
+    }
+    for (const stream of shapes) await load(origin, headers, stream, warmup);
+    for (const stream of shapes) {
+      control(child, env, "-i", "on");
+      await load(origin, headers, stream, requests);
+      control(child, env, "-d");
+      control(child, env, "-i", "off");
+      const counts = await dumped(dir, child, () => log);
+      results[stream ? "stream" : "plain"] = counts.main / requests;
+      results[stream ? "stream, all threads" : "plain, all threads"] = counts.all / requests;
+    }
+  } finally {
+    child.kill("SIGKILL");
+  }
+  return results;
+}
+
+buildServer();
+const upstream = await startHelper("fake-upstream.ts", ["0"]);
+const upstreamOrigin = `http://127.0.0.1:${upstream.port}`;
+const table: Record<string, Record<string, number>> = {};
+for (const name of targets) {
+  table[name] = await measure(name, upstreamOrigin);
+  console.log(
+    name,
+    Object.entries(table[name] ?? {})
+      .map(([shape, count]) => `${shape} ${(count / 1000).toFixed(0)} k`)
+      .join(", "),
+  );
+}
+console.log("\ninstructions per request, main thread (all threads), thousands");
+for (const shape of shapes.map((stream) => (stream ? "stream" : "plain"))) {
+  const bare = table.bare?.[shape];
+  const row = targets.map((name) => {
+    const main = table[name]?.[shape] ?? 0;
+    const all = table[name]?.[`${shape}, all threads`] ?? 0;
+    return `${name} ${(main / 1000).toFixed(0)} k (${(all / 1000).toFixed(0)} k)${bare ? ` ${(main / bare).toFixed(2)}×` : ""}`;
+  });
+  console.log(`${shape}: ${row.join(" | ")}`);
+}
+cleanup();
+process.exit(0);
