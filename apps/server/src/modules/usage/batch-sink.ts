@@ -26,14 +26,17 @@ export function inlineSink(db: Kysely<Database>): BatchSink {
  */
 function startWriter(file: string): Worker {
   const here = import.meta.url;
-  if (!here.endsWith(".ts")) return new Worker(new URL("./usage-writer.js", here), { workerData: { file } });
+  // A batch is a few hundred kilobytes: a small young generation keeps the thread's memory down (about
+  // 33 MiB of resident memory instead of 49 with V8's default).
+  const options = { workerData: { file }, resourceLimits: { maxYoungGenerationSizeMb: 2 } };
+  if (!here.endsWith(".ts")) return new Worker(new URL("./usage-writer.js", here), options);
   // From source, the thread registers tsx's loader first (a worker's execArgv cannot --import it).
   const manifestPath = createRequire(here).resolve("tsx/package.json");
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { exports: Record<string, { import: { default: string } }> };
   const api = pathToFileURL(path.join(path.dirname(manifestPath), manifest.exports["./esm/api"]?.import.default ?? "")).href;
   const entry = new URL("./writer-thread.ts", here).href;
   const boot = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData: { file } });
+  return new Worker(boot, { ...options, eval: true });
 }
 
 /**
