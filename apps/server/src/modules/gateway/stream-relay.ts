@@ -74,9 +74,16 @@ interface Accumulated {
 function accumulate(state: Accumulated, chunk: ChatChunk) {
   if (chunk.usage) state.usage = chunk.usage;
   for (const choice of chunk.choices) {
-    state.text += choice.delta.content ?? "";
-    for (const tool of choice.delta.tool_calls ?? []) state.text += tool.function?.arguments ?? "";
+    const { content, tool_calls: tools } = choice.delta;
+    if (content) state.text += content;
+    if (tools) for (const tool of tools) state.text += tool.function?.arguments ?? "";
   }
+}
+
+/** Whether a chunk ends one of its choices. */
+function finishes(chunk: ChatChunk): boolean {
+  for (const choice of chunk.choices) if (choice.finish_reason !== null) return true;
+  return false;
 }
 
 /**
@@ -118,7 +125,7 @@ function decodeBatch(decoder: StreamDecoder, frames: StreamFrame[]): DecodedBatc
     for (const chunk of decoded.chunks) {
       batch.chunks.push(chunk);
       batch.raws.push(decoded.chunks.length === 1 ? decoded.raw : undefined);
-      if (chunk.choices.some((choice) => choice.finish_reason !== null)) batch.finish = true;
+      if (finishes(chunk)) batch.finish = true;
     }
     if (decoded.error) {
       batch.error = { status: decoded.error.status, message: decoded.error.message };
@@ -287,9 +294,10 @@ async function attemptAll(
 /** Accumulates the chunks and encodes them for the client as one piece of text. */
 function encodeAll(encoder: StreamEncoder, state: Accumulated, batch: Pick<DecodedBatch, "chunks" | "raws">): string {
   let text = "";
-  batch.chunks.forEach((chunk, index) => {
+  for (let index = 0; index < batch.chunks.length; index++) {
+    const chunk = batch.chunks[index] as ChatChunk;
     accumulate(state, chunk);
     text += encoder.chunk(chunk, batch.raws[index]);
-  });
+  }
   return text;
 }

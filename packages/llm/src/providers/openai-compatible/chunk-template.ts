@@ -43,6 +43,23 @@ function valueEnd(data: string, start: number): number {
 }
 
 /**
+ * Whether the string between `before` and `after` is the delta's text. With no backslash around it,
+ * every key is spelled as it is and no string holds a quote, so the one `"<field>":` in the text, which
+ * `valueStart` found, is the delta's own key (the parsed chunk has it). Otherwise (an escape somewhere
+ * else in the chunk, rare) the text is parsed again with another string in that place, and must change
+ * just the delta's text.
+ */
+function located(before: string, after: string, field: TextField): boolean {
+  if (!before.includes("\\") && !after.includes("\\")) return true;
+  try {
+    const probe = JSON.parse(`${before}\\u0001${after}`) as ChatChunk;
+    return probe.choices?.[0]?.delta?.[field] === "\u0001";
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Most frames of an OpenAI-format stream differ from the one before only in the text of the delta:
  * same id, model, created and shape. Once a parsed frame is a plain text chunk, its text around the
  * delta's string is kept as a template; a later frame that is the same text around a valid JSON string
@@ -86,14 +103,7 @@ export function chunkTemplates() {
       learned++;
       const before = data.slice(0, start);
       const after = data.slice(end);
-      // The located string is the delta's text only if putting another text there changes just that.
-      let probe: ChatChunk;
-      try {
-        probe = JSON.parse(`${before}\\u0001${after}`) as ChatChunk;
-      } catch {
-        return;
-      }
-      if (probe.choices?.[0]?.delta?.[name] !== "\u0001") return;
+      if (!located(before, after, name)) return;
       prefix = before;
       suffix = after;
       field = name;
