@@ -105,4 +105,14 @@ describe("usage writer thread (SQLite)", () => {
     expect(ids).toEqual(["after", "b0", "b1", "b2", "b3", "b4"]);
     expect((await db.kysely.selectFrom("quota_counters").select("used").executeTakeFirst())?.used).toBe(5);
   });
+
+  it("lands a batch written while the thread closes, on a thread of its own", async () => {
+    await sink.write(batch([record("before", { tenant_id: "t1", created_at: "2025-07-01T09:00:00.000Z" })]));
+    const closing = sink.close();
+    const during = sink.write(batch([record("during", { tenant_id: "t1", created_at: "2025-07-01T09:00:00.000Z" })]));
+    await closing;
+    await during;
+    const ids = (await db.kysely.selectFrom("usage_logs").select("id").orderBy("id").execute()).map((row) => row.id);
+    expect(ids).toEqual(["before", "during"]);
+  });
 });

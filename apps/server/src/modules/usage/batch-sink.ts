@@ -45,49 +45,53 @@ function startWriter(file: string): Worker {
  * it dies, the batch in flight fails (and is retried by the recorder) and the next batch starts another.
  */
 export function threadSink(file: string): BatchSink {
-  let worker: Worker | undefined;
+  type Waiting = Map<number, { resolve: () => void; reject: (error: Error) => void }>;
+  let current: { thread: Worker; waiting: Waiting } | undefined;
   let nextId = 1;
-  const waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
-  function thread(): Worker {
-    if (worker) return worker;
-    const started = startWriter(file);
-    started.on("message", (reply: WriterReply) => {
+  function writer() {
+    if (current) return current;
+    const thread = startWriter(file);
+    // Each thread answers for its own requests: one that ends fails only what it was sent.
+    const waiting: Waiting = new Map();
+    const started = { thread, waiting };
+    thread.on("message", (reply: WriterReply) => {
       const entry = waiting.get(reply.id);
       waiting.delete(reply.id);
       // An idle thread does not keep the process alive; one with a batch in flight does.
-      if (waiting.size === 0) started.unref();
+      if (waiting.size === 0) thread.unref();
       if (reply.error === undefined) entry?.resolve();
       else entry?.reject(new Error(reply.error));
     });
     const fail = (error: Error) => {
-      if (worker === started) worker = undefined;
+      if (current === started) current = undefined;
       for (const entry of waiting.values()) entry.reject(error);
       waiting.clear();
     };
-    started.on("error", fail);
-    started.on("exit", (code) => fail(new Error(`the usage writer thread exited (code ${code})`)));
-    worker = started;
+    thread.on("error", fail);
+    thread.on("exit", (code) => fail(new Error(`the usage writer thread exited (code ${code})`)));
+    current = started;
     return started;
   }
 
-  function send(request: Omit<WriterRequest, "id">, target: Worker): Promise<void> {
+  function send(request: Omit<WriterRequest, "id">, target: { thread: Worker; waiting: Waiting }): Promise<void> {
     const id = nextId++;
     return new Promise((resolve, reject) => {
-      waiting.set(id, { resolve, reject });
-      target.ref();
-      target.postMessage({ ...request, id });
+      target.waiting.set(id, { resolve, reject });
+      target.thread.ref();
+      target.thread.postMessage({ ...request, id });
     });
   }
 
   return {
-    write: (batch) => send({ batch }, thread()),
+    write: (batch) => send({ batch }, writer()),
+    /** Ends the thread once what it was sent has landed; a batch written meanwhile starts another. */
     async close() {
-      const current = worker;
-      if (!current) return;
-      worker = undefined;
-      await send({ close: true }, current).catch(() => undefined);
-      await current.terminate();
+      const closing = current;
+      if (!closing) return;
+      current = undefined;
+      await send({ close: true }, closing).catch(() => undefined);
+      await closing.thread.terminate();
     },
   };
 }
