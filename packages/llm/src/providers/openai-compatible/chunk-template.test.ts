@@ -84,7 +84,12 @@ describe("OpenAI-format stream chunks decoded through a template", () => {
       data: JSON.stringify(chunk({ content: value }, { x: { content: other } })).replace('"delta":{"content"', '"delta":{"\\u0063ontent"'),
     });
     const other = compatibleStreamDecoder();
-    for (const [value, extra] of [["a", "x"], ["b", "x"], ["b", "y"], ["c", "x"]] as const) {
+    for (const [value, extra] of [
+      ["a", "x"],
+      ["b", "x"],
+      ["b", "y"],
+      ["c", "x"],
+    ] as const) {
       expect(other.decode(escaped(value, extra))).toEqual(decodeCompatibleFrame(escaped(value, extra)));
     }
   });
