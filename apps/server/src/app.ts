@@ -165,7 +165,7 @@ export function createServices(infra: Infra) {
   const members = createMemberService(deps, users, quota);
   // SQLite blocks the thread that writes: usage batches are written on a thread of their own.
   const usageSink = db.dialect === "sqlite" ? threadSink(db.location) : inlineSink(db.kysely);
-  const usage = createUsageRecorder(usageSink, infra.logger, { counters: quota, now: () => clock.now() });
+  const usage = createUsageRecorder(usageSink, { logger: infra.logger, counters: quota, clock });
   const channels = createChannelService({ ...deps, key: credentialKey, catalog, upstream, quota });
   const health = createChannelHealth(infra, { channels, settings, stats, usage });
   const notifications = createNotificationService({

@@ -1,5 +1,6 @@
 import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { eventually } from "../../test/eventually.ts";
 import { createAccessToken, gatewayApp, type setupAdmin, type TestApp } from "../../test/test-app.ts";
 import { windowBucket } from "./windows.ts";
 
@@ -61,6 +62,29 @@ describe("quotas", () => {
     expect(logs.filter((row) => row.status_code === 200)).toHaveLength(50);
     const spent = logs.reduce((sum, row) => sum + Number(row.cost_micro_usd), 0);
     expect(counters.find((row) => row.key.includes(":cost_micro_usd:month:"))?.used).toBe(spent);
+  });
+
+  it("gives a failed batch's settled use back and stores it once when the next batch lands", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, {
+      limits: [{ metric: "requests", window: "total", max: 10 }],
+    });
+    // Settlement follows the answer (through Redis, a round trip later): wait until the counter shows it.
+    const settled = (used: number) =>
+      eventually(async () => (await app.call("GET", `/api/v1/tokens/${token.id}`, { token: admin.token })).body.limits[0].used === used);
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+    await settled(1);
+    const db = app.infra.db.kysely;
+    // The usage table is away for the first batch: neither its records nor the settled counters land.
+    await db.schema.alterTable("usage_logs").renameTo("usage_logs_away").execute();
+    await app.services.usage.flush();
+    expect(await db.selectFrom("quota_counters").select("used").execute()).toEqual([]);
+    await db.schema.alterTable("usage_logs_away").renameTo("usage_logs").execute();
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+    await settled(2);
+    await app.services.usage.flush();
+    const counters = await db.selectFrom("quota_counters").select(["key", "used"]).execute();
+    expect(counters.find((row) => row.key.includes(":requests:total:"))?.used).toBe(2);
+    expect(await db.selectFrom("usage_logs").select("id").execute()).toHaveLength(2);
   });
 
   it("prices every usage record in integer micro-USD", async () => {

@@ -9,7 +9,7 @@ import { GatewayError } from "../gateway/gateway-error.ts";
 import { costOf, type PriceBook } from "../pricing/service.ts";
 import type { SettingsService } from "../settings/service.ts";
 import { type Limit, parseLimits, type RuntimeToken } from "../tokens/token-cache.ts";
-import type { CounterDelta } from "../usage/batch-write.ts";
+import type { CounterDelta } from "./counters.ts";
 import { type RateRule, rateRulesFor } from "./rate-limits.ts";
 import type { Charge, QuotaStore } from "./store.ts";
 import { type Window, windowBucket } from "./windows.ts";

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import { compiledBatch } from "../../db/compiled-batch.ts";
 import type { Database, UsageLogsTable } from "../../db/schema.ts";
+import { addToCounters, type CounterDelta } from "../quota/counters.ts";
 import { touchTokens } from "../tokens/repository.ts";
 import { writeUsageRollups } from "./rollups.ts";
 
@@ -36,13 +37,6 @@ void everyColumn;
 /** 100 records of 23 values per statement stays far below both databases' parameter limits. */
 const insertUsage = compiledBatch<UsageLogsTable>(USAGE_COLUMNS, 100, (db, rows) => db.insertInto("usage_logs").values(rows as never));
 
-/** Settled quota use of one counter, not yet in the database. */
-export interface CounterDelta {
-  key: string;
-  tenantId: string;
-  delta: number;
-}
-
 /**
  * One batch of usage: the records, and the quota use settled since the last batch. Plain data, so it
  * can be handed to the thread that writes it.
@@ -67,14 +61,6 @@ export async function writeUsageBatch(db: Kysely<Database>, batch: UsageBatch): 
       await touchTokens(trx, lastUsed);
       await writeUsageRollups(trx, batch.records);
     }
-    for (const { key, tenantId, delta } of batch.counters) {
-      await trx
-        .insertInto("quota_counters")
-        .values({ key, tenant_id: tenantId, used: delta, updated_at: batch.at })
-        .onConflict((conflict) =>
-          conflict.column("key").doUpdateSet((eb) => ({ used: eb("quota_counters.used", "+", delta), updated_at: batch.at })),
-        )
-        .execute();
-    }
+    await addToCounters(trx, batch.counters, batch.at);
   });
 }

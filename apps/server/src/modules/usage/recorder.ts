@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
 import type { UsageLogsTable } from "../../db/schema.ts";
+import type { Clock } from "../../infra/clock.ts";
 import { newId } from "../../infra/ids.ts";
+import type { CounterDelta } from "../quota/counters.ts";
 import type { BatchSink } from "./batch-sink.ts";
-import type { CounterDelta } from "./batch-write.ts";
 
 export type UsageRecord = Omit<UsageLogsTable, "id">;
 
@@ -20,27 +21,27 @@ export interface SettledCounters {
  */
 export function createUsageRecorder(
   sink: BatchSink,
-  logger: Logger,
-  options: { intervalMs?: number; batchSize?: number; counters?: SettledCounters; now?: () => Date } = {},
+  deps: { logger: Logger; counters: SettledCounters; clock: Clock },
+  options: { intervalMs?: number; batchSize?: number } = {},
 ) {
+  const { logger, counters: settled, clock } = deps;
   const batchSize = options.batchSize ?? 500;
-  const now = options.now ?? (() => new Date());
   let pending: UsageLogsTable[] = [];
   let flushing: Promise<void> | undefined;
   const listeners = new Set<(record: UsageLogsTable) => void>();
 
   async function flush(): Promise<void> {
     if (flushing) await flushing;
-    const counters = options.counters?.takeSettled() ?? [];
+    const counters = settled.takeSettled();
     if (pending.length === 0 && counters.length === 0) return;
     const records = pending;
     pending = [];
     flushing = sink
-      .write({ records, counters, at: now().toISOString() })
+      .write({ records, counters, at: clock.now().toISOString() })
       .catch((error: Error) => {
         logger.error({ err: error, records: records.length }, "usage batch failed; kept for the next flush");
         pending = [...records, ...pending];
-        options.counters?.restoreSettled(counters);
+        settled.restoreSettled(counters);
       })
       .finally(() => {
         flushing = undefined;
