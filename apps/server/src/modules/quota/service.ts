@@ -391,15 +391,6 @@ export function createQuotaService(deps: {
       pending = new Map();
       return taken;
     },
-
-    /** Gives back the amounts of a batch that did not land, for the next one. */
-    restoreSettled(counters: CounterDelta[]) {
-      for (const { key, tenantId, delta } of counters) {
-        const current = pending.get(key);
-        if (current) current.delta += delta;
-        else pending.set(key, { tenantId, delta });
-      }
-    },
   };
 }
 

@@ -1,11 +1,12 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { Worker } from "node:worker_threads";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { migrateToLatest } from "../../db/migrate.ts";
 import type { UsageLogsTable } from "../../db/schema.ts";
 import { type Db, openSqlite } from "../../infra/db.ts";
-import { type BatchSink, threadSink } from "./batch-sink.ts";
+import { type BatchSink, startWriter, threadSink } from "./batch-sink.ts";
 import type { UsageBatch } from "./batch-write.ts";
 import { usageRecord } from "./test-usage.ts";
 
@@ -114,5 +115,50 @@ describe("usage writer thread (SQLite)", () => {
     await during;
     const ids = (await db.kysely.selectFrom("usage_logs").select("id").orderBy("id").execute()).map((row) => row.id);
     expect(ids).toEqual(["before", "during"]);
+  });
+
+  it("fails the batch in flight when its thread dies, lands nothing of it, and writes the next on a new thread", async () => {
+    const threads: Worker[] = [];
+    const own = threadSink(file, (path) => {
+      const thread = startWriter(path);
+      threads.push(thread);
+      return thread;
+    });
+    try {
+      const first = batch(
+        [record("first", { tenant_id: "t1", created_at: "2025-07-01T09:00:00.000Z" })],
+        [{ key: "c", tenantId: "t1", delta: 2 }],
+      );
+      await own.write(first);
+      // Written again, as after an answer that was lost: found landed, and nothing counts twice.
+      await own.write(first);
+      // The thread dies between two batches: the next one starts another.
+      await threads[0]?.terminate();
+      await own.write(batch([record("second", { tenant_id: "t1", created_at: "2025-07-01T09:00:00.000Z" })]));
+      expect(threads).toHaveLength(2);
+      // The thread dies with a batch in flight: that batch fails, and none of it lands.
+      const lost = own.write(
+        batch([record("lost", { tenant_id: "t1", created_at: "2025-07-01T09:00:00.000Z" })], [{ key: "c", tenantId: "t1", delta: 7 }]),
+      );
+      await threads[1]?.terminate();
+      await expect(lost).rejects.toThrow(/exited/);
+      // Given again (as the recorder does with a failed batch), it lands once, on a third thread.
+      await own.write(
+        batch([record("lost", { tenant_id: "t1", created_at: "2025-07-01T09:00:00.000Z" })], [{ key: "c", tenantId: "t1", delta: 7 }]),
+      );
+      expect(threads).toHaveLength(3);
+      const ids = (await db.kysely.selectFrom("usage_logs").select("id").orderBy("id").execute()).map((row) => row.id);
+      expect(ids).toEqual(["first", "lost", "second"]);
+      expect((await db.kysely.selectFrom("quota_counters").select("used").executeTakeFirst())?.used).toBe(9);
+      const rollup = await db.kysely
+        .selectFrom("usage_rollups")
+        .select("requests")
+        .where("dimension", "=", "tenant")
+        .where("period", "=", "day")
+        .executeTakeFirst();
+      expect(rollup?.requests).toBe(3);
+    } finally {
+      await own.close();
+    }
   });
 });

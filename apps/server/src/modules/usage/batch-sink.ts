@@ -24,7 +24,7 @@ export function inlineSink(db: Kysely<Database>): BatchSink {
  * The writer thread's module: the bundle's `usage-writer.js` beside this chunk in production, the
  * TypeScript source through tsx otherwise.
  */
-function startWriter(file: string): Worker {
+export function startWriter(file: string): Worker {
   const here = import.meta.url;
   // A batch is a few hundred kilobytes: a small young generation keeps the thread's memory down (about
   // 33 MiB of resident memory instead of 49 with V8's default).
@@ -43,15 +43,16 @@ function startWriter(file: string): Worker {
  * Writes on a thread of its own with its own connection (SQLite: better-sqlite3 blocks the thread that
  * calls it, and a batch of 500 records takes milliseconds). The thread starts with the first batch; if
  * it dies, the batch in flight fails (and is retried by the recorder) and the next batch starts another.
+ * `start` makes a thread (tests keep a hold of theirs).
  */
-export function threadSink(file: string): BatchSink {
+export function threadSink(file: string, start: (file: string) => Worker = startWriter): BatchSink {
   type Waiting = Map<number, { resolve: () => void; reject: (error: Error) => void }>;
   let current: { thread: Worker; waiting: Waiting } | undefined;
   let nextId = 1;
 
   function writer() {
     if (current) return current;
-    const thread = startWriter(file);
+    const thread = start(file);
     // Each thread answers for its own requests: one that ends fails only what it was sent.
     const waiting: Waiting = new Map();
     const started = { thread, waiting };

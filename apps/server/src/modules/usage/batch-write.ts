@@ -51,12 +51,19 @@ export interface UsageBatch {
 /**
  * Writes a batch in one transaction: the records, the tokens' last use, the hourly and daily rollups
  * and the quota counters land together or not at all, so rollups, records and counters never disagree.
+ * A batch written again after it landed (its answer was lost) is found by its first record and left
+ * as it is. (A batch of counters alone has no record to be found by: the recorder sends one only
+ * when use was settled after its records had gone, and it would count twice only if the thread or
+ * connection died between its commit and its answer.)
  */
 export async function writeUsageBatch(db: Kysely<Database>, batch: UsageBatch): Promise<void> {
   const lastUsed = new Map<string, string>();
   for (const row of batch.records) if (row.token_id) lastUsed.set(row.token_id, row.created_at);
   await db.transaction().execute(async (trx) => {
-    if (batch.records.length) {
+    const first = batch.records[0];
+    if (first) {
+      const landed = await trx.selectFrom("usage_logs").select("id").where("id", "=", first.id).executeTakeFirst();
+      if (landed) return;
       await insertUsage(trx, batch.records);
       await touchTokens(trx, lastUsed);
       await writeUsageRollups(trx, batch.records);

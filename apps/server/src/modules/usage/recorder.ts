@@ -4,20 +4,22 @@ import type { Clock } from "../../infra/clock.ts";
 import { newId } from "../../infra/ids.ts";
 import type { CounterDelta } from "../quota/counters.ts";
 import type { BatchSink } from "./batch-sink.ts";
+import type { UsageBatch } from "./batch-write.ts";
 
 export type UsageRecord = Omit<UsageLogsTable, "id">;
 
-/** Quota use settled in memory, written with the next batch (and given back when that batch fails). */
+/** Quota use settled in memory, written with the next batch. */
 export interface SettledCounters {
   takeSettled(): CounterDelta[];
-  restoreSettled(counters: CounterDelta[]): void;
 }
 
 /**
  * Usage records are buffered in memory and written in batches, off the request path: every
  * `intervalMs`, when `batchSize` records wait, and on shutdown; each batch also carries the quota use
  * settled since the last one. The sink writes a batch in one transaction (on SQLite, on a thread of its
- * own). A failed batch is retried on the next flush, so a database hiccup loses nothing.
+ * own). A batch that fails is kept as it is and written again, before anything newer, at each flush
+ * until it lands: a database hiccup loses nothing, and a batch that did land but whose answer was lost
+ * (its thread or connection died in between) is recognised as landed instead of counted twice.
  */
 export function createUsageRecorder(
   sink: BatchSink,
@@ -27,25 +29,38 @@ export function createUsageRecorder(
   const { logger, counters: settled, clock } = deps;
   const batchSize = options.batchSize ?? 500;
   let pending: UsageLogsTable[] = [];
+  let failed: UsageBatch | undefined;
   let flushing: Promise<void> | undefined;
   const listeners = new Set<(record: UsageLogsTable) => void>();
 
+  /** Writes a batch; one that fails becomes the batch to write again. */
+  async function write(batch: UsageBatch): Promise<boolean> {
+    try {
+      await sink.write(batch);
+      return true;
+    } catch (error) {
+      logger.error({ err: error, records: batch.records.length }, "usage batch failed; kept for the next flush");
+      failed = batch;
+      return false;
+    }
+  }
+
   async function flush(): Promise<void> {
     if (flushing) await flushing;
-    const counters = settled.takeSettled();
-    if (pending.length === 0 && counters.length === 0) return;
-    const records = pending;
-    pending = [];
-    flushing = sink
-      .write({ records, counters, at: clock.now().toISOString() })
-      .catch((error: Error) => {
-        logger.error({ err: error, records: records.length }, "usage batch failed; kept for the next flush");
-        pending = [...records, ...pending];
-        settled.restoreSettled(counters);
-      })
-      .finally(() => {
-        flushing = undefined;
-      });
+    flushing = (async () => {
+      if (failed) {
+        const again = failed;
+        failed = undefined;
+        if (!(await write(again))) return;
+      }
+      const counters = settled.takeSettled();
+      if (pending.length === 0 && counters.length === 0) return;
+      const records = pending;
+      pending = [];
+      await write({ records, counters, at: clock.now().toISOString() });
+    })().finally(() => {
+      flushing = undefined;
+    });
     await flushing;
   }
 
