@@ -46,58 +46,56 @@ export function bucketStart(period: RollupPeriod, time: Date | number): string {
   return new Date(Math.floor(ms / size) * size).toISOString();
 }
 
-/** Both bucket starts of a stored time; ISO text from `toISOString` is cut, anything else parsed. */
-function bucketsOf(createdAt: string): Record<RollupPeriod, string> {
+/** The hour of a stored time as `YYYY-MM-DDTHH`; ISO text from `toISOString` is cut, anything else parsed. */
+function hourOf(createdAt: string): string {
   const iso = createdAt.length === 24 && createdAt.endsWith("Z") ? createdAt : new Date(createdAt).toISOString();
-  return { hour: `${iso.slice(0, 13)}:00:00.000Z`, day: `${iso.slice(0, 10)}T00:00:00.000Z` };
+  return iso.slice(0, 13);
 }
 
-/** The value a record has in each dimension; records without one (no channel, say) are not counted there. */
-export function dimensionValues(row: UsageLogsTable): [RollupDimension, string | null][] {
-  return [
-    ["tenant", row.tenant_id],
-    ["user", row.user_id],
-    ["token", row.token_id],
-    ["model", row.requested_model],
-    ["channel", row.channel_id],
-  ];
-}
-
-/** What one record adds to every rollup it belongs to. Errors are answers with status 400 and up. */
-export function metricsOf(row: UsageLogsTable): RollupMetrics {
-  return {
-    requests: 1,
-    errors: row.status_code >= 400 ? 1 : 0,
-    prompt_tokens: row.prompt_tokens,
-    completion_tokens: row.completion_tokens,
-    cached_tokens: row.cached_tokens,
-    total_tokens: row.total_tokens,
-    // Present once prices exist (migration 0003); a record without a cost counts as free.
-    cost_micro_usd: Number((row as { cost_micro_usd?: number }).cost_micro_usd ?? 0),
-    latency_ms_sum: row.latency_ms,
-  };
+/** A batch's records that are alike in every dimension and in their hour, summed. */
+interface Group extends RollupMetrics {
+  record: UsageLogsTable;
+  hour: string;
 }
 
 /** Sums a batch in memory: one row per (tenant, period, bucket, dimension, value), sorted by key. */
 export function aggregateUsage(batch: readonly UsageLogsTable[]): RollupRow[] {
   // Records alike in every dimension and in their hour are summed first: a batch holds few such groups,
-  // and each group then adds to its ten rollup rows once.
-  const groups = new Map<string, { record: UsageLogsTable; buckets: Record<RollupPeriod, string>; metrics: RollupMetrics }>();
+  // and each group then adds to its ten rollup rows once. (A missing user or channel keys apart from an
+  // empty one.)
+  const groups = new Map<string, Group>();
   for (const record of batch) {
-    const buckets = bucketsOf(record.created_at);
-    const metrics = metricsOf(record);
-    const key = dimensionValues(record)
-      .map(([, value]) => value ?? "\u0001")
-      .concat(record.tenant_id, buckets.hour)
-      .join("\u0000");
-    const group = groups.get(key);
-    if (group) for (const metric of ROLLUP_METRICS) group.metrics[metric] += metrics[metric];
-    else groups.set(key, { record, buckets, metrics });
+    const hour = hourOf(record.created_at);
+    const key = `${record.tenant_id}\u0000${record.user_id ?? "\u0001"}\u0000${record.token_id ?? "\u0001"}\u0000${record.requested_model}\u0000${record.channel_id ?? "\u0001"}\u0000${hour}`;
+    let group = groups.get(key);
+    if (!group) {
+      group = { record, hour, ...emptyMetrics() };
+      groups.set(key, group);
+    }
+    group.requests += 1;
+    if (record.status_code >= 400) group.errors += 1;
+    group.prompt_tokens += record.prompt_tokens;
+    group.completion_tokens += record.completion_tokens;
+    group.cached_tokens += record.cached_tokens;
+    group.total_tokens += record.total_tokens;
+    // Present once prices exist (migration 0003); a record without a cost counts as free.
+    group.cost_micro_usd += Number((record as { cost_micro_usd?: number }).cost_micro_usd ?? 0);
+    group.latency_ms_sum += record.latency_ms;
   }
   const rows = new Map<string, RollupRow>();
-  for (const { record, buckets, metrics } of groups.values()) {
+  for (const group of groups.values()) {
+    const { record } = group;
+    const buckets: Record<RollupPeriod, string> = { hour: `${group.hour}:00:00.000Z`, day: `${group.hour.slice(0, 10)}T00:00:00.000Z` };
+    const values: [RollupDimension, string | null][] = [
+      ["tenant", record.tenant_id],
+      ["user", record.user_id],
+      ["token", record.token_id],
+      ["model", record.requested_model],
+      ["channel", record.channel_id],
+    ];
     for (const period of ROLLUP_PERIODS) {
-      for (const [dimension, value] of dimensionValues(record)) {
+      for (const [dimension, value] of values) {
+        // Records without a value in a dimension (no channel, say) are not counted there.
         if (value === null || value === "") continue;
         const key = `${record.tenant_id}\u0000${period}\u0000${dimension}\u0000${value}\u0000${buckets[period]}`;
         let row = rows.get(key);
@@ -112,7 +110,7 @@ export function aggregateUsage(batch: readonly UsageLogsTable[]): RollupRow[] {
           };
           rows.set(key, row);
         }
-        for (const metric of ROLLUP_METRICS) row[metric] += metrics[metric];
+        for (const metric of ROLLUP_METRICS) row[metric] += group[metric];
       }
     }
   }
