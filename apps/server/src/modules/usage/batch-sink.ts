@@ -26,9 +26,11 @@ export function inlineSink(db: Kysely<Database>): BatchSink {
  */
 export function startWriter(file: string): Worker {
   const here = import.meta.url;
-  // A batch is a few hundred kilobytes: a small young generation keeps the thread's memory down (about
-  // 33 MiB of resident memory instead of 49 with V8's default).
-  const options = { workerData: { file }, resourceLimits: { maxYoungGenerationSizeMb: 2 } };
+  // A batch is a few hundred kilobytes: a small young generation keeps the thread's memory down (V8's
+  // default costs about 16 MiB more). At 2 MB the thread collected in the middle of each batch, about
+  // 3 µs more per record than at 4 MB, where the resident memory with 2,000 open streams did not move
+  // beyond its noise.
+  const options = { workerData: { file }, resourceLimits: { maxYoungGenerationSizeMb: 4 } };
   if (!here.endsWith(".ts")) return new Worker(new URL("./usage-writer.js", here), options);
   // From source, the thread registers tsx's loader first (a worker's execArgv cannot --import it).
   const manifestPath = createRequire(here).resolve("tsx/package.json");

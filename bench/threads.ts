@@ -1,0 +1,108 @@
+import fs from "node:fs";
+import autocannon from "autocannon";
+import { buildServer, chatBody, cleanup, freePort, guard, provision, startHelper, startLyss, tempDir } from "./harness.ts";
+
+/**
+ * CPU time per request of each thread of the bare proxy and of Lyss (one worker, SQLite), user and
+ * system apart, read from /proc/<pid>/task before and after a run: where a process's time goes (the
+ * serving thread, Lyss's usage writer, V8's helper threads) rather than only how much it is.
+ *
+ *   npx tsx bench/threads.ts [--seconds 8] [--connections 50] [--plain | --stream]
+ */
+
+const argument = (name: string, fallback: string) => {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
+};
+const seconds = Number(argument("--seconds", "8"));
+const connections = Number(argument("--connections", "50"));
+const shapes = process.argv.includes("--stream") ? [true] : process.argv.includes("--plain") ? [false] : [false, true];
+
+guard(10 * 60_000);
+
+/** Clock ticks per second of /proc's times (USER_HZ). */
+const TICKS = 100;
+
+interface ThreadTimes {
+  user: number;
+  system: number;
+}
+
+function threadTimes(pid: number): Map<string, ThreadTimes> {
+  const times = new Map<string, ThreadTimes>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      times.set(tid, { user: Number(fields[11]) / TICKS, system: Number(fields[12]) / TICKS });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return times;
+}
+
+async function main() {
+  buildServer();
+  const upstream = await startHelper("fake-upstream.ts", ["0"]);
+  const bare = await startHelper("bare-proxy.ts", ["0", `http://127.0.0.1:${upstream.port}`]);
+  const port = await freePort();
+  const lyss = await startLyss(port, tempDir("lyss-threads-"), { env: { LYSS_WORKERS: "1" } });
+  const { token } = await provision(`http://127.0.0.1:${port}`, upstream.port, []);
+  // Every thread is named "node": the ones there once a target serves are V8's and libuv's helpers, and
+  // one started later is Lyss's usage writer (it starts with the first batch).
+  const helpers = new Map<number | undefined, Set<string>>();
+  for (const child of [bare.child, lyss.child]) helpers.set(child.pid, new Set(child.pid ? threadTimes(child.pid).keys() : []));
+  const targets = [
+    { name: "bare", pid: bare.child.pid, origin: `http://127.0.0.1:${bare.port}`, headers: {} },
+    { name: "lyss", pid: lyss.child.pid, origin: `http://127.0.0.1:${port}`, headers: { authorization: `Bearer ${token.key}` } },
+  ];
+  console.log(
+    `CPU µs per request by thread, user + system (main; V8's and libuv's helpers; Lyss's usage writer), ${connections} connections, ${seconds} s after a 3 s warm-up`,
+  );
+  for (const stream of shapes) {
+    for (const target of targets) {
+      if (target.pid === undefined) throw new Error(`${target.name} has no pid`);
+      const run = (duration: number) =>
+        autocannon({
+          url: `${target.origin}/v1/chat/completions`,
+          method: "POST",
+          headers: { "content-type": "application/json", ...target.headers },
+          body: chatBody(stream),
+          connections,
+          duration,
+        });
+      await run(3);
+      const before = threadTimes(target.pid);
+      const result = await run(seconds);
+      const after = threadTimes(target.pid);
+      const requests = Math.max(1, result.requests.total);
+      const rows = new Map<string, { user: number; system: number }>();
+      for (const [tid, now] of after) {
+        const then = before.get(tid) ?? { user: 0, system: 0 };
+        const name = tid === String(target.pid) ? "main" : helpers.get(target.pid)?.has(tid) ? "helpers" : "writer";
+        const row = rows.get(name) ?? { user: 0, system: 0 };
+        row.user += ((now.user - then.user) * 1e6) / requests;
+        row.system += ((now.system - then.system) * 1e6) / requests;
+        rows.set(name, row);
+      }
+      const total = [...rows.values()].reduce((sum, row) => sum + row.user + row.system, 0);
+      const parts = [...rows]
+        .filter(([, row]) => row.user + row.system >= 0.5)
+        .map(([name, row]) => `${name} ${row.user.toFixed(0)} + ${row.system.toFixed(0)}`);
+      console.log(
+        `${target.name.padEnd(4)} ${stream ? "stream" : "plain "} ${Math.round(result.requests.average)} req/s, ${total.toFixed(0)} µs: ${parts.join(", ")}`,
+      );
+    }
+  }
+}
+
+try {
+  await main();
+  cleanup();
+  process.exit(0);
+} catch (error) {
+  console.error(error);
+  cleanup();
+  process.exit(1);
+}
