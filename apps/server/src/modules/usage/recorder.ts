@@ -75,7 +75,8 @@ export function createUsageRecorder(
       row.id = newId();
       pending.push(row);
       for (const listener of listeners) listener(row);
-      if (pending.length >= batchSize) void flush();
+      // After a failure the timer retries: not every record while the database is away.
+      if (pending.length >= batchSize && !failed) void flush();
     },
     /** Observers of each record as it is made (metrics, live views). */
     onRecord(listener: (record: UsageLogsTable) => void) {
