@@ -33,31 +33,30 @@ export function createUsageRecorder(
   let flushing: Promise<void> | undefined;
   const listeners = new Set<(record: UsageLogsTable) => void>();
 
-  /** Writes a batch; one that fails becomes the batch to write again. */
+  /** Writes a batch; answers whether it landed. */
   async function write(batch: UsageBatch): Promise<boolean> {
     try {
       await sink.write(batch);
       return true;
     } catch (error) {
       logger.error({ err: error, records: batch.records.length }, "usage batch failed; kept for the next flush");
-      failed = batch;
       return false;
     }
   }
 
   async function flush(): Promise<void> {
-    if (flushing) await flushing;
+    // One flush at a time: callers that waited together do not write the same batch side by side.
+    while (flushing) await flushing;
     flushing = (async () => {
       if (failed) {
-        const again = failed;
+        if (!(await write(failed))) return;
         failed = undefined;
-        if (!(await write(again))) return;
       }
       const counters = settled.takeSettled();
       if (pending.length === 0 && counters.length === 0) return;
-      const records = pending;
+      const batch: UsageBatch = { records: pending, counters, at: clock.now().toISOString() };
       pending = [];
-      await write({ records, counters, at: clock.now().toISOString() });
+      if (!(await write(batch))) failed = batch;
     })().finally(() => {
       flushing = undefined;
     });
