@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Run, Target } from "./gateway-report.ts";
-import { cleanup, drive, freePort, guard, here, provision, root, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
+import { drive, freePort, guard, here, provision, root, runMain, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
 
 /**
  * What each change bought: runs the gateway of several commits side by side against the same upstream
@@ -139,12 +139,4 @@ async function main() {
   console.log(`appended to ${path.relative(root, file)}`);
 }
 
-try {
-  await main();
-  cleanup();
-  process.exit(0);
-} catch (error) {
-  console.error(error);
-  cleanup();
-  process.exit(1);
-}
+await runMain(main);

@@ -13,6 +13,8 @@ export interface Target {
 
 export interface Run {
   rps: number;
+  /** Requests answered in the run. */
+  requests: number;
   p50: number;
   p99: number;
   /** CPU time (user + system) of the target's processes per answered request. */

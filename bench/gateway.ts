@@ -8,7 +8,6 @@ import {
   api,
   buildServer,
   chatBody,
-  cleanup,
   drive,
   freePort,
   guard,
@@ -16,6 +15,7 @@ import {
   provision,
   root,
   rssMiB,
+  runMain,
   sleep,
   startHelper,
   startLyss,
@@ -317,12 +317,4 @@ async function main() {
   console.log(`\n${summary}\nresults appended to ${path.relative(root, resultsFile)}`);
 }
 
-try {
-  await main();
-  cleanup();
-  process.exit(0);
-} catch (error) {
-  console.error(error);
-  cleanup();
-  process.exit(1);
-}
+await runMain(main);

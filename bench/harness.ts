@@ -24,6 +24,19 @@ export function cleanup() {
   tempDirs.clear();
 }
 
+/** Runs a benchmark script's main: cleans up after it, and exits non-zero when it throws. */
+export async function runMain(main: () => Promise<void>): Promise<never> {
+  try {
+    await main();
+    cleanup();
+    process.exit(0);
+  } catch (error) {
+    console.error(error);
+    cleanup();
+    process.exit(1);
+  }
+}
+
 /** Cleans up on exit and on signals, and stops the run when it exceeds its time limit. */
 export function guard(timeLimitMs: number) {
   process.on("exit", cleanup);
@@ -269,6 +282,7 @@ export async function drive(target: Target, connections: number, stream: boolean
   const cpu = cpuSeconds(target.pid) - cpuBefore;
   return {
     rps: result.requests.average,
+    requests: result.requests.total,
     p50: result.latency.p50,
     p99: result.latency.p99,
     cpuMicrosPerRequest: (cpu * 1e6) / Math.max(1, result.requests.total),

@@ -3,7 +3,7 @@ import { SourceMap } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { buildServer, chatBody, cleanup, freePort, guard, provision, root, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
+import { buildServer, chatBody, freePort, guard, provision, root, runMain, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
 
 /**
  * CPU profile of Lyss's gateway under load: runs Lyss with `--cpu-prof`, drives POST
@@ -133,12 +133,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-  cleanup();
-  process.exit(0);
-} catch (error) {
-  console.error(error);
-  cleanup();
-  process.exit(1);
-}
+await runMain(main);

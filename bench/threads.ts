@@ -1,6 +1,6 @@
 import fs from "node:fs";
-import autocannon from "autocannon";
-import { buildServer, chatBody, cleanup, freePort, guard, provision, startHelper, startLyss, tempDir } from "./harness.ts";
+import type { Target } from "./gateway-report.ts";
+import { buildServer, drive, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
 
 /**
  * CPU time per request of each thread of the bare proxy and of Lyss (one worker, SQLite), user and
@@ -53,7 +53,7 @@ async function main() {
   // one started later is Lyss's usage writer (it starts with the first batch).
   const helpers = new Map<number | undefined, Set<string>>();
   for (const child of [bare.child, lyss.child]) helpers.set(child.pid, new Set(child.pid ? threadTimes(child.pid).keys() : []));
-  const targets = [
+  const targets: Target[] = [
     { name: "bare", pid: bare.child.pid, origin: `http://127.0.0.1:${bare.port}`, headers: {} },
     { name: "lyss", pid: lyss.child.pid, origin: `http://127.0.0.1:${port}`, headers: { authorization: `Bearer ${token.key}` } },
   ];
@@ -63,20 +63,11 @@ async function main() {
   for (const stream of shapes) {
     for (const target of targets) {
       if (target.pid === undefined) throw new Error(`${target.name} has no pid`);
-      const run = (duration: number) =>
-        autocannon({
-          url: `${target.origin}/v1/chat/completions`,
-          method: "POST",
-          headers: { "content-type": "application/json", ...target.headers },
-          body: chatBody(stream),
-          connections,
-          duration,
-        });
-      await run(3);
+      await drive(target, connections, stream, 3);
       const before = threadTimes(target.pid);
-      const result = await run(seconds);
+      const result = await drive(target, connections, stream, seconds);
       const after = threadTimes(target.pid);
-      const requests = Math.max(1, result.requests.total);
+      const requests = Math.max(1, result.requests);
       const rows = new Map<string, { user: number; system: number }>();
       for (const [tid, now] of after) {
         const then = before.get(tid) ?? { user: 0, system: 0 };
@@ -91,18 +82,10 @@ async function main() {
         .filter(([, row]) => row.user + row.system >= 0.5)
         .map(([name, row]) => `${name} ${row.user.toFixed(0)} + ${row.system.toFixed(0)}`);
       console.log(
-        `${target.name.padEnd(4)} ${stream ? "stream" : "plain "} ${Math.round(result.requests.average)} req/s, ${total.toFixed(0)} µs: ${parts.join(", ")}`,
+        `${target.name.padEnd(4)} ${stream ? "stream" : "plain "} ${Math.round(result.rps)} req/s, ${total.toFixed(0)} µs: ${parts.join(", ")}`,
       );
     }
   }
 }
 
-try {
-  await main();
-  cleanup();
-  process.exit(0);
-} catch (error) {
-  console.error(error);
-  cleanup();
-  process.exit(1);
-}
+await runMain(main);

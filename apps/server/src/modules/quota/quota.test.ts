@@ -64,7 +64,7 @@ describe("quotas", () => {
     expect(counters.find((row) => row.key.includes(":cost_micro_usd:month:"))?.used).toBe(spent);
   });
 
-  it("gives a failed batch's settled use back and stores it once when the next batch lands", async () => {
+  it("keeps a failed batch's settled use and stores it once when the batch is written again", async () => {
     const token = await createAccessToken(app, admin.token, admin.tenant.id, {
       limits: [{ metric: "requests", window: "total", max: 10 }],
     });
