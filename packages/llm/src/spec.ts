@@ -56,6 +56,18 @@ export interface StreamFrame {
   data: string;
 }
 
+/** The frames completed by one piece of an upstream body. */
+export interface FrameBatch {
+  frames: StreamFrame[];
+  /**
+   * The piece's own bytes, when they are exactly its frames written as `data: <data>\n\n`, one after
+   * another, in ASCII (as upstreams send them): frame i starts after the `data.length + 8` bytes of the
+   * frames before it. A relay sends the frames it passes on unchanged as these bytes, without encoding
+   * them again.
+   */
+  bytes?: Uint8Array;
+}
+
 export interface UpstreamErrorInfo {
   message: string;
   /** The error's type in OpenAI's vocabulary (`invalid_request_error`, `rate_limit_error`, …). */
@@ -80,6 +92,14 @@ export interface DecodedFrames {
 /** Turns one upstream stream into OpenAI chunks; one instance per request, it may keep state. */
 export interface StreamDecoder {
   decode(frame: StreamFrame): DecodedFrames;
+  /**
+   * For a frame that is the stream's last plain text chunk (`textChunk`) again with other text (same
+   * id, model, choice and fields, only the delta's one text field differs): that text, with no chunk
+   * built for it. Undefined for any other frame, which `decode` reads. Lets a relay pass such frames
+   * on as they came at little more than the cost of comparing them.
+   */
+  textOf?(data: string): string | undefined;
+  textChunk?(): ChatChunk | undefined;
   /** Chunks still owed when the upstream ends (a final usage chunk, say). */
   flush(): ChatChunk[];
 }

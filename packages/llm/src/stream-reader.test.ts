@@ -1,7 +1,7 @@
 import { createParser } from "eventsource-parser";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { StreamFrame } from "./spec.ts";
+import type { FrameBatch, StreamFrame } from "./spec.ts";
 import { readFrameBatches, readFrames } from "./stream-reader.ts";
 
 /** What the event-stream parser reads from the whole text at once. */
@@ -68,11 +68,45 @@ describe("server-sent event frames", () => {
   it("come in one batch per piece", async () => {
     const text = 'data: {"a":1}\n\ndata:{"b":2}\n\n';
     const batches: StreamFrame[][] = [];
-    for await (const batch of readFrameBatches(piecesOf(text + text, [0.5]), "sse")) batches.push(batch);
+    for await (const batch of readFrameBatches(piecesOf(text + text, [0.5]), "sse")) batches.push(batch.frames);
     expect(batches).toEqual([
       [{ data: '{"a":1}' }, { data: '{"b":2}' }],
       [{ data: '{"a":1}' }, { data: '{"b":2}' }],
     ]);
+  });
+
+  it("carry the piece's bytes only when they are exactly the frames as `data: …` events", async () => {
+    const canonical = 'data: {"a":1}\n\ndata: [DONE]\n\n';
+    const pieces = [canonical, 'data:{"b":2}\n\n', 'data: {"c":"é"}\n\n', ": comment\n\ndata: x\n\n", canonical];
+    const batches: FrameBatch[] = [];
+    async function* body() {
+      for (const piece of pieces) yield Buffer.from(piece);
+    }
+    for await (const batch of readFrameBatches(body(), "sse")) batches.push(batch);
+    expect(batches.map((batch) => (batch.bytes ? Buffer.from(batch.bytes).toString() : undefined))).toEqual([
+      canonical,
+      undefined,
+      undefined,
+      undefined,
+      canonical,
+    ]);
+  });
+
+  it("whose bytes are their frames, however the pieces are cut", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(event, { maxLength: 8 }),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 6 }),
+        async (events, cuts) => {
+          for await (const batch of readFrameBatches(piecesOf(events.join(""), cuts), "sse")) {
+            if (!batch.bytes) continue;
+            const spelled = batch.frames.map((frame) => `data: ${frame.data}\n\n`).join("");
+            expect(Buffer.from(batch.bytes).toString("latin1")).toBe(spelled);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it("drop a byte order mark at the start of the body only", async () => {

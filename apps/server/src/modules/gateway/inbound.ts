@@ -17,6 +17,11 @@ export interface InboundProtocol {
 export interface StreamEncoder {
   /** One chunk; `raw` is its JSON text as the upstream sent it, when that is already OpenAI's format. */
   chunk(chunk: ChatChunk, raw?: string): string;
+  /**
+   * Whether `chunk(chunk, raw)` is exactly `data: <raw>\n\n` for a chunk whose JSON text as the
+   * upstream sent it is `raw`: then the frame goes to the client as the upstream's own bytes.
+   */
+  asIs?(chunk: ChatChunk): boolean;
   /** The closing events, given the usage of the whole answer. */
   end(usage: Usage | undefined): string;
   error(status: number, message: string): string;
@@ -70,6 +75,8 @@ export const openAIInbound: InboundProtocol = {
     const publicName = JSON.stringify(model);
     const fieldOf = modelFields();
     return {
+      // A chunk with choices under the public name passes through as it came (see `chunk`).
+      asIs: (chunk) => chunk.choices.length > 0 && chunk.model === model,
       chunk(chunk, raw) {
         if (chunk.choices.length === 0 && !chunk.usage) return "";
         if (chunk.choices.length === 0) {

@@ -72,21 +72,30 @@ export function chunkTemplates() {
   let field: TextField = "content";
   let learned = 0;
 
+  /** The delta's text of a frame that fits the current template. */
+  function textOf(data: string): string | undefined {
+    const end = data.length - suffix.length;
+    // (Sliced equality: quicker in V8 than startsWith and endsWith.)
+    if (!template || end < prefix.length || data.slice(0, prefix.length) !== prefix || data.slice(end) !== suffix) return undefined;
+    const body = data.slice(prefix.length, end);
+    if (!NEEDS_DECODING.test(body)) return body;
+    try {
+      return JSON.parse(`"${body}"`) as string;
+    } catch {
+      return undefined;
+    }
+  }
+
   return {
+    textOf,
+
+    /** The plain text chunk frames are compared with; its delta's one field is where their text goes. */
+    current: (): ChatChunk | undefined => template,
+
     /** The chunk a frame is, when it fits the current template. */
     match(data: string): ChatChunk | undefined {
-      const end = data.length - suffix.length;
-      // (Sliced equality: quicker in V8 than startsWith and endsWith.)
-      if (!template || end < prefix.length || data.slice(0, prefix.length) !== prefix || data.slice(end) !== suffix) return undefined;
-      const body = data.slice(prefix.length, end);
-      let text = body;
-      if (NEEDS_DECODING.test(body)) {
-        try {
-          text = JSON.parse(`"${body}"`) as string;
-        } catch {
-          return undefined;
-        }
-      }
+      const text = textOf(data);
+      if (text === undefined || !template) return undefined;
       const choice = template.choices[0] as ChatChunk["choices"][number];
       const delta = field === "content" ? { content: text } : { reasoning_content: text };
       return { ...template, choices: [{ ...choice, delta }] };

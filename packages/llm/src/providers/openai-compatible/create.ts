@@ -97,6 +97,8 @@ export function compatibleStreamDecoder(): StreamDecoder {
       if (decoded.raw !== undefined && decoded.chunks[0]) templates.learn(frame.data, decoded.chunks[0]);
       return decoded;
     },
+    textOf: templates.textOf,
+    textChunk: templates.current,
     flush: () => [],
   };
 }

@@ -1,0 +1,130 @@
+import { getProvider, readFrameBatches, type StreamFrame } from "@lyss/llm";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { hasContent } from "./call.ts";
+import { type InboundProtocol, openAIInbound } from "./inbound.ts";
+import { anthropicInbound } from "./inbound-anthropic.ts";
+import { type Accumulated, relayBatch } from "./stream-batch.ts";
+
+const provider = getProvider("openai-compatible");
+const context = { baseUrl: "http://upstream.test", credentials: {}, model: "up-model" };
+const request = { model: "public-model", messages: [{ role: "user" as const, content: "hi" }], stream: true };
+const decoderFor = () => provider?.chat.stream(context, request) ?? expect.fail("no openai-compatible provider");
+
+const base = (model: string) => ({ id: "chatcmpl-1", object: "chat.completion.chunk", created: 1_700_000_000, model });
+const frameOf = {
+  role: (model: string) => ({ ...base(model), choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] }),
+  text: (model: string, content: string) => ({ ...base(model), choices: [{ index: 0, delta: { content }, finish_reason: null }] }),
+  finish: (model: string) => ({ ...base(model), choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }),
+  usage: (model: string) => ({ ...base(model), choices: [], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }),
+};
+
+/** What the client gets for each chunk, encoded one by one (the relay's meaning, without passing bytes). */
+function encodedOneByOne(inbound: InboundProtocol, includeUsage: boolean, frames: StreamFrame[]) {
+  const decoder = decoderFor();
+  const encoder = inbound.streamEncoder("public-model", includeUsage);
+  let text = "";
+  const state: Accumulated = { text: "" };
+  let content = false;
+  for (const frame of frames) {
+    const decoded = decoder.decode(frame);
+    for (const chunk of decoded.chunks) {
+      text += encoder.chunk(chunk, decoded.chunks.length === 1 ? decoded.raw : undefined);
+      if (chunk.usage) state.usage = chunk.usage;
+      for (const choice of chunk.choices) state.text += choice.delta.content ?? "";
+      content ||= hasContent(chunk);
+    }
+    if (decoded.error || decoded.done) break;
+  }
+  return { text, state, content };
+}
+
+/** What the client gets for the pieces through relayBatch, and what the stream said. */
+async function relayed(inbound: InboundProtocol, includeUsage: boolean, pieces: string[]) {
+  const decoder = decoderFor();
+  const encoder = inbound.streamEncoder("public-model", includeUsage);
+  const state: Accumulated = { text: "" };
+  const parts: (string | Uint8Array)[] = [];
+  let passedBytes = 0;
+  let content = false;
+  async function* body() {
+    for (const piece of pieces) yield Buffer.from(piece);
+  }
+  for await (const batch of readFrameBatches(body(), "sse")) {
+    const out = relayBatch(decoder, encoder, state, batch);
+    content ||= out.content;
+    for (const part of out.parts) {
+      parts.push(part);
+      if (typeof part !== "string") passedBytes += part.byteLength;
+    }
+    if (out.error || out.done) break;
+  }
+  const text = Buffer.concat(parts.map((part) => (typeof part === "string" ? Buffer.from(part) : part))).toString();
+  return { text, state, content, passedBytes };
+}
+
+const sse = (payload: unknown) => `data: ${typeof payload === "string" ? payload : JSON.stringify(payload)}\n\n`;
+
+describe("a batch of upstream frames relayed to the client", () => {
+  it("is what encoding each chunk gives, byte for byte, and says what its chunks said, whatever passes as the upstream's own bytes", async () => {
+    const content = fc.oneof(fc.constantFrom("tok ", "", 'say "hi"', "a\\b", "\n", "é", "日本"), fc.string({ maxLength: 6 }));
+    const frame = fc.oneof(
+      { weight: 6, arbitrary: fc.tuple(fc.constant("text"), content) },
+      fc.tuple(fc.constantFrom("role", "finish", "usage", "done", "error", "spaced"), fc.constant("")),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(frame, { minLength: 1, maxLength: 14 }),
+        fc.constantFrom("public-model", "up-model"),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 13 }), { maxLength: 4 }),
+        fc.constantFrom(openAIInbound, anthropicInbound),
+        async (kinds, model, includeUsage, cuts, inbound) => {
+          const events = kinds.map(([kind, text]) => {
+            if (kind === "text") return sse(frameOf.text(model, text));
+            if (kind === "done") return sse("[DONE]");
+            if (kind === "error") return sse({ error: { message: "overloaded", code: 503 } });
+            if (kind === "spaced") return `data:${JSON.stringify(frameOf.text(model, "x"))}\n\n`;
+            return sse(frameOf[kind as "role" | "finish" | "usage"](model));
+          });
+          // Pieces of whole events, as upstreams send them (cut events go through the full parser).
+          const pieces: string[] = [];
+          let from = 0;
+          for (const cut of [...new Set(cuts)].sort((a, b) => a - b).filter((cut) => cut < events.length)) {
+            pieces.push(events.slice(from, cut).join(""));
+            from = cut;
+          }
+          pieces.push(events.slice(from).join(""));
+          const frames = events.map((event) => ({ data: event.slice(event.startsWith("data: ") ? 6 : 5, -2) }));
+          const got = await relayed(inbound, includeUsage, pieces.filter(Boolean));
+          const { passedBytes: _, ...said } = got;
+          expect(said).toEqual(encodedOneByOne(inbound, includeUsage, frames));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("passes plain OpenAI frames under the public name on as their bytes, and leaves out the usage the client did not ask for", async () => {
+    const events = [
+      frameOf.role("public-model"),
+      frameOf.text("public-model", "Hel"),
+      frameOf.text("public-model", "lo"),
+      frameOf.finish("public-model"),
+    ];
+    const upstream = `${events.map(sse).join("")}${sse(frameOf.usage("public-model"))}${sse("[DONE]")}`;
+    const got = await relayed(openAIInbound, false, [upstream]);
+    expect(got.text).toBe(events.map(sse).join(""));
+    expect(got.passedBytes).toBe(Buffer.byteLength(events.map(sse).join("")));
+    expect(got.state).toEqual({ text: "Hello", usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } });
+  });
+
+  it("encodes again what must change: another model's name, a spaced-out frame, another protocol", async () => {
+    const renamed = await relayed(openAIInbound, false, [sse(frameOf.text("up-model", "a")) + sse(frameOf.text("up-model", "b"))]);
+    expect(renamed.passedBytes).toBe(0);
+    expect(renamed.text).toBe(sse(frameOf.text("public-model", "a")) + sse(frameOf.text("public-model", "b")));
+    const anthropic = await relayed(anthropicInbound, false, [sse(frameOf.text("public-model", "a"))]);
+    expect(anthropic.passedBytes).toBe(0);
+    expect(anthropic.text).toContain("event: message_start");
+  });
+});

@@ -1,0 +1,113 @@
+import type { ChatChunk, FrameBatch, StreamDecoder, Usage } from "@lyss/llm";
+import { hasContent } from "./call.ts";
+import type { Part } from "./downstream.ts";
+import type { StreamEncoder } from "./inbound.ts";
+
+/** What a stream has said so far: its usage, once sent, and its text, for an estimate without one. */
+export interface Accumulated {
+  usage?: Usage;
+  text: string;
+}
+
+function accumulate(state: Accumulated, chunk: ChatChunk) {
+  if (chunk.usage) state.usage = chunk.usage;
+  for (const choice of chunk.choices) {
+    const { content, tool_calls: tools } = choice.delta;
+    if (content) state.text += content;
+    if (tools) for (const tool of tools) state.text += tool.function?.arguments ?? "";
+  }
+}
+
+/** Whether a chunk ends one of its choices. */
+function finishes(chunk: ChatChunk): boolean {
+  for (const choice of chunk.choices) if (choice.finish_reason !== null) return true;
+  return false;
+}
+
+/** What one batch of upstream frames came to; decoding stops at an error or the end. */
+export interface RelayedBatch {
+  /** For the client, in order. */
+  parts: Part[];
+  /** A chunk with content (or a finish) came. */
+  content: boolean;
+  finish: boolean;
+  error?: { status: number; message: string };
+  done: boolean;
+}
+
+/**
+ * Decodes one batch of upstream frames, adds its chunks to what the stream has said, and encodes them
+ * for the client. A frame the encoder would send as it came (`asIs`) goes out as the upstream's own
+ * bytes, with the frames around it that do too, in one slice of the piece: no text to build, join or
+ * encode again for them.
+ */
+export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state: Accumulated, batch: FrameBatch): RelayedBatch {
+  const out: RelayedBatch = { parts: [], content: false, finish: false, done: false };
+  const bytes = encoder.asIs ? batch.bytes : undefined;
+  let encoded = "";
+  // Where the run of frames passed on as their bytes starts (-1: none open), and where this frame does.
+  let run = -1;
+  let at = 0;
+  const pass = () => {
+    if (run >= 0) return;
+    if (encoded) out.parts.push(encoded);
+    encoded = "";
+    run = at;
+  };
+  // The stream's plain text chunk that frames repeat with other text, and whether it goes out as it came.
+  let textChunk: ChatChunk | undefined;
+  let textPasses = false;
+  for (const frame of batch.frames) {
+    const size = frame.data.length + 8; // with `data: ` and the blank line
+    const template = bytes ? decoder.textChunk?.() : undefined;
+    if (template && template !== textChunk) {
+      textChunk = template;
+      textPasses = encoder.asIs?.(template) ?? false;
+    }
+    const text = template && textPasses ? decoder.textOf?.(frame.data) : undefined;
+    if (text !== undefined) {
+      // The text chunk again: what `accumulate` and the flags would make of it, without building it.
+      if (template?.choices[0]?.delta.content !== undefined) state.text += text;
+      if (text) out.content = true;
+      pass();
+      at += size;
+      continue;
+    }
+    const decoded = decoder.decode(frame);
+    const chunks = decoded.chunks;
+    for (const chunk of chunks) {
+      accumulate(state, chunk);
+      if (!out.finish && finishes(chunk)) out.finish = true;
+      if (!out.content && hasContent(chunk)) out.content = true;
+    }
+    const raw = chunks.length === 1 ? decoded.raw : undefined;
+    if (bytes && raw === frame.data && encoder.asIs?.(chunks[0] as ChatChunk)) pass();
+    else {
+      if (bytes && run >= 0) out.parts.push(bytes.subarray(run, at));
+      run = -1;
+      for (const chunk of chunks) encoded += encoder.chunk(chunk, raw);
+    }
+    at += size;
+    if (decoded.error) {
+      out.error = { status: decoded.error.status, message: decoded.error.message };
+      break;
+    }
+    if (decoded.done) {
+      out.done = true;
+      break;
+    }
+  }
+  if (bytes && run >= 0) out.parts.push(bytes.subarray(run, at));
+  if (encoded) out.parts.push(encoded);
+  return out;
+}
+
+/** Adds chunks to what the stream has said and encodes them for the client. */
+export function encodeChunks(encoder: StreamEncoder, state: Accumulated, chunks: ChatChunk[]): string {
+  let text = "";
+  for (const chunk of chunks) {
+    accumulate(state, chunk);
+    text += encoder.chunk(chunk);
+  }
+  return text;
+}
