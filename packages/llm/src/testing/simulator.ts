@@ -19,6 +19,8 @@ export interface Fault {
   dropAfterFrames?: number;
   /** In a stream: send a malformed frame after this many frames, then end. */
   malformedAfterFrames?: number;
+  /** In a stream: keep the response open after the last frame, until the client goes away. */
+  holdOpen?: boolean;
   /** Apply to this many matching requests, then stop (default: all). */
   times?: number;
 }
@@ -231,7 +233,7 @@ export class UpstreamSimulator {
           await new Promise<void>((resolve) => res.write(all[index] as string, () => resolve()));
           if (fault?.frameDelayMs) await sleep(fault.frameDelayMs);
         }
-        res.end();
+        if (!fault?.holdOpen) res.end();
       },
     };
     try {

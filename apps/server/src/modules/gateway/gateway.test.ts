@@ -275,6 +275,20 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(logs[0].status_code).toBe(499);
   });
 
+  it("lets go of an upstream that keeps its stream open after [DONE], and answers the client at once", async () => {
+    sim.fail({ path: "/chat/completions" }, { holdOpen: true, times: 1 });
+    const stream = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "and then?" }], stream: true });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    expect(text).toBe("Hello from the simulator. You said: and then?");
+    // The upstream's response was never ended: Lyss closed it once the stream was complete.
+    const upstream = await eventually(() => (sim.requests[0]?.aborted ? sim.requests[0] : undefined));
+    expect(upstream.completed).toBe(false);
+    await app.services.usage.flush();
+    const page = await app.call("GET", "/api/v1/usage/logs", { token: admin.token });
+    expect(page.body.data[0]).toMatchObject({ status_code: 200, stream: true });
+  });
+
   it("sends keep-alive comments while the upstream is slow to start", async () => {
     sim.fail({ path: "/chat/completions" }, { delayMs: 700, times: 1 });
     const response = await fetch(`${baseUrl}/v1/chat/completions`, {

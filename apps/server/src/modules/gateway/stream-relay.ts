@@ -63,113 +63,120 @@ async function attemptAll(
       continue;
     }
 
-    const encoder = encoderFor(call);
-    const decoder = channel.provider.chat.stream(context, call.body);
     const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();
-    const state: Accumulated = { text: "" };
-    // What the batches before the first content came to, for the client once it is committed.
-    const held: Part[] = [];
-    let ttftMs: number | undefined;
-    let finished = false;
-    let sawFinish = false;
-    let failure: Failure | undefined;
-    // An error frame that came after content in the batch that held the first content.
-    let streamError: Failure | undefined;
-
-    // Peek: read until the first content, an error, or the end.
     try {
-      while (ttftMs === undefined && !failure && !finished) {
-        const next = await batches.next();
-        if (next.done) {
-          failure = sawFinish ? undefined : { status: 502, message: "upstream stream ended before any content" };
-          finished = true;
-          break;
-        }
-        const batch = relayBatch(decoder, encoder, state, next.value);
-        for (const part of batch.parts) held.push(part);
-        if (batch.finish) sawFinish = true;
-        if (batch.content) ttftMs = performance.now() - startedAt;
-        if (batch.error) {
-          const status = batch.error.status >= 500 || batch.error.status === 429 ? batch.error.status : 502;
-          if (ttftMs === undefined) failure = { status, message: batch.error.message };
-          else streamError = batch.error;
-        }
-        if (batch.done) finished = true;
-      }
-    } catch (error) {
-      failure = {
-        status: 502,
-        message: abort.aborted ? "client closed the request" : `upstream stream broke: ${(error as Error).message}`,
-      };
-    }
+      const encoder = encoderFor(call);
+      const decoder = channel.provider.chat.stream(context, call.body);
+      const state: Accumulated = { text: "" };
+      // What the batches before the first content came to, for the client once it is committed.
+      const held: Part[] = [];
+      let ttftMs: number | undefined;
+      let finished = false;
+      let sawFinish = false;
+      let failure: Failure | undefined;
+      // An error frame that came after content in the batch that held the first content.
+      let streamError: Failure | undefined;
 
-    if (abort.aborted) {
-      deps.stats.released(channel.id);
-      outcome.response.body.destroy();
-      recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
-      downstream.end();
-      return call.reply;
-    }
-    if (failure && ttftMs === undefined) {
-      deps.stats.failed(channel.id, failure.message);
-      outcome.response.body.destroy();
-      failures.push(failure);
-      continue;
-    }
-
-    // Committed: from here on the client has content and there is no going back.
-    clearInterval(keepAlive);
-    downstream.commit();
-    // What is held back to go out with the closing events; the first batch already ended the stream
-    // when it held the end (or an error after the content).
-    let tail = held;
-    if (!finished && !streamError) {
-      await downstream.write(held);
-      tail = [];
-    }
-    try {
-      while (!finished && !streamError && !abort.aborted) {
-        const next = await batches.next();
-        if (next.done) {
-          if (!sawFinish) streamError = { status: 502, message: "upstream stream ended before it was complete" };
-          break;
+      // Peek: read until the first content, an error, or the end.
+      try {
+        while (ttftMs === undefined && !failure && !finished) {
+          const next = await batches.next();
+          if (next.done) {
+            failure = sawFinish ? undefined : { status: 502, message: "upstream stream ended before any content" };
+            finished = true;
+            break;
+          }
+          const batch = relayBatch(decoder, encoder, state, next.value);
+          for (const part of batch.parts) held.push(part);
+          if (batch.finish) sawFinish = true;
+          if (batch.content) ttftMs = performance.now() - startedAt;
+          if (batch.error) {
+            const status = batch.error.status >= 500 || batch.error.status === 429 ? batch.error.status : 502;
+            if (ttftMs === undefined) failure = { status, message: batch.error.message };
+            else streamError = batch.error;
+          }
+          if (batch.done) finished = true;
         }
-        const batch = relayBatch(decoder, encoder, state, next.value);
-        if (batch.finish) sawFinish = true;
-        if (batch.error) streamError = batch.error;
-        if (batch.done) finished = true;
-        // The last batch goes out with the closing events, in one write.
-        if (batch.error || batch.done) tail = batch.parts;
-        else await downstream.write(batch.parts);
+      } catch (error) {
+        failure = {
+          status: 502,
+          message: abort.aborted ? "client closed the request" : `upstream stream broke: ${(error as Error).message}`,
+        };
       }
-      const owed = encodeChunks(encoder, state, decoder.flush());
-      if (owed) tail.push(owed);
-    } catch (error) {
-      streamError = {
-        status: 502,
-        message: abort.aborted ? "client closed the request" : `upstream stream broke: ${(error as Error).message}`,
-      };
-    }
-    const usage = state.usage ?? (await estimateUsage(call.body, state.text));
-    if (abort.aborted) {
-      deps.stats.released(channel.id);
-      outcome.response.body.destroy();
-      recordUsage(deps, call, { channel, status: 499, error: "client closed the request", usage, ttftMs, attempts }, startedAt);
-      downstream.end();
+
+      if (abort.aborted) {
+        deps.stats.released(channel.id);
+        outcome.response.body.destroy();
+        recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
+        downstream.end();
+        return call.reply;
+      }
+      if (failure && ttftMs === undefined) {
+        deps.stats.failed(channel.id, failure.message);
+        outcome.response.body.destroy();
+        failures.push(failure);
+        continue;
+      }
+
+      // Committed: from here on the client has content and there is no going back.
+      clearInterval(keepAlive);
+      downstream.commit();
+      // What is held back to go out with the closing events; the first batch already ended the stream
+      // when it held the end (or an error after the content).
+      let tail = held;
+      if (!finished && !streamError) {
+        await downstream.write(held);
+        tail = [];
+      }
+      try {
+        while (!finished && !streamError && !abort.aborted) {
+          const next = await batches.next();
+          if (next.done) {
+            if (!sawFinish) streamError = { status: 502, message: "upstream stream ended before it was complete" };
+            break;
+          }
+          const batch = relayBatch(decoder, encoder, state, next.value);
+          if (batch.finish) sawFinish = true;
+          if (batch.error) streamError = batch.error;
+          if (batch.done) finished = true;
+          // The last batch goes out with the closing events, in one write.
+          if (batch.error || batch.done) tail = batch.parts;
+          else await downstream.write(batch.parts);
+        }
+        const owed = encodeChunks(encoder, state, decoder.flush());
+        if (owed) tail.push(owed);
+      } catch (error) {
+        streamError = {
+          status: 502,
+          message: abort.aborted ? "client closed the request" : `upstream stream broke: ${(error as Error).message}`,
+        };
+      }
+      const usage = state.usage ?? (await estimateUsage(call.body, state.text));
+      if (abort.aborted) {
+        deps.stats.released(channel.id);
+        outcome.response.body.destroy();
+        recordUsage(deps, call, { channel, status: 499, error: "client closed the request", usage, ttftMs, attempts }, startedAt);
+        downstream.end();
+        return call.reply;
+      }
+      if (streamError) {
+        deps.stats.failed(channel.id, streamError.message);
+        outcome.response.body.destroy();
+        recordUsage(deps, call, { channel, status: streamError.status, error: streamError.message, usage, ttftMs, attempts }, startedAt);
+        tail.push(encoder.error(streamError.status, streamError.message));
+      } else {
+        deps.stats.succeeded(channel.id, outcome.latencyMs);
+        recordUsage(deps, call, { channel, status: 200, usage, ttftMs, attempts }, startedAt);
+        tail.push(encoder.end(usage));
+      }
+      downstream.end(tail);
       return call.reply;
+    } finally {
+      // Done with this upstream's frames. Closing the reader lets go of the body: left suspended after
+      // `[DONE]`, with the body's end unread, it keeps the whole request reachable long enough to be
+      // promoted out of the young generation (6 KB a streamed request, and the collections that go with it).
+      batches.return(undefined).catch(() => undefined);
     }
-    if (streamError) {
-      deps.stats.failed(channel.id, streamError.message);
-      outcome.response.body.destroy();
-      recordUsage(deps, call, { channel, status: streamError.status, error: streamError.message, usage, ttftMs, attempts }, startedAt);
-      tail.push(encoder.error(streamError.status, streamError.message));
-    } else {
-      deps.stats.succeeded(channel.id, outcome.latencyMs);
-      recordUsage(deps, call, { channel, status: 200, usage, ttftMs, attempts }, startedAt);
-      tail.push(encoder.end(usage));
-    }
-    downstream.end(tail);
-    return call.reply;
   }
 
   const failure = finalFailure(failures);
