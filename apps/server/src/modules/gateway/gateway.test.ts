@@ -277,7 +277,11 @@ describe("OpenAI-compatible data plane through a listening server", () => {
 
   it("lets go of an upstream that keeps its stream open after [DONE], and answers the client at once", async () => {
     sim.fail({ path: "/chat/completions" }, { holdOpen: true, times: 1 });
-    const stream = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "and then?" }], stream: true });
+    const stream = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "and then?" }],
+      stream: true,
+    });
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     expect(text).toBe("Hello from the simulator. You said: and then?");
