@@ -1,4 +1,5 @@
-import { readFrameBatches } from "@lyss/llm";
+import type { Readable } from "node:stream";
+import { type FrameBatch, readFrameBatches } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
 import { type ChatCall, type RelayDeps, recordUsage, sendError } from "./call.ts";
 import type { Cancel } from "./cancel.ts";
@@ -6,6 +7,30 @@ import { Downstream, type Part } from "./downstream.ts";
 import type { StreamEncoder } from "./inbound.ts";
 import { type Accumulated, encodeChunks, relayBatch } from "./stream-batch.ts";
 import { estimateUsage } from "./token-count.ts";
+
+/** How long an upstream may hold its stream open after the relay is done with it. */
+const FINISH_GRACE_MS = 1000;
+
+/**
+ * Lets go of an upstream body the relay is done with by reading it to its end: after `[DONE]` that is
+ * only the end of the response (tens of microseconds later), and the reader, the body and the attempt's
+ * deadline are then done with. Left suspended with the end unread, the reader kept the upstream's
+ * response open until the deadline. Destroying the body at once instead costs an error and undici's
+ * abort path (about 90 k instructions a request); an upstream that holds its stream open past the end
+ * is cut after a grace period.
+ */
+async function finish(batches: AsyncIterator<FrameBatch>, body: Readable) {
+  const cut = setTimeout(() => body.destroy(), FINISH_GRACE_MS);
+  try {
+    while (!(await batches.next()).done) {
+      // what an upstream sends after it is done is not the client's
+    }
+  } catch {
+    // a body cut or broken after the relay was done with it
+  } finally {
+    clearTimeout(cut);
+  }
+}
 
 /** The client's encoder: one per attempt, so what an attempt that failed before its content encoded goes with it. */
 const encoderFor = (call: ChatCall): StreamEncoder =>
@@ -172,10 +197,7 @@ async function attemptAll(
       downstream.end(tail);
       return call.reply;
     } finally {
-      // Done with this upstream's frames. Closing the reader lets go of the body: left suspended after
-      // `[DONE]`, with the body's end unread, it keeps the whole request reachable long enough to be
-      // promoted out of the young generation (6 KB a streamed request, and the collections that go with it).
-      batches.return(undefined).catch(() => undefined);
+      void finish(batches, outcome.response.body);
     }
   }
 
