@@ -80,6 +80,24 @@ describe("Anthropic Messages endpoint through a listening server", () => {
     });
   }
 
+  it("streams a whole message from the next channel when the first breaks off before any content", async () => {
+    await createChannel(app, admin.token, admin.tenant.id, {
+      name: "openai backup",
+      provider: "openai",
+      base_url: sim.url,
+      credentials: { api_key: "sk-openai-backup" },
+      models: ["gpt-4o-mini"],
+      priority: -1,
+    });
+    // The first channel sends its role frame (no content yet) and drops: what that attempt encoded is
+    // dropped with it, and the client's message starts once, from the next channel.
+    sim.fail({ path: "/chat/completions" }, { dropAfterFrames: 1, times: 1 });
+    const stream = client.messages.stream({ model: "gpt-4o-mini", max_tokens: 100, messages: [{ role: "user", content: "again" }] });
+    const final = await stream.finalMessage();
+    expect(final.content[0]?.type === "text" && final.content[0].text).toBe("Hello from the simulator. You said: again");
+    expect(sim.requestsTo("/chat/completions")).toHaveLength(2);
+  });
+
   it("translates the request for an OpenAI upstream", async () => {
     await client.messages.create({ model: "gpt-4o-mini", max_tokens: 50, system: "sys", messages: [{ role: "user", content: "hi" }] });
     const upstream = sim.requestsTo("/v1/chat/completions")[0]?.body as {

@@ -50,6 +50,14 @@ describe("OpenAI-compatible data plane through a listening server", () => {
   });
   afterEach(async () => app.close());
 
+  /** The text of a streamed answer to `content`. */
+  async function streamedText(content: string) {
+    const stream = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content }], stream: true });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    return text;
+  }
+
   it("answers a plain chat completion from the highest-priority channel and records usage", async () => {
     const completion = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi there" }] });
     expect(completion.choices[0]?.message.content).toBe("Hello from the simulator. You said: hi there");
@@ -192,14 +200,7 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(backup.requestsTo("/chat/completions")).toHaveLength(1);
 
     sim.fail({ path: "/chat/completions" }, { errorFrameFirst: true, times: 1 });
-    const stream = await client.chat.completions.create({
-      model: "gpt-4o-mini",
-      messages: [{ role: "user", content: "two" }],
-      stream: true,
-    });
-    let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-    expect(text).toContain("two");
+    expect(await streamedText("two")).toContain("two");
     expect(backup.requestsTo("/chat/completions")).toHaveLength(2);
 
     sim.fail({ path: "/chat/completions" }, { status: 400, message: "bad temperature", times: 1 });
@@ -277,14 +278,7 @@ describe("OpenAI-compatible data plane through a listening server", () => {
 
   it("lets go of an upstream that keeps its stream open after [DONE], and answers the client at once", async () => {
     sim.fail({ path: "/chat/completions" }, { holdOpen: true, times: 1 });
-    const stream = await client.chat.completions.create({
-      model: "gpt-4o-mini",
-      messages: [{ role: "user", content: "and then?" }],
-      stream: true,
-    });
-    let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-    expect(text).toBe("Hello from the simulator. You said: and then?");
+    expect(await streamedText("and then?")).toBe("Hello from the simulator. You said: and then?");
     // The upstream's response was never ended: Lyss closed it once the stream was complete.
     const upstream = await eventually(() => (sim.requests[0]?.aborted ? sim.requests[0] : undefined));
     expect(upstream.completed).toBe(false);

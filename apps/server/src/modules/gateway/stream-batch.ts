@@ -43,7 +43,8 @@ export interface RelayedBatch {
  */
 export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state: Accumulated, batch: FrameBatch): RelayedBatch {
   const out: RelayedBatch = { parts: [], content: false, finish: false, done: false };
-  const bytes = encoder.asIs ? batch.bytes : undefined;
+  const asIs = encoder.asIs;
+  const bytes = asIs ? batch.bytes : undefined;
   let encoded = "";
   // Where the run of frames passed on as their bytes starts (-1: none open), and where this frame does.
   let run = -1;
@@ -54,17 +55,17 @@ export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state
     encoded = "";
     run = at;
   };
-  // The stream's plain text chunk that frames repeat with other text, and whether it goes out as it came.
-  let textChunk: ChatChunk | undefined;
-  let textPasses = false;
+  // The decoder's text chunk last looked at, and whether it goes out as it came.
+  let seen: ChatChunk | undefined;
+  let seenPasses = false;
   for (const frame of batch.frames) {
     const size = frame.data.length + 8; // with `data: ` and the blank line
-    const template = bytes ? decoder.textChunk?.() : undefined;
-    if (template && template !== textChunk) {
-      textChunk = template;
-      textPasses = encoder.asIs?.(template) ?? false;
+    const template = asIs && bytes ? decoder.textChunk?.() : undefined;
+    if (template && template !== seen) {
+      seen = template;
+      seenPasses = asIs?.(template) ?? false;
     }
-    const text = template && textPasses ? decoder.textOf?.(frame.data) : undefined;
+    const text = template && seenPasses ? decoder.textOf?.(frame.data) : undefined;
     if (text !== undefined) {
       // The text chunk again: what `accumulate` and the flags would make of it, without building it.
       if (template?.choices[0]?.delta.content !== undefined) state.text += text;
@@ -81,7 +82,7 @@ export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state
       if (!out.content && hasContent(chunk)) out.content = true;
     }
     const raw = chunks.length === 1 ? decoded.raw : undefined;
-    if (bytes && raw === frame.data && encoder.asIs?.(chunks[0] as ChatChunk)) pass();
+    if (bytes && raw === frame.data && asIs?.(chunks[0] as ChatChunk)) pass();
     else {
       if (bytes && run >= 0) out.parts.push(bytes.subarray(run, at));
       run = -1;
