@@ -9,8 +9,13 @@ import type { BusRelay } from "./bus.ts";
  * so the IPC channel can carry other libraries' messages too (rate-limiter-flexible, prom-client).
  */
 const CHANNEL = "lyss:cluster";
-/** How long a worker waits for the primary's answer to a call. */
+/**
+ * How long a worker waits for the primary's answer to a call while it hears nothing from the primary
+ * at all. A primary that is behind (a burst of thousands of calls) but still answering earlier calls is
+ * waited for, up to `CALL_LIMIT_MS` for any one call.
+ */
 const CALL_TIMEOUT_MS = 5000;
+const CALL_LIMIT_MS = 30_000;
 
 type Message =
   | { channel: typeof CHANNEL; type: "calls"; calls: Call[] }
@@ -137,7 +142,15 @@ interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
   method: string;
-  deadline: number;
+  sentAt: number;
+}
+
+/**
+ * Whether a call has waited too long: the primary has been silent (no answer to any call of this
+ * worker) for the time limit since the call was made, or the call has waited for the outer limit.
+ */
+export function isOverdue(sentAt: number, lastHeardAt: number, now: number): boolean {
+  return now - Math.max(sentAt, lastHeardAt) >= CALL_TIMEOUT_MS || now - sentAt >= CALL_LIMIT_MS;
 }
 
 function connect(): PrimaryLink {
@@ -146,6 +159,8 @@ function connect(): PrimaryLink {
   let drainListener: (() => void) | undefined;
   let drainRequested = false;
   let nextId = 1;
+  /** When the primary last answered this worker (any call). */
+  let lastHeardAt = 0;
   /** Calls made in this event-loop turn, sent together when it ends. */
   let outbox: Call[] = [];
 
@@ -179,11 +194,14 @@ function connect(): PrimaryLink {
   // the check phase), so an answer that has arrived is taken, not thrown away.
   const sweep = setInterval(() => {
     const now = Date.now();
-    const overdue = [...pending].filter(([, call]) => call.deadline <= now);
+    const overdue = [...pending].filter(([, call]) => isOverdue(call.sentAt, lastHeardAt, now));
     if (overdue.length === 0) return;
     setImmediate(() => {
+      const at = Date.now();
       for (const [id, call] of overdue) {
-        if (pending.has(id)) fail(id, new Error(`the cluster primary did not answer ${call.method} within ${CALL_TIMEOUT_MS} ms`));
+        // An answer read since the sweep may show the primary is only behind.
+        if (!pending.has(id) || !isOverdue(call.sentAt, lastHeardAt, at)) continue;
+        fail(id, new Error(`the cluster primary did not answer ${call.method} (waited ${at - call.sentAt} ms)`));
       }
     });
   }, 250);
@@ -192,6 +210,7 @@ function connect(): PrimaryLink {
   process.on("message", (message: unknown) => {
     if (!isOwn(message)) return;
     if (message.type === "replies") {
+      lastHeardAt = Date.now();
       for (const reply of message.replies) {
         const call = pending.get(reply.id);
         if (!call) continue;
@@ -214,7 +233,7 @@ function connect(): PrimaryLink {
     call<T>(method: string, ...args: unknown[]) {
       return new Promise<T>((resolve, reject) => {
         const id = nextId++;
-        pending.set(id, { resolve: resolve as (value: unknown) => void, reject, method, deadline: Date.now() + CALL_TIMEOUT_MS });
+        pending.set(id, { resolve: resolve as (value: unknown) => void, reject, method, sentAt: Date.now() });
         if (outbox.length === 0) setImmediate(flush);
         outbox.push({ id, method, args });
       });
