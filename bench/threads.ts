@@ -3,7 +3,7 @@ import type { Target } from "./gateway-report.ts";
 import { buildServer, drive, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
 
 /**
- * CPU time per request of each thread of the bare proxy and of Lyss (one worker, SQLite), user and
+ * CPU time per request of each thread of the bare proxy, the framework floor and Lyss (one worker, SQLite), user and
  * system apart, read from /proc/<pid>/task before and after a run: where a process's time goes (the
  * serving thread, Lyss's usage writer, V8's helper threads) rather than only how much it is.
  *
@@ -46,15 +46,18 @@ async function main() {
   buildServer();
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
   const bare = await startHelper("bare-proxy.ts", ["0", `http://127.0.0.1:${upstream.port}`]);
+  const floor = await startHelper("framework-floor.ts", ["0", `http://127.0.0.1:${upstream.port}`]);
   const port = await freePort();
   const lyss = await startLyss(port, tempDir("lyss-threads-"), { env: { LYSS_WORKERS: "1" } });
   const { token } = await provision(`http://127.0.0.1:${port}`, upstream.port, []);
   // Every thread is named "node": the ones there once a target serves are V8's and libuv's helpers, and
   // one started later is Lyss's usage writer (it starts with the first batch).
   const helpers = new Map<number | undefined, Set<string>>();
-  for (const child of [bare.child, lyss.child]) helpers.set(child.pid, new Set(child.pid ? threadTimes(child.pid).keys() : []));
+  for (const child of [bare.child, floor.child, lyss.child])
+    helpers.set(child.pid, new Set(child.pid ? threadTimes(child.pid).keys() : []));
   const targets: Target[] = [
     { name: "bare", pid: bare.child.pid, origin: `http://127.0.0.1:${bare.port}`, headers: {} },
+    { name: "floor", pid: floor.child.pid, origin: `http://127.0.0.1:${floor.port}`, headers: {} },
     { name: "lyss", pid: lyss.child.pid, origin: `http://127.0.0.1:${port}`, headers: { authorization: `Bearer ${token.key}` } },
   ];
   console.log(
@@ -82,7 +85,7 @@ async function main() {
         .filter(([, row]) => row.user + row.system >= 0.5)
         .map(([name, row]) => `${name} ${row.user.toFixed(0)} + ${row.system.toFixed(0)}`);
       console.log(
-        `${target.name.padEnd(4)} ${stream ? "stream" : "plain "} ${Math.round(result.rps)} req/s, ${total.toFixed(0)} µs: ${parts.join(", ")}`,
+        `${target.name.padEnd(5)} ${stream ? "stream" : "plain "} ${Math.round(result.rps)} req/s, ${total.toFixed(0)} µs: ${parts.join(", ")}`,
       );
     }
   }

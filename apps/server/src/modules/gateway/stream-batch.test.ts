@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { hasContent } from "./call.ts";
 import { type InboundProtocol, openAIInbound } from "./inbound.ts";
 import { anthropicInbound } from "./inbound-anthropic.ts";
-import { type Accumulated, relayBatch } from "./stream-batch.ts";
+import { type Accumulated, addText, relayBatch } from "./stream-batch.ts";
 
 const provider = getProvider("openai-compatible");
 const context = { baseUrl: "http://upstream.test", credentials: {}, model: "up-model" };
@@ -24,7 +24,7 @@ function encodedOneByOne(inbound: InboundProtocol, includeUsage: boolean, frames
   const decoder = decoderFor();
   const encoder = inbound.streamEncoder("public-model", includeUsage);
   let text = "";
-  const state: Accumulated = { text: "" };
+  const state: Accumulated = { text: "", pieces: 0 };
   let content = false;
   for (const frame of frames) {
     const decoded = decoder.decode(frame);
@@ -36,14 +36,14 @@ function encodedOneByOne(inbound: InboundProtocol, includeUsage: boolean, frames
     }
     if (decoded.error || decoded.done) break;
   }
-  return { text, state, content };
+  return { text, state: { usage: state.usage, text: state.text }, content };
 }
 
 /** What the client gets for the pieces through relayBatch, and what the stream said. */
 async function relayed(inbound: InboundProtocol, includeUsage: boolean, pieces: string[]) {
   const decoder = decoderFor();
   const encoder = inbound.streamEncoder("public-model", includeUsage);
-  const state: Accumulated = { text: "" };
+  const state: Accumulated = { text: "", pieces: 0 };
   const parts: (string | Uint8Array)[] = [];
   let passedBytes = 0;
   let content = false;
@@ -60,7 +60,7 @@ async function relayed(inbound: InboundProtocol, includeUsage: boolean, pieces: 
     if (out.error || out.done) break;
   }
   const text = Buffer.concat(parts.map((part) => (typeof part === "string" ? Buffer.from(part) : part))).toString();
-  return { text, state, content, passedBytes };
+  return { text, state: { usage: state.usage, text: state.text }, content, passedBytes };
 }
 
 const sse = (payload: unknown) => `data: ${typeof payload === "string" ? payload : JSON.stringify(payload)}\n\n`;
@@ -126,5 +126,13 @@ describe("a batch of upstream frames relayed to the client", () => {
     const anthropic = await relayed(anthropicInbound, false, [sse(frameOf.text("public-model", "a"))]);
     expect(anthropic.passedBytes).toBe(0);
     expect(anthropic.text).toContain("event: message_start");
+  });
+
+  it("keeps a long answer's text whole while flattening it every 64 pieces", () => {
+    const state: Accumulated = { text: "", pieces: 0 };
+    const pieces = Array.from({ length: 1000 }, (_, i) => (i % 7 === 0 ? "" : i % 5 === 0 ? "日本" : `tok${i} `));
+    for (const piece of pieces) addText(state, piece);
+    expect(state.text).toBe(pieces.join(""));
+    expect(state.pieces).toBe(pieces.filter(Boolean).length);
   });
 });

@@ -92,7 +92,7 @@ async function attemptAll(
     try {
       const encoder = encoderFor(call);
       const decoder = channel.provider.chat.stream(context, call.body);
-      const state: Accumulated = { text: "" };
+      const state: Accumulated = { text: "", pieces: 0 };
       // What the batches before the first content came to, for the client once it is committed.
       const held: Part[] = [];
       let ttftMs: number | undefined;
