@@ -212,6 +212,12 @@ export interface NotificationsTable {
 }
 
 /** Who receives a notification, and when they read it. */
+/** A usage batch that landed (kept for a day), so one written again is not counted twice. */
+export interface UsageBatchesTable {
+  id: string;
+  landed_at: string;
+}
+
 export interface NotificationRecipientsTable {
   tenant_id: string;
   user_id: string;
@@ -233,6 +239,7 @@ export interface Database {
   access_tokens: AccessTokensTable;
   usage_logs: UsageLogsTable;
   usage_rollups: UsageRollupsTable;
+  usage_batches: UsageBatchesTable;
   quota_counters: QuotaCountersTable;
   model_prices: ModelPricesTable;
   notifications: NotificationsTable;

@@ -4,6 +4,7 @@ import { gateway } from "./0002-gateway.ts";
 import { governance } from "./0003-governance.ts";
 import { usageRollups } from "./0004-usage-rollups.ts";
 import { notifications } from "./0005-notifications.ts";
+import { usageBatches } from "./0006-usage-batches.ts";
 
 /** Every migration, in order. Names are permanent once released. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   "0003_governance": governance,
   "0004_usage_rollups": usageRollups,
   "0005_notifications": notifications,
+  "0006_usage_batches": usageBatches,
 };

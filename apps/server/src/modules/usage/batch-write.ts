@@ -38,36 +38,44 @@ void everyColumn;
 const insertUsage = compiledBatch<UsageLogsTable>(USAGE_COLUMNS, 100, (db, rows) => db.insertInto("usage_logs").values(rows as never));
 
 /**
- * One batch of usage: the records, and the quota use settled since the last batch. Plain data, so it
- * can be handed to the thread that writes it.
+ * One batch of usage: the records, and the quota use settled since the last one. Plain data, so it can
+ * be handed to the thread that writes it.
  */
 export interface UsageBatch {
+  /** Unique (a time-ordered id): a batch written again is known by it. */
+  id: string;
   records: UsageLogsTable[];
   counters: CounterDelta[];
   /** When the batch was cut (the counters' updated_at). */
   at: string;
 }
 
+/** How long a landed batch's id is kept: a batch is written again within seconds of its first try. */
+const LANDED_KEPT_MS = 24 * 60 * 60 * 1000;
+
 /**
- * Writes a batch in one transaction: the records, the tokens' last use, the hourly and daily rollups
- * and the quota counters land together or not at all, so rollups, records and counters never disagree.
- * A batch written again after it landed (its answer was lost) is found by its first record and left
- * as it is. (A batch of counters alone has no record to be found by: the recorder sends one only
- * when use was settled after its records had gone, and it would count twice only if the thread or
- * connection died between its commit and its answer.)
+ * Writes a batch in one transaction: its id, the records, the tokens' last use, the hourly and daily
+ * rollups and the quota counters land together or not at all, so rollups, records and counters never
+ * disagree. A batch written again after it landed (its answer was lost) finds its id already there and
+ * is left as it is; ids older than a day are let go on the way.
  */
 export async function writeUsageBatch(db: Kysely<Database>, batch: UsageBatch): Promise<void> {
   const lastUsed = new Map<string, string>();
   for (const row of batch.records) if (row.token_id) lastUsed.set(row.token_id, row.created_at);
   await db.transaction().execute(async (trx) => {
-    const first = batch.records[0];
-    if (first) {
-      const landed = await trx.selectFrom("usage_logs").select("id").where("id", "=", first.id).executeTakeFirst();
-      if (landed) return;
+    const claimed = await trx
+      .insertInto("usage_batches")
+      .values({ id: batch.id, landed_at: batch.at })
+      .onConflict((conflict) => conflict.column("id").doNothing())
+      .executeTakeFirst();
+    if (Number(claimed.numInsertedOrUpdatedRows ?? 0) === 0) return;
+    if (batch.records.length > 0) {
       await insertUsage(trx, batch.records);
       await touchTokens(trx, lastUsed);
       await writeUsageRollups(trx, batch.records);
     }
     await addToCounters(trx, batch.counters, batch.at);
+    const forgotten = new Date(Date.parse(batch.at) - LANDED_KEPT_MS).toISOString();
+    await trx.deleteFrom("usage_batches").where("landed_at", "<", forgotten).execute();
   });
 }

@@ -58,26 +58,57 @@ describe("usage recorder", () => {
     expect(await stored()).toEqual({ logs: ["a", "b"], used: 7, requests: 2 });
   });
 
-  it("takes a batch whose answer was lost after it landed as landed: nothing counts twice", async () => {
+  /** A sink whose `nth` batch lands and then loses its answer (as when the writer thread dies right after the commit). */
+  const losingAnswer = (nth: number) => {
     const inline = inlineSink(app.infra.db.kysely);
-    let answers = 0;
-    // The batch lands, then its answer is lost (as when the writer thread dies right after the commit).
-    const losing: BatchSink = {
-      async write(batch) {
+    const sink = {
+      writes: 0,
+      async write(batch: Parameters<BatchSink["write"]>[0]) {
         await inline.write(batch);
-        answers += 1;
-        if (answers === 1) throw new Error("the usage writer thread exited (code 1)");
+        sink.writes += 1;
+        if (sink.writes === nth) throw new Error("the usage writer thread exited (code 1)");
       },
       close: inline.close,
     };
+    return sink;
+  };
+
+  it("takes a batch whose answer was lost after it landed as landed: nothing counts twice", async () => {
+    const losing = losingAnswer(1);
     const recorder = recorderOver(losing);
     record(recorder, "a");
     settled.push({ key: "test:counter", tenantId: tenant, delta: 5 });
     await recorder.flush();
     record(recorder, "b");
     await recorder.flush();
-    expect(answers).toBe(3);
+    expect(losing.writes).toBe(3);
     expect(await stored()).toEqual({ logs: ["a", "b"], used: 5, requests: 2 });
+  });
+
+  it("takes a batch of counters alone whose answer was lost after it landed as landed: it counts once", async () => {
+    // The second batch (the counters settled after their record had gone) lands, and its answer is lost.
+    const losing = losingAnswer(2);
+    const recorder = recorderOver(losing);
+    record(recorder, "a");
+    await recorder.flush();
+    settled.push({ key: "test:counter", tenantId: tenant, delta: 6 });
+    await recorder.flush();
+    await recorder.flush();
+    expect(losing.writes).toBe(3);
+    expect(await stored()).toEqual({ logs: ["a"], used: 6, requests: 1 });
+    const landed = await app.infra.db.kysely.selectFrom("usage_batches").select("id").execute();
+    expect(landed).toHaveLength(2);
+  });
+
+  it("lets go of the ids of batches that landed more than a day before", async () => {
+    const db = app.infra.db.kysely;
+    await db.insertInto("usage_batches").values({ id: "old", landed_at: "2000-01-01T00:00:00.000Z" }).execute();
+    const recorder = recorderOver(inlineSink(db));
+    record(recorder, "a");
+    await recorder.flush();
+    const ids = (await db.selectFrom("usage_batches").select("id").execute()).map((row) => row.id);
+    expect(ids).toHaveLength(1);
+    expect(ids).not.toContain("old");
   });
 
   it("writes every record once when flushes are asked for side by side", async () => {

@@ -54,7 +54,7 @@ export function createUsageRecorder(
       }
       const counters = settled.takeSettled();
       if (pending.length === 0 && counters.length === 0) return;
-      const batch: UsageBatch = { records: pending, counters, at: clock.now().toISOString() };
+      const batch: UsageBatch = { id: newId(), records: pending, counters, at: clock.now().toISOString() };
       pending = [];
       if (!(await write(batch))) failed = batch;
     })().finally(() => {
