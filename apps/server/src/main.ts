@@ -1,7 +1,7 @@
-import v8 from "node:v8";
 import { buildApp } from "./app.ts";
 import type { Config } from "./config/env.ts";
 import { primaryLink, workerIndex } from "./infra/cluster-rpc.ts";
+import { tuneCollector } from "./infra/collector.ts";
 import { createLogger } from "./infra/logger.ts";
 
 /**
@@ -10,16 +10,7 @@ import { createLogger } from "./infra/logger.ts";
  * duties and prints the first-run hint, and the primary's `drain` works like SIGTERM.
  */
 export async function startServer(config: Config, options: { migrate?: boolean } = {}) {
-  // V8 lets the old space grow to several times the live heap under load and keeps it after; a server
-  // holding thousands of open streams is better served by collecting sooner (RSS, for little CPU).
-  if (config.heapGrowthPercent > 0) v8.setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
-  // V8 allocates straight into the old space from an allocation site once every object it made in one
-  // young-generation cycle survived it. Under streamed load some sites of the request path pass that
-  // test; their objects, allocated old, then keep each request's young objects alive through every
-  // scavenge until a full collection, so each request promoted 5-7 KB instead of under 1 KB, scavenges
-  // cost three to four times as much and full collections came every second, for good (plain requests
-  // included). A gateway's request objects all die young: their sites are never pretenured.
-  v8.setFlagsFromString("--no-allocation-site-pretenuring");
+  tuneCollector(config);
   const worker = workerIndex();
   const link = primaryLink();
   const inCluster =

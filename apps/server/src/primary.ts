@@ -2,6 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { Config } from "./config/env.ts";
 import { assertSchemaNotNewer, migrateToLatest } from "./db/migrate.ts";
 import { createClusterHub } from "./infra/cluster-rpc.ts";
+import { tuneCollector } from "./infra/collector.ts";
 import { serveSharedState } from "./infra/cluster-stores.ts";
 import { loadMasterKey } from "./infra/crypto.ts";
 import { openDatabase } from "./infra/db.ts";
@@ -32,6 +33,7 @@ interface Slot {
  * and the bus relay) and nothing else.
  */
 export async function runPrimary(config: Config, options: { migrate: boolean }): Promise<void> {
+  tuneCollector(config);
   const logger = createLogger(config.logLevel).child({ role: "primary" });
   // The master key file and the schema are made here once, so the workers do not race for them.
   loadMasterKey(config.secretKey, config.dataDir);
