@@ -3,7 +3,7 @@ import { compiledBatch } from "../../db/compiled-batch.ts";
 import type { Database, UsageLogsTable } from "../../db/schema.ts";
 import { addToCounters, type CounterDelta } from "../quota/counters.ts";
 import { touchTokens } from "../tokens/repository.ts";
-import { writeUsageRollups } from "./rollups.ts";
+import { DAY_MS, writeUsageRollups } from "./rollups.ts";
 
 const USAGE_COLUMNS = [
   "id",
@@ -50,14 +50,12 @@ export interface UsageBatch {
   at: string;
 }
 
-/** How long a landed batch's id is kept: a batch is written again within seconds of its first try. */
-const LANDED_KEPT_MS = 24 * 60 * 60 * 1000;
-
 /**
  * Writes a batch in one transaction: its id, the records, the tokens' last use, the hourly and daily
  * rollups and the quota counters land together or not at all, so rollups, records and counters never
  * disagree. A batch written again after it landed (its answer was lost) finds its id already there and
- * is left as it is; ids older than a day are let go on the way.
+ * is left as it is. Ids are kept a day (a batch is written again within seconds of its first try) and
+ * let go on the way.
  */
 export async function writeUsageBatch(db: Kysely<Database>, batch: UsageBatch): Promise<void> {
   const lastUsed = new Map<string, string>();
@@ -75,7 +73,7 @@ export async function writeUsageBatch(db: Kysely<Database>, batch: UsageBatch): 
       await writeUsageRollups(trx, batch.records);
     }
     await addToCounters(trx, batch.counters, batch.at);
-    const forgotten = new Date(Date.parse(batch.at) - LANDED_KEPT_MS).toISOString();
+    const forgotten = new Date(Date.parse(batch.at) - DAY_MS).toISOString();
     await trx.deleteFrom("usage_batches").where("landed_at", "<", forgotten).execute();
   });
 }
