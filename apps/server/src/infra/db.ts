@@ -80,13 +80,35 @@ function withStatementCache(database: SQLite.Database): SqliteDatabase {
   };
 }
 
+/** How long a process opening the database waits for another that holds it. */
+const SQLITE_BUSY_MS = 15_000;
+
+/**
+ * Puts the file in WAL mode, which takes it for a moment alone. Processes that open a new file at the
+ * same instant (two `lyss migrate`, a primary and its workers) can find it held by another's switch,
+ * and SQLite then answers "busy" at once, without waiting (it skips its busy handler there to avoid a
+ * deadlock): the switch is tried again, every 10 ms, for as long as a busy statement would wait.
+ */
+function useWal(database: SQLite.Database) {
+  const deadline = Date.now() + SQLITE_BUSY_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      database.pragma("journal_mode = WAL");
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== "SQLITE_BUSY" || Date.now() > deadline) throw error;
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+}
+
 export function openSqlite(file: string): Db {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const database = new SQLite(file);
-  database.pragma("journal_mode = WAL");
+  const database = new SQLite(file, { timeout: SQLITE_BUSY_MS });
+  useWal(database);
   database.pragma("synchronous = FULL");
   database.pragma("foreign_keys = ON");
-  database.pragma("busy_timeout = 15000");
   const kysely = new Kysely<Database>({ dialect: new LyssSqliteDialect({ database: withStatementCache(database) }) });
   return { kysely, dialect: "sqlite", location: file, close: () => kysely.destroy() };
 }

@@ -1,7 +1,9 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../config/env.ts";
 import { decryptSecret, encryptSecret, hashPassword, loadMasterKey, verifyPassword } from "./crypto.ts";
@@ -257,5 +259,20 @@ describe("configuration", () => {
       shutdownTimeoutMs: 2500,
       heapGrowthPercent: 0,
     });
+  });
+});
+
+describe("a SQLite file opened by several processes at once", () => {
+  it("opens in every one of them, each time (the switch to WAL mode is waited for)", { timeout: 60_000 }, async () => {
+    const directory = temporaryDirectory();
+    // Three processes open each of 30 new files at the same instant, 150 ms apart. Before the switch
+    // was tried again, about one open in twenty failed with SQLITE_BUSY.
+    const start = Date.now() + 3000;
+    const files = Array.from({ length: 30 }, (_, index) => `${path.join(directory, `race-${index}.db`)}@${start + index * 150}`);
+    const script = path.join(import.meta.dirname, "../test/open-race.ts");
+    const run = () => promisify(execFile)(process.execPath, ["--import", "tsx", script, ...files], { timeout: 50_000 });
+    const outcomes = (await Promise.all([run(), run(), run()])).flatMap((result) => result.stdout.trim().split("\n"));
+    expect(outcomes).toHaveLength(90);
+    expect(outcomes.filter((outcome) => outcome !== "ok")).toEqual([]);
   });
 });
