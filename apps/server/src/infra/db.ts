@@ -85,9 +85,10 @@ const SQLITE_BUSY_MS = 15_000;
 
 /**
  * Puts the file in WAL mode, which takes it for a moment alone. Processes that open a new file at the
- * same instant (two `lyss migrate`, a primary and its workers) can find it held by another's switch,
- * and SQLite then answers "busy" at once, without waiting (it skips its busy handler there to avoid a
- * deadlock): the switch is tried again, every 10 ms, for as long as a busy statement would wait.
+ * same instant (two `lyss migrate`, or Lyss started twice at once on one data directory) can find it
+ * held by another's switch, and SQLite then answers "busy" at once, without waiting (it skips its
+ * busy handler there to avoid a deadlock): the switch is tried again, every 10 ms, for as long as a
+ * busy statement would wait.
  */
 function useWal(database: SQLite.Database) {
   const deadline = Date.now() + SQLITE_BUSY_MS;
