@@ -267,7 +267,8 @@ describe("a SQLite file opened by several processes at once", () => {
     const directory = temporaryDirectory();
     // Three processes open each of 30 new files at the same instant, 150 ms apart. Before the switch
     // was tried again, about one open in twenty failed with SQLITE_BUSY.
-    const start = Date.now() + 3000;
+    // (5 s leaves time for the three processes to start on a slow machine.)
+    const start = Date.now() + 5000;
     const files = Array.from({ length: 30 }, (_, index) => `${path.join(directory, `race-${index}.db`)}@${start + index * 150}`);
     const script = path.join(import.meta.dirname, "../test/open-race.ts");
     const run = () => promisify(execFile)(process.execPath, ["--import", "tsx", script, ...files], { timeout: 50_000 });
