@@ -3,11 +3,25 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Run, Target } from "./gateway-report.ts";
-import { drive, freePort, guard, here, provision, root, runMain, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
+import {
+  drive,
+  freePort,
+  guard,
+  here,
+  provision,
+  root,
+  runMain,
+  SHAPES,
+  type Shape,
+  startHelper,
+  startLyss,
+  stopChild,
+  tempDir,
+} from "./harness.ts";
 
 /**
  * What each change bought: runs the gateway of several commits side by side against the same upstream
- * and load (one worker, 50 connections, plain and streamed), in rounds that measure each of them and
+ * and load (one worker, 50 connections, plain, streamed in one piece and streamed a chunk at a time), in rounds that measure each of them and
  * the bare proxy in turn, and reports each one's requests per second and CPU time per request next to
  * the bare proxy's. Each commit is checked out in a
  * temporary worktree that shares this checkout's node_modules (its own workspace packages linked in)
@@ -84,21 +98,21 @@ async function main() {
     const started = [];
     for (const commit of commits) started.push(await startCommit(commit, upstream.port, worktrees));
     const targets = [bare, ...started.map((item) => item.target)];
-    const runs = new Map<string, Run[]>(targets.flatMap((target) => [false, true].map((stream) => [`${target.name}:${stream}`, []])));
-    for (const stream of [false, true]) for (const target of targets) await drive(target, 50, stream, 3);
+    const runs = new Map<string, Run[]>(targets.flatMap((target) => SHAPES.map((shape) => [`${target.name}:${shape}`, []])));
+    for (const shape of SHAPES) for (const target of targets) await drive(target, 50, shape, 3);
     for (let round = 0; round < repeats; round++) {
-      for (const stream of [false, true]) {
+      for (const shape of SHAPES) {
         // The order rotates each round, so no target always runs right after another.
         const order = targets.map((_, index) => targets[(index + round) % targets.length] as Target);
-        for (const target of order) runs.get(`${target.name}:${stream}`)?.push(await drive(target, 50, stream, seconds));
+        for (const target of order) runs.get(`${target.name}:${shape}`)?.push(await drive(target, 50, shape, seconds));
       }
     }
-    const of = (target: Target, stream: boolean) => runs.get(`${target.name}:${stream}`) ?? [];
+    const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];
     for (const { commit, target, child, readyMs } of started) {
       const cells: string[] = [];
-      for (const stream of [false, true]) {
-        const mine = of(target, stream);
-        const theirs = of(bare, stream);
+      for (const shape of SHAPES) {
+        const mine = of(target, shape);
+        const theirs = of(bare, shape);
         // Ratios within each round, then their median.
         const rpsRatio = median(mine.map((run, index) => run.rps / (theirs[index]?.rps ?? run.rps)));
         const cpuRatio = median(mine.map((run, index) => run.cpuMicrosPerRequest / (theirs[index]?.cpuMicrosPerRequest ?? 1)));
@@ -129,8 +143,8 @@ async function main() {
       .join(" / ")}`,
     `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections, ${seconds} s runs after a 3 s warm-up; every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.`,
     "",
-    "| commit | ready | plain req/s (of bare) | plain CPU/request lyss / bare | stream req/s (of bare) | stream CPU/request lyss / bare |",
-    "|---|---:|---:|---:|---:|---:|",
+    "| commit | ready | plain req/s (of bare) | plain CPU/request lyss / bare | stream req/s (of bare) | stream CPU/request lyss / bare | chunked stream req/s (of bare) | chunked stream CPU/request lyss / bare |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
   ].join("\n");

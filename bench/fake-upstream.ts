@@ -3,8 +3,10 @@ import http from "node:http";
 /**
  * A fast OpenAI-format upstream for the gateway benchmark (not the test simulator: this one is built for
  * speed, not correctness). POST /v1/chat/completions answers plain JSON, or with `"stream": true` 20 SSE
- * chunks (plus a usage chunk and [DONE]) in one write. Model "bench-slow" streams one chunk per second
- * and holds the stream open (up to 600 chunks) until the client goes away.
+ * chunks (plus a usage chunk and [DONE]) in one write. Model "bench-chunked" streams the same answer as
+ * a model does, one write per chunk (the next one on the next turn of the event loop), so each chunk
+ * reaches the proxy as a piece of its own. Model "bench-slow" streams one chunk per second and holds the
+ * stream open (up to 600 chunks) until the client goes away.
  *
  *   node --import tsx bench/fake-upstream.ts <port> [extra loopback host …]
  *
@@ -86,6 +88,23 @@ setInterval(() => {
 
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" };
 
+/** The fast stream's answer, one write per chunk, each on its own turn of the event loop. */
+function chunkedStream(res: http.ServerResponse, model: string) {
+  res.writeHead(200, SSE_HEADERS);
+  res.write(chunk(model, { role: "assistant", content: "" }, null));
+  let sent = 0;
+  const next = () => {
+    if (res.destroyed) return;
+    if (sent++ < CHUNKS) {
+      res.write(chunk(model, { content: "tok " }, null));
+      setImmediate(next);
+    } else {
+      res.end(`${chunk(model, {}, "stop")}${usageChunk(model)}data: [DONE]\n\n`);
+    }
+  };
+  setImmediate(next);
+}
+
 function handle(req: http.IncomingMessage, res: http.ServerResponse) {
   if (req.method === "GET" && (req.url === "/v1/models" || req.url === "/models")) {
     res.writeHead(200, { "content-type": "application/json" });
@@ -94,6 +113,7 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse) {
         object: "list",
         data: [
           { id: "bench-model", object: "model" },
+          { id: "bench-chunked", object: "model" },
           { id: "bench-slow", object: "model" },
         ],
       }),
@@ -123,6 +143,10 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse) {
       const entry = { res, model, sent: 0 };
       slow.add(entry);
       res.on("close", () => slow.delete(entry));
+      return;
+    }
+    if (body.stream && model === "bench-chunked") {
+      chunkedStream(res, model);
       return;
     }
     if (body.stream) {

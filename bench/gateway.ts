@@ -16,6 +16,8 @@ import {
   root,
   rssMiB,
   runMain,
+  SHAPES,
+  shapeBody,
   sleep,
   startHelper,
   startLyss,
@@ -198,45 +200,40 @@ async function main() {
   const direct: Target = { name: "upstream", origin: upstreamOrigin, headers: {}, pid: upstream.child.pid };
   const targets = [bare, floor, one.target, two.target];
 
-  // Correctness check before timing anything: every target answers both shapes in full.
+  // Correctness check before timing anything: every target answers every shape in full.
   const agent = new Agent({ connections: 8, keepAliveTimeout: 30_000 });
   for (const target of [direct, ...targets]) {
-    for (const stream of [false, true]) {
+    for (const shape of SHAPES) {
       const answer = await request(`${target.origin}/v1/chat/completions`, {
         method: "POST",
         dispatcher: agent,
         headers: { "content-type": "application/json", ...target.headers },
-        body: chatBody(stream),
+        body: shapeBody(shape),
       });
       const text = await answer.body.text();
       const chunks = (text.match(/"content":"tok /g) ?? []).length;
-      if (answer.statusCode !== 200 || (stream && chunks !== 20)) {
-        throw new Error(
-          `${target.name} ${stream ? "stream" : "plain"}: status ${answer.statusCode}, ${chunks} chunks: ${text.slice(0, 300)}`,
-        );
+      if (answer.statusCode !== 200 || (shape !== "plain" && chunks !== 20)) {
+        throw new Error(`${target.name} ${shape}: status ${answer.statusCode}, ${chunks} chunks: ${text.slice(0, 300)}`);
       }
     }
   }
 
   // Warm-up (JIT, connection pools), not recorded.
-  for (const target of targets) {
-    await drive(target, 50, false, 1);
-    await drive(target, 50, true, 1);
-  }
+  for (const target of targets) for (const shape of SHAPES) await drive(target, 50, shape, 1);
   const idle = rssMiB(one.target.pid);
 
   const runs = new Map<string, Run[]>();
   for (let repeat = 0; repeat < REPEATS; repeat++) {
     for (const connections of CONNECTIONS) {
-      for (const stream of [false, true]) {
+      for (const shape of SHAPES) {
         // Rotate the order, so no target always runs first or last.
         const order = targets.map((_, i) => targets[(i + repeat) % targets.length] as Target);
         for (const target of order) {
-          const run = await drive(target, connections, stream, DURATION_S);
-          const key = `${target.name}|${connections}|${stream ? "stream" : "plain"}`;
+          const run = await drive(target, connections, shape, DURATION_S);
+          const key = `${target.name}|${connections}|${shape}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
           console.log(
-            `  #${repeat + 1} ${target.name.padEnd(6)} c=${String(connections).padEnd(3)} ${stream ? "stream" : "plain "}: ` +
+            `  #${repeat + 1} ${target.name.padEnd(6)} c=${String(connections).padEnd(3)} ${shape.padEnd(7)}: ` +
               `${run.rps.toFixed(0)} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms, ${run.cpuMicrosPerRequest.toFixed(0)} µs CPU/req` +
               `${run.non2xx || run.errors ? `, non-2xx ${run.non2xx}, errors ${run.errors}` : ""}`,
           );
@@ -276,7 +273,7 @@ async function main() {
   // what the streams themselves cost, without the heap V8 grew during the load runs and keeps.
   await stopChild(two.child);
   const fresh = await lyssTarget("lyss fresh", 1, upstream.port, extraHosts);
-  await drive(fresh.target, 50, true, 1);
+  await drive(fresh.target, 50, "stream", 1);
   streams.push({ label: "one worker started afresh, no load run before", ...(await streamMemory(fresh.target, OPEN_STREAMS)) });
   await stopChild(fresh.child);
 

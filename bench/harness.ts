@@ -207,6 +207,16 @@ export async function api<T>(base: string, method: string, url: string, body: un
   return JSON.parse(text) as T;
 }
 
+/**
+ * What the benchmark asks for: a plain answer, a stream the upstream writes in one piece, or the same
+ * stream written a chunk at a time (as a model sends it).
+ */
+export type Shape = "plain" | "stream" | "chunked";
+export const SHAPES: readonly Shape[] = ["plain", "stream", "chunked"];
+
+/** The chat request of a shape. */
+export const shapeBody = (shape: Shape) => chatBody(shape !== "plain", shape === "chunked" ? "bench-chunked" : "bench-model");
+
 export const chatBody = (stream: boolean, model = "bench-model") =>
   JSON.stringify({ model, messages: [{ role: "user", content: "Say something." }], stream, max_tokens: 32 });
 
@@ -222,17 +232,17 @@ export async function provision(base: string, upstreamPort: number, extraHosts: 
     name: "Bench",
   });
   const auth = { authorization: `Bearer ${setup.access_token}`, "x-tenant-id": setup.tenant.id };
-  const channel = (name: string, host: string, model: string, extra: Record<string, unknown> = {}) =>
+  const channel = (name: string, host: string, models: string[], extra: Record<string, unknown> = {}) =>
     api(
       base,
       "POST",
       "/api/v1/channels",
-      { name, provider: "openai-compatible", base_url: `http://${host}:${upstreamPort}`, models: [model], ...extra },
+      { name, provider: "openai-compatible", base_url: `http://${host}:${upstreamPort}`, models, ...extra },
       auth,
     );
-  await channel("bench", "127.0.0.1", "bench-model");
-  for (const [i, host] of extraHosts.entries()) await channel(`slow-${i}`, host, "bench-slow", { timeout_ms: 600_000 });
-  for (const model of ["bench-model", "bench-slow"]) {
+  await channel("bench", "127.0.0.1", ["bench-model", "bench-chunked"]);
+  for (const [i, host] of extraHosts.entries()) await channel(`slow-${i}`, host, ["bench-slow"], { timeout_ms: 600_000 });
+  for (const model of ["bench-model", "bench-chunked", "bench-slow"]) {
     await api(base, "PUT", "/api/v1/prices", { scope: "tenant", model, input_per_mtok: 1_000_000, output_per_mtok: 2_000_000 }, auth);
   }
   const token = await api<{ id: string; key: string }>(
@@ -267,13 +277,13 @@ export function cpuSeconds(pid: number | undefined): number {
 const CLOCK_TICKS = 100;
 
 /** Drives POST /v1/chat/completions of a target with autocannon; CPU is its processes' time per answer. */
-export async function drive(target: Target, connections: number, stream: boolean, duration: number): Promise<Run> {
+export async function drive(target: Target, connections: number, shape: Shape, duration: number): Promise<Run> {
   const cpuBefore = cpuSeconds(target.pid);
   const result = await autocannon({
     url: `${target.origin}/v1/chat/completions`,
     method: "POST",
     headers: { "content-type": "application/json", ...target.headers },
-    body: chatBody(stream),
+    body: shapeBody(shape),
     connections,
     duration,
     pipelining: 1,

@@ -1,13 +1,13 @@
 import fs from "node:fs";
 import type { Target } from "./gateway-report.ts";
-import { buildServer, drive, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
+import { buildServer, drive, freePort, guard, provision, runMain, SHAPES, startHelper, startLyss, tempDir } from "./harness.ts";
 
 /**
  * CPU time per request of each thread of the bare proxy, the framework floor and Lyss (one worker, SQLite), user and
  * system apart, read from /proc/<pid>/task before and after a run: where a process's time goes (the
  * serving thread, Lyss's usage writer, V8's helper threads) rather than only how much it is.
  *
- *   npx tsx bench/threads.ts [--seconds 8] [--connections 50] [--plain | --stream]
+ *   npx tsx bench/threads.ts [--seconds 8] [--connections 50] [--plain | --stream | --chunked]
  */
 
 const argument = (name: string, fallback: string) => {
@@ -16,7 +16,8 @@ const argument = (name: string, fallback: string) => {
 };
 const seconds = Number(argument("--seconds", "8"));
 const connections = Number(argument("--connections", "50"));
-const shapes = process.argv.includes("--stream") ? [true] : process.argv.includes("--plain") ? [false] : [false, true];
+const chosen = SHAPES.filter((shape) => process.argv.includes(`--${shape}`));
+const shapes = chosen.length ? chosen : SHAPES;
 
 guard(10 * 60_000);
 
@@ -63,12 +64,12 @@ async function main() {
   console.log(
     `CPU µs per request by thread, user + system (main; V8's and libuv's helpers; Lyss's usage writer), ${connections} connections, ${seconds} s after a 3 s warm-up`,
   );
-  for (const stream of shapes) {
+  for (const shape of shapes) {
     for (const target of targets) {
       if (target.pid === undefined) throw new Error(`${target.name} has no pid`);
-      await drive(target, connections, stream, 3);
+      await drive(target, connections, shape, 3);
       const before = threadTimes(target.pid);
-      const result = await drive(target, connections, stream, seconds);
+      const result = await drive(target, connections, shape, seconds);
       const after = threadTimes(target.pid);
       const requests = Math.max(1, result.requests);
       const rows = new Map<string, { user: number; system: number }>();
@@ -85,7 +86,7 @@ async function main() {
         .filter(([, row]) => row.user + row.system >= 0.5)
         .map(([name, row]) => `${name} ${row.user.toFixed(0)} + ${row.system.toFixed(0)}`);
       console.log(
-        `${target.name.padEnd(5)} ${stream ? "stream" : "plain "} ${Math.round(result.rps)} req/s, ${total.toFixed(0)} µs: ${parts.join(", ")}`,
+        `${target.name.padEnd(5)} ${shape.padEnd(7)} ${Math.round(result.rps)} req/s, ${total.toFixed(0)} µs: ${parts.join(", ")}`,
       );
     }
   }
