@@ -18,6 +18,7 @@ import {
   runMain,
   SHAPES,
   shapeBody,
+  signIn,
   sleep,
   startHelper,
   startLyss,
@@ -282,7 +283,7 @@ async function main() {
     "GET",
     `/api/v1/tokens/${one.token.id}`,
     undefined,
-    one.auth,
+    await signIn(one.target.origin, one.auth["x-tenant-id"] as string),
   );
   await stopChild(one.child);
 

@@ -225,10 +225,20 @@ export const chatBody = (stream: boolean, model = "bench-model") =>
  * "bench-slow" channel per extra loopback host, prices (so cost reservation runs) and a token with a
  * requests limit, a cost limit and rpm/tpm rate limits.
  */
+const ADMIN = { email: "bench@example.com", password: "bench-password-1234" };
+
+/**
+ * Signs the benchmark's administrator in again: a full run outlasts an access token (15 minutes by
+ * default), and what it reads at the end needs a fresh one.
+ */
+export async function signIn(base: string, tenantId: string): Promise<Record<string, string>> {
+  const session = await api<{ access_token: string }>(base, "POST", "/api/v1/auth/login", ADMIN);
+  return { authorization: `Bearer ${session.access_token}`, "x-tenant-id": tenantId };
+}
+
 export async function provision(base: string, upstreamPort: number, extraHosts: string[]) {
   const setup = await api<{ access_token: string; tenant: { id: string } }>(base, "POST", "/api/v1/auth/setup", {
-    email: "bench@example.com",
-    password: "bench-password-1234",
+    ...ADMIN,
     name: "Bench",
   });
   const auth = { authorization: `Bearer ${setup.access_token}`, "x-tenant-id": setup.tenant.id };
