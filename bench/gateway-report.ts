@@ -1,5 +1,5 @@
 import os from "node:os";
-import { SHAPES, startFlags } from "./harness.ts";
+import { SHAPES, startEnv, startFlags } from "./harness.ts";
 
 /** The tables and figures of one gateway benchmark run, rendered for bench/RESULTS.md. */
 
@@ -126,7 +126,12 @@ export function renderSection(m: Measured): { section: string; summary: string }
     `- Command: \`npx tsx bench/gateway.ts${m.short ? " --short" : ""}\` (or \`npm run bench${m.short ? " -- --short" : ""}\`)`,
     `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; load average before ${m.loadBefore.map((v) => fmt(v)).join(" / ")}, after ${m.loadAfter.map((v) => fmt(v)).join(" / ")} (the load generator, the proxies and the upstream share these cores)`,
     "- Setup: a minimal node:http upstream speaking the OpenAI format (`bench/fake-upstream.ts`: plain JSON; `stream`: 20 SSE chunks + usage + [DONE] in one write; `chunked`: the same stream one write per chunk, each on the next turn of the upstream's event loop, as a model sends it); a bare pass-through proxy on an undici keep-alive Pool that streams the request body through (`bench/bare-proxy.ts`); the framework floor, one Fastify route with Lyss's request schema that parses and validates the body and passes the answer through, with no gateway work (`bench/framework-floor.ts`); Lyss from its production build (`" +
-      ["node", ...startFlags(), "apps/server/bin/lyss.js start"].join(" ") +
+      [
+        ...Object.entries(startEnv()).map(([name, value]) => `${name}=${value}`),
+        "node",
+        ...startFlags(),
+        "apps/server/bin/lyss.js start",
+      ].join(" ") +
       "`, as `npm start` runs it, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
     `- Load: autocannon, POST /v1/chat/completions, ${m.durationS} s per run after a 1 s warm-up per target and shape, targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
     "",

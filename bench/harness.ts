@@ -110,11 +110,23 @@ export interface LyssOptions {
   root?: string;
 }
 
+/** The words of `npm start`'s command (the server's start script). */
+function startWords(checkout: string): string[] {
+  const manifest = JSON.parse(fs.readFileSync(path.join(checkout, "apps/server/package.json"), "utf8")) as { scripts?: { start?: string } };
+  return (manifest.scripts?.start ?? "").split(/\s+/);
+}
+
 /** The Node flags `npm start` runs the server with (its start script's, e.g. `--single-threaded-gc`). */
 export function startFlags(checkout = root): string[] {
-  const manifest = JSON.parse(fs.readFileSync(path.join(checkout, "apps/server/package.json"), "utf8")) as { scripts?: { start?: string } };
-  const words = (manifest.scripts?.start ?? "").split(/\s+/);
-  return words.slice(1, words.indexOf("bin/lyss.js")).filter((word) => word.startsWith("--"));
+  const words = startWords(checkout);
+  return words.slice(words.indexOf("node") + 1, words.indexOf("bin/lyss.js")).filter((word) => word.startsWith("--"));
+}
+
+/** The environment `npm start` sets before Node (its start script's `NAME=value` words, e.g. `MALLOC_ARENA_MAX=2`). */
+export function startEnv(checkout = root): Record<string, string> {
+  const words = startWords(checkout);
+  const assignments = words.slice(0, Math.max(0, words.indexOf("node"))).filter((word) => /^[A-Z_][A-Z0-9_]*=/.test(word));
+  return Object.fromEntries(assignments.map((word) => [word.slice(0, word.indexOf("=")), word.slice(word.indexOf("=") + 1)]));
 }
 
 /** Starts `node <npm start's flags> apps/server/bin/lyss.js start` on SQLite in `dir` and waits for /health. */
@@ -126,6 +138,7 @@ export async function startLyss(port: number, dir: string, options: LyssOptions 
     HOST: "127.0.0.1",
     LOG_LEVEL: "warn",
     NODE_ENV: "production",
+    ...startEnv(options.root ?? root),
     ...options.env,
   };
   for (const name of ["DATABASE_URL", "REDIS_URL", "LYSS_ADMIN_EMAIL", "LYSS_ADMIN_PASSWORD"]) {

@@ -12,6 +12,7 @@ import {
   provision,
   root,
   sleep,
+  startEnv,
   startFlags,
   startHelper,
   tempDir,
@@ -139,7 +140,7 @@ async function measure(name: string, upstream: string): Promise<Record<string, n
   else if (name === "floor") nodeArgs = ["--import", "tsx", path.join(here, "framework-floor.ts"), String(port), upstream];
   else {
     nodeArgs = [...startFlags(), path.join(root, "apps/server/bin/lyss.js"), "start"];
-    Object.assign(env, { LYSS_DATA_DIR: dir, PORT: String(port), HOST: "127.0.0.1", LYSS_WORKERS: "1" });
+    Object.assign(env, startEnv(), { LYSS_DATA_DIR: dir, PORT: String(port), HOST: "127.0.0.1", LYSS_WORKERS: "1" });
     for (const variable of ["DATABASE_URL", "REDIS_URL", "LYSS_ADMIN_EMAIL", "LYSS_ADMIN_PASSWORD"]) delete env[variable];
   }
   const child = valgrind(outFile, nodeArgs, env);

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --single-threaded-gc
 // Runs the production build (dist/, made by `npm run build`) when it is newer than every source file;
 // otherwise the TypeScript sources directly through tsx (Node 20 has no built-in TypeScript).
 import { existsSync, readdirSync, statSync } from "node:fs";

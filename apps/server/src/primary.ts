@@ -26,6 +26,15 @@ interface Slot {
 }
 
 /**
+ * glibc's malloc arenas for a worker started by a primary that was not (`npm start` and the `lyss`
+ * command set the same): by default glibc gives each thread that allocates under contention an arena
+ * of its own, up to eight per core, and memory freed in them (V8's compiler zones, the usage writer's
+ * batches) mostly stays resident. With two, one worker held 2,000 open streams after a load run in
+ * 23 MiB less.
+ */
+const MALLOC_ARENAS = "2";
+
+/**
  * The cluster primary (`LYSS_WORKERS` > 1): migrates once (or only checks the schema), forks the
  * workers (`LYSS_WORKER_INDEX` 1..n) that share the port, replaces one that dies, and on SIGTERM or
  * SIGINT drains them all and exits 0 once they have exited (1 on a timeout or a failed drain). It
@@ -58,7 +67,7 @@ export async function runPrimary(config: Config, options: { migrate: boolean }):
 
   function fork(slot: Slot) {
     slot.restart = undefined;
-    const worker = cluster.fork({ LYSS_WORKER_INDEX: String(slot.index) });
+    const worker = cluster.fork({ LYSS_WORKER_INDEX: String(slot.index), MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? MALLOC_ARENAS });
     Object.assign(slot, { worker, startedAt: Date.now(), ready: false });
     worker.on("error", (error) => logger.warn({ err: error, worker: slot.index }, "cluster worker channel error"));
     worker.on("exit", (code, signal) => exited(slot, worker, code, signal));
