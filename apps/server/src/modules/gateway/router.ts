@@ -112,15 +112,29 @@ export function createRouter(stats: ChannelStats, random: () => number = Math.ra
     }
   }
 
+  /** Tiers by priority, highest first, each in the strategy's order (one tier, the usual case, is not grouped). */
+  function byPriority(channels: RuntimeChannel[], strategy: Strategy, model: string): RuntimeChannel[] {
+    const top = channels[0]?.priority ?? 0;
+    if (channels.every((channel) => channel.priority === top)) return orderTier(channels, strategy, `${model}:${top}`);
+    const tiers = new Map<number, RuntimeChannel[]>();
+    for (const channel of channels) {
+      const tier = tiers.get(channel.priority);
+      if (tier) tier.push(channel);
+      else tiers.set(channel.priority, [channel]);
+    }
+    const ordered: RuntimeChannel[] = [];
+    for (const priority of [...tiers.keys()].sort((a, b) => b - a)) {
+      for (const channel of orderTier(tiers.get(priority) ?? [], strategy, `${model}:${priority}`)) ordered.push(channel);
+    }
+    return ordered;
+  }
+
   return {
     order(channels: RuntimeChannel[], strategy: Strategy, model: string): RuntimeChannel[] {
-      const tiers = new Map<number, RuntimeChannel[]>();
-      for (const channel of channels) tiers.set(channel.priority, [...(tiers.get(channel.priority) ?? []), channel]);
-      const ordered: RuntimeChannel[] = [];
-      for (const priority of [...tiers.keys()].sort((a, b) => b - a)) {
-        ordered.push(...orderTier(tiers.get(priority) ?? [], strategy, `${model}:${priority}`));
-      }
+      const ordered = byPriority(channels, strategy, model);
       const impaired = (channel: RuntimeChannel) => stats.isCooling(channel.id) || stats.get(channel.id).credentialsFailing;
+      // The usual case, every channel allowed and none impaired: the order stands as it is.
+      if (ordered.every((channel) => stats.allows(channel.id) && !impaired(channel))) return ordered;
       const allowed = ordered.filter((channel) => stats.allows(channel.id));
       // Every circuit open: rather than fail with nothing, try them, the least recently failed first.
       if (allowed.length === 0) return ordered.sort((a, b) => lastFailure(a) - lastFailure(b));
