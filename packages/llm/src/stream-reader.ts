@@ -21,7 +21,7 @@ function utf8Pieces() {
       if (typeof chunk === "string") text = chunk;
       else if (!open && isAscii(chunk)) {
         pieces.ascii = true;
-        text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");
+        text = (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)).toString("latin1");
       } else {
         open = chunk.length > 0 && (chunk[chunk.length - 1] as number) >= 0x80;
         text = decoder.decode(chunk, { stream: true });
@@ -92,6 +92,14 @@ export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>
   if (pending.length) yield { frames: pending };
 }
 
+/** Whether `data:` starts at `at` (compared a character at a time: no string is made for it). */
+const isDataField = (text: string, at: number) =>
+  text.charCodeAt(at) === 100 && // d
+  text.charCodeAt(at + 1) === 97 && // a
+  text.charCodeAt(at + 2) === 116 && // t
+  text.charCodeAt(at + 3) === 97 && // a
+  text.charCodeAt(at + 4) === 58; // :
+
 /**
  * The events of a piece that is only whole `data: …` events of one line each, as upstreams send them,
  * and whether each is spelled `data: <data>\n\n` (one space after the colon); undefined for anything
@@ -102,7 +110,7 @@ function dataEvents(text: string): { frames: StreamFrame[]; canonical: boolean }
   const frames: StreamFrame[] = [];
   let canonical = true;
   for (let at = 0; at < text.length; ) {
-    if (text.slice(at, at + 5) !== "data:") return undefined;
+    if (!isDataField(text, at)) return undefined;
     // One space after the colon is not part of the data.
     const spaced = text.charCodeAt(at + 5) === 32;
     if (!spaced) canonical = false;
