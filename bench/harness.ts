@@ -233,11 +233,7 @@ export const shapeBody = (shape: Shape) => chatBody(shape !== "plain", shape ===
 export const chatBody = (stream: boolean, model = "bench-model") =>
   JSON.stringify({ model, messages: [{ role: "user", content: "Say something." }], stream, max_tokens: 32 });
 
-/**
- * Sets up a fresh Lyss: the first administrator, one channel for "bench-model" on the upstream, one
- * "bench-slow" channel per extra loopback host, prices (so cost reservation runs) and a token with a
- * requests limit, a cost limit and rpm/tpm rate limits.
- */
+/** The benchmark's administrator. */
 const ADMIN = { email: "bench@example.com", password: "bench-password-1234" };
 
 /**
@@ -249,6 +245,11 @@ export async function signIn(base: string, tenantId: string): Promise<Record<str
   return { authorization: `Bearer ${session.access_token}`, "x-tenant-id": tenantId };
 }
 
+/**
+ * Sets up a fresh Lyss: the first administrator, one channel for "bench-model" and "bench-chunked" on
+ * the upstream, one "bench-slow" channel per extra loopback host, prices (so cost reservation runs) and
+ * a token with a requests limit, a cost limit and rpm/tpm rate limits.
+ */
 export async function provision(base: string, upstreamPort: number, extraHosts: string[]) {
   const setup = await api<{ access_token: string; tenant: { id: string } }>(base, "POST", "/api/v1/auth/setup", {
     ...ADMIN,
