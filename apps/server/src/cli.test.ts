@@ -245,3 +245,16 @@ describe("lyss CLI", { timeout: 90_000 }, () => {
     expect(await migrationRows(storage)).toEqual([...KNOWN_MIGRATIONS, "9999_future"].sort().map((name) => ({ name, count: 1 })));
   });
 });
+
+describe("production build", () => {
+  it("is ASCII only, so V8 holds its source at one byte a character", () => {
+    // `npm install` builds dist/ (postinstall), as CI's clean install does.
+    const dist = path.join(ROOT, "apps/server/dist");
+    const files = fs.readdirSync(dist).filter((name) => name.endsWith(".js"));
+    expect(files).toContain("lyss.js");
+    for (const name of files) {
+      const text = fs.readFileSync(path.join(dist, name), "latin1");
+      expect(/[\u0080-\u00ff]/.exec(text)?.index, name).toBeUndefined();
+    }
+  });
+});
