@@ -44,15 +44,22 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 
 export const running = new Set<ChildProcess>();
 
-/** Starts `node apps/server/bin/lyss.js start` on a free port and waits until /health answers. */
-export async function startServer(storage: Storage, env: Record<string, string> = {}): Promise<Server> {
+/**
+ * Starts `node apps/server/bin/lyss.js start` (or another command that starts the server, such as
+ * `npm start`) on a free port and waits until /health answers.
+ */
+export async function startServer(
+  storage: Storage,
+  env: Record<string, string> = {},
+  command: readonly string[] = [process.execPath, BIN, "start"],
+): Promise<Server> {
   const port = await freePort();
   const inherited: Record<string, string> = {};
   for (const name of ["PATH", "HOME", "TMPDIR", "LANG"]) {
     const value = process.env[name];
     if (value !== undefined) inherited[name] = value;
   }
-  const child = spawn(process.execPath, [BIN, "start"], {
+  const child = spawn(command[0] as string, command.slice(1), {
     cwd: ROOT,
     env: { ...inherited, ...storage.env, PORT: String(port), HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],

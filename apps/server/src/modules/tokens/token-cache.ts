@@ -82,11 +82,14 @@ const MAX_TOKENS = 200_000;
  * change through the bus. Unknown keys are remembered briefly so floods of bad keys stay off the
  * database.
  */
-export function createTokenCache(db: Kysely<Database>, bus: EventBus) {
+export function createTokenCache(db: Kysely<Database>, bus: EventBus, options: { maxTokens?: number } = {}) {
   // Bounded by a count through `maxSize` rather than `max`: with `max` the cache allocates its index
   // arrays for every entry it could hold when it is made (about 5.5 MB for 200,000, and 3 MB more for
   // the TTL arrays on the first unknown key), where most instances hold a few hundred tokens.
-  const cache = new LRUCache<string, RuntimeToken | typeof MISSING>({ maxSize: MAX_TOKENS, sizeCalculation: () => 1 });
+  const cache = new LRUCache<string, RuntimeToken | typeof MISSING>({
+    maxSize: options.maxTokens ?? MAX_TOKENS,
+    sizeCalculation: () => 1,
+  });
   const unsubscribe = bus.subscribe(TOKENS_TOPIC, (payload) => {
     const hash = (payload as { hash?: string } | null)?.hash;
     if (hash) cache.delete(hash);

@@ -12,6 +12,7 @@ import {
   setupAdmin,
   type TestApp,
 } from "../../test/test-app.ts";
+import { createTokenCache } from "./token-cache.ts";
 
 const LIMITS = {
   name: "ci",
@@ -123,6 +124,33 @@ describe("access token management", () => {
     expect((await call("PATCH", `/api/v1/tokens/${bobToken.id}`, admin.token, { status: "disabled" })).body.status).toBe("disabled");
     expect((await call("DELETE", `/api/v1/tokens/${aliceToken.id}`, alice.token)).body).toEqual({ ok: true });
     expect((await call("GET", "/api/v1/tokens", alice.token)).body.data).toEqual([]);
+  });
+});
+
+describe("the access-token cache", () => {
+  let app: TestApp;
+  afterEach(async () => app.close());
+
+  it("holds at most its bound of keys, the least recently used going first, unknown keys included", async () => {
+    app = await createTestApp();
+    const admin = await setupAdmin(app);
+    const keys: string[] = [];
+    for (let index = 0; index < 3; index++) keys.push((await createAccessToken(app, admin.token, admin.tenant.id)).key);
+    const [first, second, third] = keys.map((key) => createHash("sha256").update(key).digest("hex")) as [string, string, string];
+    const cache = createTokenCache(app.infra.db.kysely, app.infra.bus, { maxTokens: 2 });
+    try {
+      for (const hash of [first, second, third]) expect((await cache.byHash(hash))?.name).toBeDefined();
+      // Gone from the database behind the cache's back (no change event): only what it still holds answers.
+      await app.infra.db.kysely.deleteFrom("access_tokens").execute();
+      expect(await cache.byHash(third)).toBeDefined();
+      expect(await cache.byHash(second)).toBeDefined();
+      expect(await cache.byHash(first)).toBeUndefined();
+      // The unknown key now held pushed out the least recently used token.
+      expect(await cache.byHash(second)).toBeDefined();
+      expect(await cache.byHash(third)).toBeUndefined();
+    } finally {
+      cache.close();
+    }
   });
 });
 
