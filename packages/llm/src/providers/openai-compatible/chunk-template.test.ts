@@ -74,6 +74,54 @@ describe("OpenAI-format stream chunks decoded through a template", () => {
     expect(templated.at(-1)?.done).toBe(true);
   });
 
+  it("reads a stream's first text chunk off its role chunk and its finishing chunk off the template", () => {
+    const frames = [
+      chunk({ role: "assistant", content: "", refusal: null }),
+      ...["Hel", "lo"].map((content) => chunk({ content })),
+      chunk({}, {}, "stop"),
+      chunk({ content: "x" }, { choices: [], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } }),
+    ].map((value) => ({ data: JSON.stringify(value) }));
+    const decoder = compatibleStreamDecoder();
+    const parse = vi.spyOn(JSON, "parse");
+    try {
+      const decoded = frames.map((frame) => decoder.decode(frame));
+      // The role chunk and the usage chunk.
+      expect(parse.mock.calls.length).toBe(2);
+      expect(decoded).toEqual(frames.map(decodeCompatibleFrame));
+      expect(decoded[3]?.chunks[0]?.choices[0]).toEqual({ index: 0, delta: {}, logprobs: null, finish_reason: "stop" });
+      expect(decoded[3]?.raw).toBe(frames[3]?.data);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it("decodes streams with role, finishing and other chunks exactly as a parse of each frame does", () => {
+    const reason = fc.constantFrom("stop", "length", "tool_calls", "Stop!", "", 'stop"', "a\u0062");
+    const text = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('"', "\\", "}", '"},{"x":"', "{"));
+    const frame = fc.oneof(
+      fc
+        .record({
+          role: fc.constantFrom("assistant", "user"),
+          content: fc.constantFrom("", "a", "}"),
+          extra: fc.constantFrom({}, { refusal: null }, { refusal: "}" }, { tool_calls: [] }),
+        })
+        .map(({ role, content, extra }) => chunk({ role, content, ...extra })),
+      text.map((content) => chunk({ content })),
+      fc.tuple(reason, fc.constantFrom({}, { content: "" })).map(([why, delta]) => chunk(delta, {}, why)),
+      reason.map((why) => ({ ...chunk({}, {}, why), id: "chatcmpl-2" })),
+      reason.map((why) => chunk({}, { usage: null }, why)),
+      fc.constant(chunk({}, { choices: [], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } })),
+    );
+    fc.assert(
+      fc.property(fc.array(frame, { minLength: 1, maxLength: 10 }), fc.boolean(), (values, spaced) => {
+        const frames = values.map((value) => ({ data: JSON.stringify(value, null, spaced ? 1 : undefined) }));
+        const { templated, parsed } = both(frames);
+        expect(templated).toEqual(parsed);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it("does not take a string elsewhere in the chunk for the delta's text", () => {
     const decoder = compatibleStreamDecoder();
     const tricky = (value: string) => ({ data: JSON.stringify(chunk({ content: value }, { note: '"content":"' })) });

@@ -59,11 +59,43 @@ function located(before: string, after: string, field: TextField): boolean {
   }
 }
 
+const DELTA_KEY = '"delta":';
+const FINISH_KEY = '"finish_reason":';
+/** A finish reason as providers spell it ("stop", "length", "tool_calls", "content_filter", …). */
+const PLAIN_REASON = /^[a-z_]{1,40}$/;
+
+const occurrences = (text: string, part: string) => text.split(part).length - 1;
+
+/** Where the object that starts at `start` closes, in JSON text without escapes or nested objects or arrays. */
+function flatObjectEnd(data: string, start: number): number {
+  let quoted = false;
+  for (let index = start + 1; index < data.length; index++) {
+    const code = data.charCodeAt(index);
+    if (code === 34) quoted = !quoted;
+    else if (!quoted && code === 125) return index;
+    else if (!quoted && (code === 123 || code === 91)) return -1;
+  }
+  return -1;
+}
+
+/** The role chunk's delta, when it is the role, empty text and nothing but plain values. */
+function openingDelta(chunk: ChatChunk): boolean {
+  if (chunk.usage != null || chunk.choices.length !== 1) return false;
+  const choice = chunk.choices[0];
+  if (!choice || choice.finish_reason !== null || !choice.delta || choice.delta.content !== "" || !choice.delta.role) return false;
+  return Object.values(choice.delta).every((value) => value === null || typeof value !== "object");
+}
+
 /**
  * Most frames of an OpenAI-format stream differ from the one before only in the text of the delta:
  * same id, model, created and shape. Once a parsed frame is a plain text chunk, its text around the
  * delta's string is kept as a template; a later frame that is the same text around a valid JSON string
  * body is that chunk with this text, and needs no parse. Any other frame is parsed as usual.
+ *
+ * Two more frames of a stream are read off the template when their text has no escapes: the first text
+ * chunk, when it is the opening role chunk's text with `{"content":"…"}` as its delta (the role chunk
+ * gives the template), and the finishing chunk, when it is the template's text with `{}` as its delta
+ * and a plain reason in place of its `"finish_reason":null`.
  */
 export function chunkTemplates() {
   let prefix = "";
@@ -71,6 +103,58 @@ export function chunkTemplates() {
   let template: ChatChunk | undefined;
   let field: TextField = "content";
   let learned = 0;
+  // The template's text before its delta (to `"delta":`) and after it, and where the finish reason's
+  // key ends in `tail` (-1: no finishing chunk is read off this template).
+  let head = "";
+  let tail = "";
+  let reasonAt = -1;
+
+  /** Takes the text around the delta's string as the template, and splits it around the delta when it can. */
+  function adopt(before: string, after: string, name: TextField, chunk: ChatChunk) {
+    prefix = before;
+    suffix = after;
+    field = name;
+    template = chunk;
+    reasonAt = -1;
+    const opening = `${DELTA_KEY}{"${name}":"`;
+    const whole = before + after;
+    if (!before.endsWith(opening) || !after.startsWith('"}') || whole.includes("\\")) return;
+    // Without escapes every quote is a string's edge, so a key spelled once is the one the chunk has.
+    if (occurrences(whole, '"delta"') !== 1 || occurrences(whole, '"finish_reason"') !== 1) return;
+    head = before.slice(0, before.length - opening.length + DELTA_KEY.length);
+    tail = after.slice(2);
+    const key = tail.indexOf(`${FINISH_KEY}null`);
+    if (key >= 0 && chunk.choices[0]?.finish_reason === null) reasonAt = key + FINISH_KEY.length;
+  }
+
+  /** The finishing chunk a frame is: the template with `{}` as its delta and a plain reason. */
+  function finishOf(data: string): ChatChunk | undefined {
+    if (reasonAt < 0 || !template) return undefined;
+    const start = head.length + 2 + reasonAt;
+    if (data.charCodeAt(start) !== 34 || data.slice(0, head.length) !== head || data.slice(head.length, head.length + 2) !== "{}")
+      return undefined;
+    if (data.slice(head.length + 2, start) !== tail.slice(0, reasonAt)) return undefined;
+    const close = data.indexOf('"', start + 1);
+    const reason = close < 0 ? "" : data.slice(start + 1, close);
+    if (!PLAIN_REASON.test(reason) || data.slice(close + 1) !== tail.slice(reasonAt + 4)) return undefined;
+    const choice = template.choices[0] as ChatChunk["choices"][number];
+    return { ...template, choices: [{ ...choice, delta: {}, finish_reason: reason as ChatChunk["choices"][number]["finish_reason"] }] };
+  }
+
+  /** Takes the opening role chunk's text, with `{"content":"…"}` for its delta, as the template. */
+  function learnOpening(data: string, chunk: ChatChunk) {
+    const key = data.indexOf(DELTA_KEY);
+    if (key < 0 || data.includes("\\") || occurrences(data, '"delta"') !== 1) return;
+    const start = key + DELTA_KEY.length;
+    const end = data.charCodeAt(start) === 123 ? flatObjectEnd(data, start) : -1;
+    if (end < 0) return;
+    learned++;
+    const choice = chunk.choices[0] as ChatChunk["choices"][number];
+    adopt(`${data.slice(0, start)}{"content":"`, `"}${data.slice(end + 1)}`, "content", {
+      ...chunk,
+      choices: [{ ...choice, delta: { content: "" } }],
+    });
+  }
 
   /** The delta's text of a frame that fits the current template. */
   function textOf(data: string): string | undefined {
@@ -92,10 +176,10 @@ export function chunkTemplates() {
     /** The plain text chunk frames are compared with; its delta's one field is where their text goes. */
     current: (): ChatChunk | undefined => template,
 
-    /** The chunk a frame is, when it fits the current template. */
+    /** The chunk a frame is, when it fits the current template (or is its finishing chunk). */
     match(data: string): ChatChunk | undefined {
       const text = textOf(data);
-      if (text === undefined || !template) return undefined;
+      if (text === undefined || !template) return finishOf(data);
       const choice = template.choices[0] as ChatChunk["choices"][number];
       const delta = field === "content" ? { content: text } : { reasoning_content: text };
       return { ...template, choices: [{ ...choice, delta }] };
@@ -105,7 +189,10 @@ export function chunkTemplates() {
     learn(data: string, chunk: ChatChunk) {
       if (learned >= MAX_LEARNED) return;
       const name = textField(chunk);
-      if (!name) return;
+      if (!name) {
+        if (!template && openingDelta(chunk)) learnOpening(data, chunk);
+        return;
+      }
       const start = valueStart(data, name);
       const end = start < 0 ? -1 : valueEnd(data, start);
       if (end < 0) return;
@@ -113,10 +200,7 @@ export function chunkTemplates() {
       const before = data.slice(0, start);
       const after = data.slice(end);
       if (!located(before, after, name)) return;
-      prefix = before;
-      suffix = after;
-      field = name;
-      template = chunk;
+      adopt(before, after, name, chunk);
     },
   };
 }
