@@ -64,7 +64,15 @@ const FINISH_KEY = '"finish_reason":';
 /** A finish reason as providers spell it ("stop", "length", "tool_calls", "content_filter", …). */
 const PLAIN_REASON = /^[a-z_]{1,40}$/;
 
-const occurrences = (text: string, part: string) => text.split(part).length - 1;
+/** How many times `part` occurs in `text`, counted up to two. */
+function occurrences(text: string, part: string): number {
+  const first = text.indexOf(part);
+  if (first < 0) return 0;
+  return text.indexOf(part, first + part.length) < 0 ? 1 : 2;
+}
+
+/** Whether `part` occurs once in the two texts together. */
+const onceIn = (before: string, after: string, part: string) => occurrences(before, part) + occurrences(after, part) === 1;
 
 /** Where the object that starts at `start` closes, in JSON text without escapes or nested objects or arrays. */
 function flatObjectEnd(data: string, start: number): number {
@@ -117,10 +125,9 @@ export function chunkTemplates() {
     template = chunk;
     reasonAt = -1;
     const opening = `${DELTA_KEY}{"${name}":"`;
-    const whole = before + after;
-    if (!before.endsWith(opening) || !after.startsWith('"}') || whole.includes("\\")) return;
+    if (!before.endsWith(opening) || !after.startsWith('"}') || before.includes("\\") || after.includes("\\")) return;
     // Without escapes every quote is a string's edge, so a key spelled once is the one the chunk has.
-    if (occurrences(whole, '"delta"') !== 1 || occurrences(whole, '"finish_reason"') !== 1) return;
+    if (!onceIn(before, after, '"delta"') || !onceIn(before, after, '"finish_reason"')) return;
     head = before.slice(0, before.length - opening.length + DELTA_KEY.length);
     tail = after.slice(2);
     const key = tail.indexOf(`${FINISH_KEY}null`);
