@@ -10,11 +10,24 @@ const NEEDS_DECODING = /["\\\u0000-\u001f]/;
 /** After this many templates that did not last, a stream is decoded frame by frame to its end. */
 const MAX_LEARNED = 4;
 
-/** The delta's one text field, when the chunk is a plain text chunk: one choice, no finish, no usage. */
-function textField(chunk: ChatChunk): TextField | undefined {
+/** How many times `part` occurs in `text`, counted up to two. */
+function occurrences(text: string, part: string): number {
+  const first = text.indexOf(part);
+  if (first < 0) return 0;
+  return text.indexOf(part, first + part.length) < 0 ? 1 : 2;
+}
+
+/** The chunk's one choice, when it has one, with a delta, no finish and no usage. */
+function openChoice(chunk: ChatChunk): ChatChunk["choices"][number] | undefined {
   if (chunk.usage != null || chunk.choices.length !== 1) return undefined;
   const choice = chunk.choices[0];
-  if (!choice || choice.finish_reason !== null || !choice.delta) return undefined;
+  return choice && choice.finish_reason === null && choice.delta ? choice : undefined;
+}
+
+/** The delta's one text field, when the chunk is a plain text chunk: one choice, no finish, no usage. */
+function textField(chunk: ChatChunk): TextField | undefined {
+  const choice = openChoice(chunk);
+  if (!choice) return undefined;
   const keys = Object.keys(choice.delta);
   const field = keys.length === 1 ? TEXT_FIELDS.find((name) => name === keys[0]) : undefined;
   return field && typeof choice.delta[field] === "string" ? field : undefined;
@@ -23,9 +36,8 @@ function textField(chunk: ChatChunk): TextField | undefined {
 /** Where the string value of `"<field>":` starts (just inside its opening quote), if `field` appears once. */
 function valueStart(data: string, field: TextField): number {
   const key = `"${field}"`;
-  const at = data.indexOf(key);
-  if (at < 0 || data.indexOf(key, at + 1) >= 0) return -1;
-  let index = at + key.length;
+  if (occurrences(data, key) !== 1) return -1;
+  let index = data.indexOf(key) + key.length;
   while (data[index] === " ") index++;
   if (data[index++] !== ":") return -1;
   while (data[index] === " ") index++;
@@ -64,13 +76,6 @@ const FINISH_KEY = '"finish_reason":';
 /** A finish reason as providers spell it ("stop", "length", "tool_calls", "content_filter", …). */
 const PLAIN_REASON = /^[a-z_]{1,40}$/;
 
-/** How many times `part` occurs in `text`, counted up to two. */
-function occurrences(text: string, part: string): number {
-  const first = text.indexOf(part);
-  if (first < 0) return 0;
-  return text.indexOf(part, first + part.length) < 0 ? 1 : 2;
-}
-
 /** Whether `part` occurs once in the two texts together. */
 const onceIn = (before: string, after: string, part: string) => occurrences(before, part) + occurrences(after, part) === 1;
 
@@ -88,9 +93,8 @@ function flatObjectEnd(data: string, start: number): number {
 
 /** The role chunk's delta, when it is the role, empty text and nothing but plain values. */
 function openingDelta(chunk: ChatChunk): boolean {
-  if (chunk.usage != null || chunk.choices.length !== 1) return false;
-  const choice = chunk.choices[0];
-  if (!choice || choice.finish_reason !== null || !choice.delta || choice.delta.content !== "" || !choice.delta.role) return false;
+  const choice = openChoice(chunk);
+  if (!choice || choice.delta.content !== "" || !choice.delta.role) return false;
   return Object.values(choice.delta).every((value) => value === null || typeof value !== "object");
 }
 
