@@ -1,3 +1,4 @@
+import { PassThrough, Readable } from "node:stream";
 import { createParser } from "eventsource-parser";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -25,9 +26,11 @@ async function* piecesOf(text: string, cuts: number[]) {
   if (at < bytes.length) yield bytes.subarray(at);
 }
 
-async function collect(text: string, cuts: number[]) {
+/** The frames read from the pieces, given as an async iterable, or as a Node readable stream (read by its events). */
+async function collect(text: string, cuts: number[], evented = false) {
   const frames: StreamFrame[] = [];
-  for await (const frame of readFrames(piecesOf(text, cuts), "sse")) frames.push(frame);
+  const body = evented ? Readable.from(piecesOf(text, cuts), { objectMode: false }) : piecesOf(text, cuts);
+  for await (const frame of readFrames(body, "sse")) frames.push(frame);
   return frames;
 }
 
@@ -59,6 +62,7 @@ describe("server-sent event frames", () => {
       fc.asyncProperty(events, cutsAt, async (list, cuts) => {
         const text = list.join("");
         expect(await collect(text, cuts)).toEqual(parsedWhole(text));
+        expect(await collect(text, cuts, true)).toEqual(parsedWhole(text));
       }),
       { numRuns: 500 },
     );
@@ -121,5 +125,67 @@ describe("server-sent event frames", () => {
       { event: "ping", data: "x\ny" },
       { data: "z" },
     ]);
+  });
+});
+
+describe("a Node readable body", () => {
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+  it("is paused while a batch waits to be asked for, and resumed when it is", async () => {
+    const body = new PassThrough();
+    const batches = readFrameBatches(body, "sse");
+    body.write("data: a\n\n");
+    await nextTurn();
+    expect(body.isPaused()).toBe(true);
+    expect((await batches.next()).value?.frames).toEqual([{ data: "a" }]);
+    expect(body.isPaused()).toBe(false);
+    const waiting = batches.next();
+    body.end("data: b\n\ndata: [DONE]\n\n");
+    expect((await waiting).value?.frames).toEqual([{ data: "b" }, { data: "[DONE]" }]);
+    expect(await batches.next()).toEqual({ done: true, value: undefined });
+  });
+
+  it("ends with what is left of its text when it ends inside an event", async () => {
+    const body = new PassThrough();
+    const batches = readFrameBatches(body, "ndjson");
+    body.end('{"a":1}\n{"b":');
+    expect((await batches.next()).value?.frames).toEqual([{ data: '{"a":1}' }]);
+    expect((await batches.next()).value?.frames).toEqual([{ data: '{"b":' }]);
+    expect((await batches.next()).done).toBe(true);
+  });
+
+  it("rejects the batch waited for with the body's error, and with a premature close when it is destroyed", async () => {
+    const failing = new PassThrough();
+    const first = readFrameBatches(failing, "sse").next();
+    failing.destroy(new Error("connection reset"));
+    await expect(first).rejects.toThrow("connection reset");
+
+    const destroyed = new PassThrough();
+    const batches = readFrameBatches(destroyed, "sse");
+    destroyed.write("data: a\n\n");
+    expect((await batches.next()).value?.frames).toEqual([{ data: "a" }]);
+    const waiting = batches.next();
+    destroyed.destroy();
+    await expect(waiting).rejects.toMatchObject({ code: "ERR_STREAM_PREMATURE_CLOSE" });
+    await expect(batches.next()).rejects.toMatchObject({ code: "ERR_STREAM_PREMATURE_CLOSE" });
+  });
+
+  it("keeps listening for errors after its end, and is destroyed when given up before it", async () => {
+    const ended = new PassThrough();
+    const batches = readFrameBatches(ended, "sse");
+    ended.end("data: a\n\n");
+    for await (const _ of batches) {
+      // read to the end
+    }
+    expect(ended.listenerCount("data")).toBe(0);
+    expect(ended.listenerCount("error")).toBe(1);
+
+    const open = new PassThrough();
+    open.write("data: a\n\ndata: b\n\n");
+    for await (const batch of readFrameBatches(open, "sse")) {
+      expect(batch.frames[0]).toEqual({ data: "a" });
+      break;
+    }
+    expect(open.destroyed).toBe(true);
   });
 });

@@ -35,16 +35,17 @@ function utf8Pieces() {
   return pieces;
 }
 
-/**
- * Reads an upstream body as frames (server-sent events, or one JSON object per line), in batches: the
- * frames completed by each piece the upstream sent. A relay handles a batch at once and writes it to
- * its client in one go, instead of one socket write per frame.
- */
-export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>, format: "sse" | "ndjson"): AsyncGenerator<FrameBatch> {
+/** Cuts a body's pieces into frames: what each piece completes, and what is left at the end. */
+interface FrameSplitter {
+  push(chunk: Uint8Array | string): FrameBatch | undefined;
+  end(): FrameBatch | undefined;
+}
+
+function ndjsonSplitter(): FrameSplitter {
   const decoder = utf8Pieces();
-  if (format === "ndjson") {
-    let buffer = "";
-    for await (const chunk of body) {
+  let buffer = "";
+  return {
+    push(chunk) {
       buffer += decoder.text(chunk);
       const frames: StreamFrame[] = [];
       let newline = buffer.indexOf("\n");
@@ -54,12 +55,18 @@ export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>
         if (line) frames.push({ data: line });
         newline = buffer.indexOf("\n");
       }
-      if (frames.length) yield { frames };
-    }
-    const rest = (buffer + decoder.end()).trim();
-    if (rest) yield { frames: [{ data: rest }] };
-    return;
-  }
+      return frames.length ? { frames } : undefined;
+    },
+    end() {
+      const rest = (buffer + decoder.end()).trim();
+      buffer = "";
+      return rest ? { frames: [{ data: rest }] } : undefined;
+    },
+  };
+}
+
+function sseSplitter(): FrameSplitter {
+  const decoder = utf8Pieces();
   let pending: StreamFrame[] = [];
   const parser = createParser({
     onEvent(message: EventSourceMessage) {
@@ -68,28 +75,161 @@ export async function* readFrameBatches(body: AsyncIterable<Uint8Array | string>
   });
   // Whether the parser holds nothing of an unfinished event (all it was fed ended with a blank line).
   let idle = true;
-  for await (const chunk of body) {
-    const text = decoder.text(chunk);
-    const quick = idle ? dataEvents(text) : undefined;
-    if (quick) {
-      // The text of an ASCII piece is its bytes, one character each.
-      yield quick.canonical && decoder.ascii && typeof chunk !== "string"
-        ? { frames: quick.frames, bytes: chunk }
-        : { frames: quick.frames };
-      continue;
-    }
-    if (text) {
-      parser.feed(text);
-      idle = text.endsWith("\n\n");
-    }
-    if (pending.length) {
-      const frames = pending;
-      pending = [];
-      yield { frames };
-    }
+  const taken = (): FrameBatch | undefined => {
+    if (!pending.length) return undefined;
+    const frames = pending;
+    pending = [];
+    return { frames };
+  };
+  return {
+    push(chunk) {
+      const text = decoder.text(chunk);
+      const quick = idle ? dataEvents(text) : undefined;
+      if (quick) {
+        // The text of an ASCII piece is its bytes, one character each.
+        return quick.canonical && decoder.ascii && typeof chunk !== "string"
+          ? { frames: quick.frames, bytes: chunk }
+          : { frames: quick.frames };
+      }
+      if (text) {
+        parser.feed(text);
+        idle = text.endsWith("\n\n");
+      }
+      return taken();
+    },
+    end() {
+      parser.feed(decoder.end());
+      return taken();
+    },
+  };
+}
+
+const splitterFor = (format: "sse" | "ndjson"): FrameSplitter => (format === "sse" ? sseSplitter() : ndjsonSplitter());
+
+/** A Node readable stream, read by its events. */
+type EventedReadable = AsyncIterable<Uint8Array | string> & NodeJS.ReadableStream;
+
+const isEvented = (body: AsyncIterable<Uint8Array | string>): body is EventedReadable =>
+  typeof (body as Partial<NodeJS.ReadableStream>).on === "function" && typeof (body as Partial<NodeJS.ReadableStream>).pause === "function";
+
+const prematureClose = () => Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+
+/**
+ * The batches of a Node readable body, read from its `data` events: a batch the relay has not asked
+ * for yet pauses the body until it does. One promise per batch the relay waits for, against the
+ * several that the stream's async iterator and a generator over it take (the iterator also watches
+ * the stream's end with listeners of its own, set up for each body).
+ */
+class EventedBatches implements AsyncIterableIterator<FrameBatch> {
+  private readonly ready: FrameBatch[] = [];
+  private ended = false;
+  private failure: Error | undefined;
+  private waiting: { resolve(result: IteratorResult<FrameBatch>): void; reject(error: Error): void } | undefined;
+
+  constructor(
+    private readonly body: EventedReadable,
+    private readonly splitter: FrameSplitter,
+  ) {
+    body.on("data", this.onData);
+    body.on("end", this.onEnd);
+    body.on("error", this.onError);
+    body.on("close", this.onClose);
   }
-  parser.feed(decoder.end());
-  if (pending.length) yield { frames: pending };
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<FrameBatch>> {
+    const batch = this.ready.shift();
+    if (batch) {
+      if (!this.ready.length && !this.ended) this.body.resume();
+      return Promise.resolve({ done: false, value: batch });
+    }
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.ended) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  /** Given up before its end (a `break` out of a loop over it): the body is destroyed, as its own iterator would. */
+  return(): Promise<IteratorResult<FrameBatch>> {
+    const open = !this.ended && !this.failure;
+    this.ended = true;
+    this.ready.length = 0;
+    this.detach();
+    if (open) (this.body as unknown as { destroy?: () => void }).destroy?.();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  private deliver(batch: FrameBatch) {
+    const waiting = this.waiting;
+    if (waiting) {
+      this.waiting = undefined;
+      waiting.resolve({ done: false, value: batch });
+      return;
+    }
+    this.ready.push(batch);
+    this.body.pause();
+  }
+
+  private readonly onData = (chunk: Uint8Array | string) => {
+    const batch = this.splitter.push(chunk);
+    if (batch) this.deliver(batch);
+  };
+
+  private readonly onEnd = () => {
+    const rest = this.splitter.end();
+    if (rest) this.deliver(rest);
+    this.ended = true;
+    this.detach();
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.resolve({ done: true, value: undefined });
+  };
+
+  private readonly onError = (error: Error) => this.fail(error);
+
+  /** A body closed before its end (destroyed, say) broke off. */
+  private readonly onClose = () => {
+    if (!this.ended) this.fail(prematureClose());
+  };
+
+  private fail(error: Error) {
+    if (this.ended || this.failure) return;
+    this.failure = error;
+    this.detach();
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.reject(error);
+  }
+
+  /** Stops listening; the error listener stays, so that an error the body emits later is not unhandled. */
+  private detach() {
+    this.body.off("data", this.onData);
+    this.body.off("end", this.onEnd);
+    this.body.off("close", this.onClose);
+  }
+}
+
+async function* iteratedBatches(body: AsyncIterable<Uint8Array | string>, splitter: FrameSplitter): AsyncGenerator<FrameBatch> {
+  for await (const chunk of body) {
+    const batch = splitter.push(chunk);
+    if (batch) yield batch;
+  }
+  const rest = splitter.end();
+  if (rest) yield rest;
+}
+
+/**
+ * Reads an upstream body as frames (server-sent events, or one JSON object per line), in batches: the
+ * frames completed by each piece the upstream sent. A relay handles a batch at once and writes it to
+ * its client in one go, instead of one socket write per frame.
+ */
+export function readFrameBatches(body: AsyncIterable<Uint8Array | string>, format: "sse" | "ndjson"): AsyncIterableIterator<FrameBatch> {
+  const splitter = splitterFor(format);
+  return isEvented(body) ? new EventedBatches(body, splitter) : iteratedBatches(body, splitter);
 }
 
 /** Whether `data:` starts at `at` (compared a character at a time: no string is made for it). */
