@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import type { StreamFrame } from "../../spec.ts";
 import { compatibleStreamDecoder, decodeCompatibleFrame } from "./create.ts";
+import { streamOpenings } from "./openings.ts";
 
 const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}, finish: string | null = null) => ({
   id: "chatcmpl-1",
@@ -81,7 +82,7 @@ describe("OpenAI-format stream chunks decoded through a template", () => {
       chunk({}, {}, "stop"),
       chunk({ content: "x" }, { choices: [], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } }),
     ].map((value) => ({ data: JSON.stringify(value) }));
-    const decoder = compatibleStreamDecoder();
+    const decoder = compatibleStreamDecoder(streamOpenings());
     const parse = vi.spyOn(JSON, "parse");
     try {
       const decoded = frames.map((frame) => decoder.decode(frame));
@@ -110,7 +111,25 @@ describe("OpenAI-format stream chunks decoded through a template", () => {
       fc.tuple(reason, fc.constantFrom({}, { content: "" })).map(([why, delta]) => chunk(delta, {}, why)),
       reason.map((why) => ({ ...chunk({}, {}, why), id: "chatcmpl-2" })),
       reason.map((why) => chunk({}, { usage: null }, why)),
-      fc.constant(chunk({}, { choices: [], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } })),
+      fc.constantFrom(
+        ...[
+          { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+          {
+            prompt_tokens: 4,
+            completion_tokens: 5,
+            prompt_tokens_details: { cached_tokens: 1 },
+            completion_tokens_details: { reasoning_tokens: 2 },
+          },
+          { prompt_cache_hit_tokens: 3, prompt_tokens: 7 },
+          {},
+          null,
+          [],
+          5,
+          "}",
+        ].map((usage) => chunk({}, { choices: [], usage })),
+        chunk({}, { choices: [], usage: { prompt_tokens: 1 }, after: 1 }),
+        chunk({}, { choices: [{ index: 0, delta: {}, finish_reason: null }], usage: { prompt_tokens: 1 } }),
+      ),
     );
     fc.assert(
       fc.property(fc.array(frame, { minLength: 1, maxLength: 10 }), fc.boolean(), (values, spaced) => {

@@ -1,11 +1,27 @@
 import type { ChatChunk } from "../../chat-types.ts";
 
 type TextField = "content" | "reasoning_content";
+
+/**
+ * What a stream's decoder has learned: the template chunk, its text before and after the delta's
+ * string, and that text split around the delta for the finishing chunk (`reasonAt` -1: none).
+ */
+export interface TemplateState {
+  template: ChatChunk;
+  field: TextField;
+  prefix: string;
+  suffix: string;
+  head: string;
+  tail: string;
+  reasonAt: number;
+  learned: number;
+}
+
 const TEXT_FIELDS: readonly TextField[] = ["content", "reasoning_content"];
 
 /** Characters that make a JSON string body need decoding (or make it no string body at all). */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what JSON requires escaped.
-const NEEDS_DECODING = /["\\\u0000-\u001f]/;
+export const NEEDS_DECODING = /["\\\u0000-\u001f]/;
 
 /** After this many templates that did not last, a stream is decoded frame by frame to its end. */
 const MAX_LEARNED = 4;
@@ -183,6 +199,14 @@ export function chunkTemplates() {
 
   return {
     textOf,
+
+    /** What has been learned so far; undefined before a template. */
+    state: (): TemplateState | undefined => (template ? { template, field, prefix, suffix, head, tail, reasonAt, learned } : undefined),
+
+    /** Goes on from what another stream's decoder learned (an opening like this stream's). */
+    resume(state: TemplateState) {
+      ({ template, field, prefix, suffix, head, tail, reasonAt, learned } = state);
+    },
 
     /** The plain text chunk frames are compared with; its delta's one field is where their text goes. */
     current: (): ChatChunk | undefined => template,

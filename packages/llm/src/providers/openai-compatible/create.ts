@@ -21,6 +21,7 @@ import type {
   UpstreamRequest,
 } from "../../spec.ts";
 import { chunkTemplates } from "./chunk-template.ts";
+import { type StreamOpenings, streamOpenings } from "./openings.ts";
 
 export interface CompatibleOptions {
   id: string;
@@ -86,15 +87,34 @@ export function decodeCompatibleFrame(frame: StreamFrame): DecodedFrames {
   return { chunks: [{ ...chunk, object: "chat.completion.chunk", choices: chunk.choices ?? [], usage: usage ?? null }] };
 }
 
-/** An OpenAI-format stream: frames that fit the last plain text chunk's template skip the parse. */
-export function compatibleStreamDecoder(): StreamDecoder {
+/** The openings of this process's OpenAI-format streams (see `streamOpenings`). */
+const openings = streamOpenings();
+
+/**
+ * An OpenAI-format stream: frames that fit the last plain text chunk's template skip the parse, and so
+ * does a first frame that opens the stream as a recent stream's did (with its own id and time).
+ */
+export function compatibleStreamDecoder(kept: StreamOpenings = openings): StreamDecoder {
   const templates = chunkTemplates();
+  let first = true;
   return {
     decode(frame: StreamFrame): DecodedFrames {
       const chunk = templates.match(frame.data);
       if (chunk) return { chunks: [chunk], raw: frame.data };
+      const opening = first;
+      first = false;
+      const known = opening ? kept.match(frame.data) : undefined;
+      if (known) {
+        templates.resume(known.state);
+        return { chunks: [known.chunk], raw: frame.data };
+      }
       const decoded = decodeCompatibleFrame(frame);
-      if (decoded.raw !== undefined && decoded.chunks[0]) templates.learn(frame.data, decoded.chunks[0]);
+      const parsed = decoded.raw !== undefined ? decoded.chunks[0] : undefined;
+      if (parsed) {
+        templates.learn(frame.data, parsed);
+        const state = opening ? templates.state() : undefined;
+        if (state) kept.remember(frame.data, parsed, state);
+      }
       return decoded;
     },
     textOf: templates.textOf,
@@ -170,7 +190,7 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
         return { request, warnings };
       },
       response: compatibleResponse,
-      stream: compatibleStreamDecoder,
+      stream: () => compatibleStreamDecoder(),
     },
     embeddings: capabilities.embeddings
       ? {

@@ -1,0 +1,96 @@
+import fc from "fast-check";
+import { describe, expect, it, vi } from "vitest";
+import { compatibleStreamDecoder, decodeCompatibleFrame } from "./create.ts";
+import { streamOpenings } from "./openings.ts";
+
+const chunk = (id: string, created: number, delta: Record<string, unknown>, model = "gpt-x", finish: string | null = null) =>
+  JSON.stringify({
+    id,
+    object: "chat.completion.chunk",
+    created,
+    model,
+    system_fingerprint: "fp_1",
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  });
+
+/** A stream as an upstream sends it: the role chunk, text chunks, the finishing chunk, usage. */
+function stream(id: string, created: number, texts: string[], model = "gpt-x"): string[] {
+  return [
+    chunk(id, created, { role: "assistant", content: "" }, model),
+    ...texts.map((content) => chunk(id, created, { content }, model)),
+    chunk(id, created, {}, model, "stop"),
+    JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage: { prompt_tokens: 3, completion_tokens: 4 } }),
+  ];
+}
+
+/** What one stream's decoder makes of the frames, and how many times it called JSON.parse. */
+function decodeAll(frames: string[], kept: ReturnType<typeof streamOpenings>) {
+  const decoder = compatibleStreamDecoder(kept);
+  const parse = vi.spyOn(JSON, "parse");
+  try {
+    const decoded = frames.map((data) => decoder.decode({ data }));
+    return { decoded, parses: parse.mock.calls.length };
+  } finally {
+    parse.mockRestore();
+  }
+}
+
+const parsedEach = (frames: string[]) => frames.map((data) => decodeCompatibleFrame({ data }));
+
+describe("stream openings kept across streams", () => {
+  it("give a stream that opens like an earlier one its chunk and template, with its own id and time, exactly as a parse would", () => {
+    const id = fc.string({ minLength: 1, maxLength: 40 });
+    const texts = fc.array(fc.string({ maxLength: 8 }), { minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(id, id, fc.nat(), fc.nat(), texts, (firstId, secondId, firstTime, secondTime, words) => {
+        const kept = streamOpenings();
+        decodeAll(stream(firstId, firstTime, ["a"]), kept);
+        const frames = stream(secondId, secondTime, words);
+        const { decoded } = decodeAll(frames, kept);
+        expect(decoded).toEqual(parsedEach(frames));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("spare the second stream the parse of its opening and of its text chunks", () => {
+    const kept = streamOpenings();
+    const first = decodeAll(stream("chatcmpl-a", 1_700_000_000, ["Hel", "lo"]), kept);
+    // The opening and the usage chunk (the finishing chunk is read off the template).
+    expect(first.parses).toBe(2);
+    const second = decodeAll(stream("chatcmpl-b", 1_700_000_123, ["Good", "bye", "!"]), kept);
+    expect(second.parses).toBe(1);
+  });
+
+  it("do not stand for an opening of another model, shape, or an id or time spelled otherwise", () => {
+    const kept = streamOpenings();
+    decodeAll(stream("chatcmpl-a", 1_700_000_000, ["x"]), kept);
+    const others = [
+      stream("chatcmpl-b", 1_700_000_001, ["y"], "gpt-y"),
+      stream('chatcmpl-"b"', 1_700_000_001, ["y"]),
+      stream("chatcmpl-\u0001", 1_700_000_001, ["y"]),
+      stream("chatcmpl-b", 1.5, ["y"]),
+      [
+        chunk("chatcmpl-b", 1_700_000_001, { role: "assistant", content: "", name: "n" }),
+        chunk("chatcmpl-b", 1_700_000_001, { content: "y" }),
+      ],
+      [`${chunk("chatcmpl-b", 1_700_000_001, { role: "assistant", content: "" }).slice(0, -1)},"extra":1}`],
+      [chunk("chatcmpl-b", 1_700_000_001, { role: "assistant", content: "" }).replace("1700000001", "01700000001")],
+    ];
+    for (const frames of others) {
+      const { decoded, parses } = decodeAll(frames, streamOpenings());
+      expect(decoded).toEqual(parsedEach(frames.filter(() => true)));
+      const againstKept = decodeAll(frames, kept);
+      expect(againstKept.decoded).toEqual(decoded);
+      expect(againstKept.parses).toBe(parses);
+    }
+  });
+
+  it("keep the openings of the last eight models", () => {
+    const kept = streamOpenings();
+    for (let model = 0; model < 9; model++) decodeAll(stream("a", 1, ["x"], `model-${model}`), kept);
+    expect(decodeAll(stream("b", 2, [], "model-8"), kept).parses).toBe(1);
+    expect(decodeAll(stream("b", 2, [], "model-1"), kept).parses).toBe(1);
+    expect(decodeAll(stream("b", 2, [], "model-0"), kept).parses).toBe(2);
+  });
+});

@@ -1,0 +1,112 @@
+import type { ChatChunk } from "../../chat-types.ts";
+import { NEEDS_DECODING, type TemplateState } from "./chunk-template.ts";
+
+/** Openings kept: about one per upstream model in use. */
+const KEPT = 8;
+
+const ID_KEY = '"id":"';
+const CREATED_KEY = '"created":';
+/** A creation time as JSON spells a whole number (no leading zero), short enough to be exact. */
+const WHOLE_NUMBER = /^(?:0|[1-9][0-9]{0,14})$/;
+
+/** An opening role chunk's text cut around its id's and creation time's values, and what it came to. */
+interface Opening {
+  /** The text before the id's value (`{"id":"`, as a rule). */
+  before: string;
+  /** From the id's closing quote to the creation time's first digit. */
+  between: string;
+  /** From the creation time's last digit on. */
+  after: string;
+  /** How long the text up to the creation time's end was: the template's texts begin with it. */
+  lead: number;
+  chunk: ChatChunk;
+  state: TemplateState;
+}
+
+const copyChunk = (chunk: ChatChunk, id: string, created: number): ChatChunk => ({
+  ...chunk,
+  id,
+  created,
+  choices: chunk.choices.map((choice) => ({ ...choice, delta: { ...choice.delta } })),
+});
+
+/** Where `part` occurs in `text` when it occurs once; -1 otherwise. */
+function onlyAt(text: string, part: string): number {
+  const at = text.indexOf(part);
+  return at >= 0 && text.indexOf(part, at + part.length) < 0 ? at : -1;
+}
+
+/**
+ * The openings of the OpenAI-format streams seen lately. Streams of one upstream and model open with
+ * the same role chunk but for its id and creation time: `{"id":"…","object":"chat.completion.chunk",
+ * "created":…,"model":"…","choices":[{"index":0,"delta":{"role":"assistant","content":""},…}]}`. A
+ * first frame that is a kept opening's text with another id (a JSON string body without escapes) and
+ * another creation time (a whole number) is that opening with these two values: its chunk and its
+ * template come from the kept one, with no parse and nothing learned again.
+ */
+export function streamOpenings() {
+  const kept: Opening[] = [];
+  return {
+    /** The chunk and the decoder's template of a first frame that is a kept opening with another id and time. */
+    match(data: string): { chunk: ChatChunk; state: TemplateState } | undefined {
+      for (const opening of kept) {
+        const idStart = opening.before.length;
+        if (data.slice(0, idStart) !== opening.before) continue;
+        const idEnd = data.indexOf('"', idStart);
+        const timeStart = idEnd + opening.between.length;
+        if (idEnd < 0 || data.slice(idEnd, timeStart) !== opening.between) continue;
+        let timeEnd = timeStart;
+        for (let code = data.charCodeAt(timeEnd); code >= 48 && code <= 57; code = data.charCodeAt(++timeEnd)) {
+          // the creation time's digits
+        }
+        if (data.slice(timeEnd) !== opening.after) continue;
+        const id = data.slice(idStart, idEnd);
+        const time = data.slice(timeStart, timeEnd);
+        if (NEEDS_DECODING.test(id) || !WHOLE_NUMBER.test(time)) continue;
+        const created = Number(time);
+        const lead = data.slice(0, timeEnd);
+        const state = opening.state;
+        return {
+          chunk: copyChunk(opening.chunk, id, created),
+          state: {
+            ...state,
+            template: { ...state.template, id, created },
+            prefix: lead + state.prefix.slice(opening.lead),
+            head: lead + state.head.slice(opening.lead),
+          },
+        };
+      }
+      return undefined;
+    },
+
+    /**
+     * Keeps a stream's first frame, a role chunk whose text the decoder learned its template from. Its
+     * text has no escapes (the template needs none): every key spelled once in it is the chunk's own.
+     */
+    remember(data: string, chunk: ChatChunk, state: TemplateState) {
+      if (chunk.choices[0]?.delta.role === undefined || data.includes("\\")) return;
+      const idKey = onlyAt(data, ID_KEY);
+      const timeKey = onlyAt(data, CREATED_KEY);
+      if (idKey < 0 || timeKey < idKey) return;
+      const idStart = idKey + ID_KEY.length;
+      const idEnd = data.indexOf('"', idStart);
+      const timeStart = timeKey + CREATED_KEY.length;
+      let timeEnd = timeStart;
+      while (data.charCodeAt(timeEnd) >= 48 && data.charCodeAt(timeEnd) <= 57) timeEnd++;
+      if (idEnd > timeKey || data.slice(idStart, idEnd) !== chunk.id || String(chunk.created) !== data.slice(timeStart, timeEnd)) return;
+      const lead = data.slice(0, timeEnd);
+      if (!state.prefix.startsWith(lead) || !state.head.startsWith(lead)) return;
+      if (kept.length >= KEPT) kept.pop();
+      kept.unshift({
+        before: data.slice(0, idStart),
+        between: data.slice(idEnd, timeStart),
+        after: data.slice(timeEnd),
+        lead: timeEnd,
+        chunk: copyChunk(chunk, chunk.id, chunk.created),
+        state,
+      });
+    },
+  };
+}
+
+export type StreamOpenings = ReturnType<typeof streamOpenings>;
