@@ -131,13 +131,21 @@ describe("server-sent event frames", () => {
 describe("a Node readable body", () => {
   const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
-  it("is paused while a batch waits to be asked for, and resumed when it is", async () => {
+  it("is paused while several batches wait to be asked for, and resumed once they are taken", async () => {
     const body = new PassThrough();
     const batches = readFrameBatches(body, "sse");
     body.write("data: a\n\n");
     await nextTurn();
+    expect(body.isPaused()).toBe(false);
+    for (let index = 1; index < 8; index++) {
+      body.write(`data: ${index}\n\n`);
+      await nextTurn();
+    }
     expect(body.isPaused()).toBe(true);
     expect((await batches.next()).value?.frames).toEqual([{ data: "a" }]);
+    for (let index = 1; index < 7; index++) await batches.next();
+    expect(body.isPaused()).toBe(true);
+    expect((await batches.next()).value?.frames).toEqual([{ data: "7" }]);
     expect(body.isPaused()).toBe(false);
     const waiting = batches.next();
     body.end("data: b\n\ndata: [DONE]\n\n");

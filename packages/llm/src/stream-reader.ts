@@ -114,15 +114,21 @@ const isEvented = (body: AsyncIterable<Uint8Array | string>): body is EventedRea
 
 const prematureClose = () => Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
 
+/** Batches that may wait for the relay before the body is paused. */
+const PAUSE_AT = 8;
+
 /**
- * The batches of a Node readable body, read from its `data` events: a batch the relay has not asked
- * for yet pauses the body until it does. One promise per batch the relay waits for, against the
+ * The batches of a Node readable body, read from its `data` events: when several batches the relay
+ * has not asked for yet wait (it writes slower than the upstream sends), the body is paused until it
+ * has taken them. A pause for every batch that arrived while the relay was busy cost a resume on the
+ * next turn each time. One promise per batch the relay waits for, against the
  * several that the stream's async iterator and a generator over it take (the iterator also watches
  * the stream's end with listeners of its own, set up for each body).
  */
 class EventedBatches implements AsyncIterableIterator<FrameBatch> {
   private readonly ready: FrameBatch[] = [];
   private ended = false;
+  private paused = false;
   private failure: Error | undefined;
   private waiting: { resolve(result: IteratorResult<FrameBatch>): void; reject(error: Error): void } | undefined;
 
@@ -143,7 +149,10 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
   next(): Promise<IteratorResult<FrameBatch>> {
     const batch = this.ready.shift();
     if (batch) {
-      if (!this.ready.length && !this.ended) this.body.resume();
+      if (this.paused && !this.ready.length && !this.ended) {
+        this.paused = false;
+        this.body.resume();
+      }
       return Promise.resolve({ done: false, value: batch });
     }
     if (this.failure) return Promise.reject(this.failure);
@@ -171,7 +180,10 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
       return;
     }
     this.ready.push(batch);
-    this.body.pause();
+    if (this.ready.length >= PAUSE_AT && !this.paused) {
+      this.paused = true;
+      this.body.pause();
+    }
   }
 
   private readonly onData = (chunk: Uint8Array | string) => {
