@@ -118,12 +118,12 @@ const prematureClose = () => Object.assign(new Error("Premature close"), { code:
 const PAUSE_AT = 8;
 
 /**
- * The batches of a Node readable body, read from its `data` events: when several batches the relay
- * has not asked for yet wait (it writes slower than the upstream sends), the body is paused until it
- * has taken them. A pause for every batch that arrived while the relay was busy cost a resume on the
- * next turn each time. One promise per batch the relay waits for, against the
- * several that the stream's async iterator and a generator over it take (the iterator also watches
- * the stream's end with listeners of its own, set up for each body).
+ * The batches of a Node readable body, read from its `data` events: one promise per batch the relay
+ * waits for, against the several that the stream's async iterator and a generator over it take (the
+ * iterator also sets up listeners of its own on each body to watch its end). When several batches
+ * the relay has not asked for yet wait (it writes slower than the upstream sends), the body is paused
+ * until it has taken them; a pause for every batch that came while the relay was busy cost a resume on
+ * the next turn each time.
  */
 class EventedBatches implements AsyncIterableIterator<FrameBatch> {
   private readonly ready: FrameBatch[] = [];

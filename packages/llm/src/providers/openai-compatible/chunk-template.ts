@@ -49,11 +49,17 @@ function textField(chunk: ChatChunk): TextField | undefined {
   return field && typeof choice.delta[field] === "string" ? field : undefined;
 }
 
+/** Where `part` occurs in `text` when it occurs once; -1 otherwise. */
+export function onlyAt(text: string, part: string): number {
+  return occurrences(text, part) === 1 ? text.indexOf(part) : -1;
+}
+
 /** Where the string value of `"<field>":` starts (just inside its opening quote), if `field` appears once. */
 function valueStart(data: string, field: TextField): number {
   const key = `"${field}"`;
-  if (occurrences(data, key) !== 1) return -1;
-  let index = data.indexOf(key) + key.length;
+  const at = onlyAt(data, key);
+  if (at < 0) return -1;
+  let index = at + key.length;
   while (data[index] === " ") index++;
   if (data[index++] !== ":") return -1;
   while (data[index] === " ") index++;

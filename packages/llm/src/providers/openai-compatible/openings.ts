@@ -1,5 +1,5 @@
 import type { ChatChunk } from "../../chat-types.ts";
-import { NEEDS_DECODING, type TemplateState } from "./chunk-template.ts";
+import { NEEDS_DECODING, onlyAt, type TemplateState } from "./chunk-template.ts";
 
 /** Openings kept: about one per upstream model in use. */
 const KEPT = 8;
@@ -30,10 +30,11 @@ const copyChunk = (chunk: ChatChunk, id: string, created: number): ChatChunk => 
   choices: chunk.choices.map((choice) => ({ ...choice, delta: { ...choice.delta } })),
 });
 
-/** Where `part` occurs in `text` when it occurs once; -1 otherwise. */
-function onlyAt(text: string, part: string): number {
-  const at = text.indexOf(part);
-  return at >= 0 && text.indexOf(part, at + part.length) < 0 ? at : -1;
+/** Where the digits that start at `start` end. */
+function digitsEnd(text: string, start: number): number {
+  let end = start;
+  while (text.charCodeAt(end) >= 48 && text.charCodeAt(end) <= 57) end++;
+  return end;
 }
 
 /**
@@ -55,10 +56,7 @@ export function streamOpenings() {
         const idEnd = data.indexOf('"', idStart);
         const timeStart = idEnd + opening.between.length;
         if (idEnd < 0 || data.slice(idEnd, timeStart) !== opening.between) continue;
-        let timeEnd = timeStart;
-        for (let code = data.charCodeAt(timeEnd); code >= 48 && code <= 57; code = data.charCodeAt(++timeEnd)) {
-          // the creation time's digits
-        }
+        const timeEnd = digitsEnd(data, timeStart);
         if (data.slice(timeEnd) !== opening.after) continue;
         const id = data.slice(idStart, idEnd);
         const time = data.slice(timeStart, timeEnd);
@@ -91,8 +89,7 @@ export function streamOpenings() {
       const idStart = idKey + ID_KEY.length;
       const idEnd = data.indexOf('"', idStart);
       const timeStart = timeKey + CREATED_KEY.length;
-      let timeEnd = timeStart;
-      while (data.charCodeAt(timeEnd) >= 48 && data.charCodeAt(timeEnd) <= 57) timeEnd++;
+      const timeEnd = digitsEnd(data, timeStart);
       if (idEnd > timeKey || data.slice(idStart, idEnd) !== chunk.id || String(chunk.created) !== data.slice(timeStart, timeEnd)) return;
       const lead = data.slice(0, timeEnd);
       if (!state.prefix.startsWith(lead) || !state.head.startsWith(lead)) return;
