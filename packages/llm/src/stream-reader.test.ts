@@ -1,6 +1,10 @@
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { PassThrough, Readable } from "node:stream";
 import { createParser } from "eventsource-parser";
 import fc from "fast-check";
+import { request } from "undici";
 import { describe, expect, it } from "vitest";
 import type { FrameBatch, StreamFrame } from "./spec.ts";
 import { readFrameBatches, readFrames } from "./stream-reader.ts";
@@ -195,5 +199,50 @@ describe("a Node readable body", () => {
       break;
     }
     expect(open.destroyed).toBe(true);
+  });
+
+  it("holds an upstream that sends faster than the batches are taken back, down to its socket", async () => {
+    // An upstream that writes events as fast as its socket takes them, for as long as it does.
+    let sent = 0;
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      const event = `data: ${"x".repeat(1000)}\n\n`;
+      const send = () => {
+        while (!res.destroyed) {
+          sent++;
+          if (!res.write(event)) {
+            res.once("drain", send);
+            return;
+          }
+        }
+      };
+      send();
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const settled = async () => {
+      // Up to 3 s: an upstream that is never held writes on.
+      for (let before = -1, rounds = 0; before !== sent && rounds < 30; rounds++) {
+        before = sent;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    try {
+      const { body } = await request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      const batches = readFrameBatches(body, "sse");
+      // Nothing taken: the body pauses, undici stops reading the socket, and the upstream's writes stop.
+      await settled();
+      expect(body.isPaused()).toBe(true);
+      expect(sent).toBeLessThan(20_000);
+      // Taken again: the upstream goes on.
+      const stopped = sent;
+      let frames = 0;
+      while (frames < stopped) frames += (await batches.next()).value?.frames.length ?? 0;
+      expect(sent).toBeGreaterThan(stopped);
+      await batches.return?.();
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
