@@ -27,7 +27,7 @@ import {
  * temporary worktree that shares this checkout's node_modules (its own workspace packages linked in)
  * and is built the way `npm install` builds it, where it has a build.
  *
- *   npx tsx bench/compare.ts <commit> [<commit> …] [--seconds 5] [--repeats 4]
+ *   npx tsx bench/compare.ts <commit> [<commit> …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked]
  */
 
 const argument = (name: string, fallback: string) => {
@@ -36,7 +36,12 @@ const argument = (name: string, fallback: string) => {
 };
 const seconds = Number(argument("--seconds", "5"));
 const repeats = Number(argument("--repeats", "4"));
+const shapes = argument("--shapes", SHAPES.join(","))
+  .split(",")
+  .filter((shape): shape is Shape => (SHAPES as readonly string[]).includes(shape));
 const commits = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith("--") && !all[i - 1]?.startsWith("--"));
+
+const LABELS: Record<Shape, string> = { plain: "plain", stream: "stream", chunked: "chunked stream" };
 
 const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim();
 
@@ -98,10 +103,10 @@ async function main() {
     const started = [];
     for (const commit of commits) started.push(await startCommit(commit, upstream.port, worktrees));
     const targets = [bare, ...started.map((item) => item.target)];
-    const runs = new Map<string, Run[]>(targets.flatMap((target) => SHAPES.map((shape) => [`${target.name}:${shape}`, []])));
-    for (const shape of SHAPES) for (const target of targets) await drive(target, 50, shape, 3);
+    const runs = new Map<string, Run[]>(targets.flatMap((target) => shapes.map((shape) => [`${target.name}:${shape}`, []])));
+    for (const shape of shapes) for (const target of targets) await drive(target, 50, shape, 3);
     for (let round = 0; round < repeats; round++) {
-      for (const shape of SHAPES) {
+      for (const shape of shapes) {
         // The order rotates each round, so no target always runs right after another.
         const order = targets.map((_, index) => targets[(index + round) % targets.length] as Target);
         for (const target of order) runs.get(`${target.name}:${shape}`)?.push(await drive(target, 50, shape, seconds));
@@ -110,7 +115,7 @@ async function main() {
     const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];
     for (const { commit, target, child, readyMs } of started) {
       const cells: string[] = [];
-      for (const shape of SHAPES) {
+      for (const shape of shapes) {
         const mine = of(target, shape);
         const theirs = of(bare, shape);
         // Ratios within each round, then their median.
@@ -136,15 +141,18 @@ async function main() {
   const section = [
     `## What each change bought (${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
     "",
-    `- Command: \`npx tsx bench/compare.ts ${commits.join(" ")} --seconds ${seconds} --repeats ${repeats}\``,
+    `- Command: \`${process.argv
+      .slice(1)
+      .join(" ")
+      .replace(/^.*?bench\//, "npx tsx bench/")}\``,
     `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, Node ${process.version}; load average at the end ${os
       .loadavg()
       .map((value) => value.toFixed(1))
       .join(" / ")}`,
     `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections, ${seconds} s runs after a 3 s warm-up; every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.`,
     "",
-    "| commit | ready | plain req/s (of bare) | plain CPU/request lyss / bare | stream req/s (of bare) | stream CPU/request lyss / bare | chunked stream req/s (of bare) | chunked stream CPU/request lyss / bare |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    `| commit | ready | ${shapes.map((shape) => `${LABELS[shape]} req/s (of bare) | ${LABELS[shape]} CPU/request lyss / bare`).join(" | ")} |`,
+    `|---|---:|${shapes.map(() => "---:|---:|").join("")}`,
     ...rows,
     "",
   ].join("\n");
