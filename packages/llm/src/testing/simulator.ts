@@ -21,6 +21,8 @@ export interface Fault {
   malformedAfterFrames?: number;
   /** In a stream: keep the response open after the last frame, until the client goes away. */
   holdOpen?: boolean;
+  /** In a stream: write every frame in one piece, as a fast upstream sends a short answer. */
+  onePiece?: boolean;
   /** Apply to this many matching requests, then stop (default: all). */
   times?: number;
 }
@@ -219,6 +221,11 @@ export class UpstreamSimulator {
       async stream(frames, options) {
         res.writeHead(200, { "content-type": options.contentType, "cache-control": "no-cache", ...fault?.headers });
         const all = fault?.errorFrameFirst ? [protocol.errorFrame(fault.message ?? "simulated overload")] : frames;
+        if (fault?.onePiece) {
+          if (fault.holdOpen) res.write(all.join(""));
+          else res.end(all.join(""));
+          return;
+        }
         for (let index = 0; index < all.length; index++) {
           if (res.destroyed) return;
           if (fault?.dropAfterFrames !== undefined && index >= fault.dropAfterFrames) {
