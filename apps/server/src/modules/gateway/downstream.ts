@@ -20,12 +20,6 @@ function drained(raw: ServerResponse, cancel: Cancel): Promise<void> {
 /** What goes to the client, in order: encoded text, and frames passed on as the upstream's own bytes. */
 export type Part = string | Uint8Array;
 
-function byteLength(parts: Part[]): number {
-  let length = 0;
-  for (const part of parts) length += typeof part === "string" ? Buffer.byteLength(part) : part.byteLength;
-  return length;
-}
-
 /**
  * The client's side of a stream, written straight to the socket's response (no intermediate stream
  * per request): committed (status and headers, with those set on the reply so far) on the first
@@ -42,8 +36,7 @@ export class Downstream {
     return this.started;
   }
 
-  /** Sends the status and headers; with `length` (the whole answer's bytes) the body goes out unchunked. */
-  commit(length?: number) {
+  commit() {
     if (this.started) return;
     this.started = true;
     const reply = this.call.reply;
@@ -53,7 +46,6 @@ export class Downstream {
     headers["content-type"] = "text/event-stream; charset=utf-8";
     headers["cache-control"] = "no-cache";
     headers["x-accel-buffering"] = "no";
-    if (length !== undefined) headers["content-length"] = length;
     reply.raw.writeHead(200, headers);
   }
 
@@ -69,13 +61,9 @@ export class Downstream {
     if (!flowing) await drained(raw, this.signal);
   }
 
-  /**
-   * Ends the response, with the last parts in the same write. A stream not committed yet whose whole
-   * answer is these parts (it came in one piece) is committed with their length: no chunked framing.
-   */
+  /** Ends the response, with the last parts in the same write. */
   end(parts: Part[] = []) {
     const raw = this.call.reply.raw;
-    if (!this.started && parts.length > 0 && !this.signal.aborted) this.commit(byteLength(parts));
     if (!this.started || raw.destroyed || raw.writableEnded) return;
     if (this.signal.aborted || parts.length === 0) {
       raw.end();

@@ -143,13 +143,13 @@ async function attemptAll(
         continue;
       }
 
-      // From here on the client has content and there is no going back.
+      // Committed: from here on the client has content and there is no going back.
       clearInterval(keepAlive);
-      // What is held back to go out with the closing events. When the first batches already held the
-      // end (or an error after the content), the whole answer goes out at the end, with its length.
+      downstream.commit();
+      // What is held back to go out with the closing events; the first batch already ended the stream
+      // when it held the end (or an error after the content).
       let tail = held;
       if (!finished && !streamError) {
-        downstream.commit();
         await downstream.write(held);
         tail = [];
       }
