@@ -43,7 +43,7 @@ export interface Measured {
   /** Latencies (ms) at a fixed request rate, keyed `target|shape`. */
   fixed: Map<string, number[]>;
   fixedRate: number;
-  readyMs: { fresh: number; existing: number };
+  readyMs: { fresh: number[]; existing: number[] };
   memory: { idle: Memory; afterLoad: Memory };
   /** `opening`: 2 s after the last stream opened; `during`: after they were held open a while longer. */
   streams: { label: string; count: number; started: number; failed: number; before: Memory; opening: Memory; during: Memory }[];
@@ -105,7 +105,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
   const ttfbRow = (name: string) =>
     `| ${name} | ${fmt(percentile(t(name), 50), 2)} ms | ${fmt(percentile(t(name), 90), 2)} ms | ${fmt(percentile(t(name), 99), 2)} ms | ${fmt(percentile(t(name), 50) - percentile(t("upstream"), 50), 2)} ms |`;
   const addedTtfb = percentile(t("lyss"), 50) - percentile(t("bare"), 50);
-  summary.push(`ttfb p50 added over bare: ${fmt(addedTtfb, 2)} ms; ready ${fmt(m.readyMs.existing, 0)} ms`);
+  summary.push(`ttfb p50 added over bare: ${fmt(addedTtfb, 2)} ms; ready ${fmt(median(m.readyMs.existing), 0)} ms`);
   const streamLines = m.streams.map((run) => {
     const perStream = (run.during.rss - run.before.rss) / Math.max(1, run.started);
     summary.push(`RSS with ${run.started} streams: ${fmt(run.during.rss)} MiB`);
@@ -119,6 +119,9 @@ export function renderSection(m: Measured): { section: string; summary: string }
     summary.push(`${shape} at ${m.fixedRate} req/s: p50 added over bare ${fmt(added, 2)} ms`);
     return `| ${shape} | ${fixed("bare", shape).length} / ${fixed("lyss", shape).length} | ${cells("bare")} | ${cells("lyss")} | ${fmt(added, 2)} ms |`;
   });
+  // Several starts: each one's time, after the median.
+  const starts = m.readyMs.fresh.length;
+  const each = (values: number[]) => (starts > 1 ? ` (${values.map((value) => fmt(value, 0)).join(", ")})` : "");
   const cpus = os.cpus();
   const section = [
     `## Gateway overhead (${m.date.toISOString().slice(0, 16).replace("T", " ")} UTC${m.short ? ", short run" : ""})`,
@@ -155,7 +158,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
     "|---|---:|---|---|---:|",
     ...fixedRows,
     "",
-    `- Ready time (spawn to first 200 from /health, one worker): ${fmt(m.readyMs.fresh, 0)} ms on a fresh data dir (migrations included), ${fmt(m.readyMs.existing, 0)} ms on existing data.`,
+    `- Ready time (spawn to first 200 from /health, one worker${starts > 1 ? `, the median of ${starts} starts` : ""}): ${fmt(median(m.readyMs.fresh), 0)} ms on a fresh data dir${each(m.readyMs.fresh)} (migrations included), ${fmt(median(m.readyMs.existing), 0)} ms on existing data${each(m.readyMs.existing)}.`,
     `- Lyss RSS (one worker): ${fmt(m.memory.idle.rss)} MiB after warm-up; ${fmt(m.memory.afterLoad.rss)} MiB after the load runs (peak ${fmt(m.memory.afterLoad.hwm)} MiB).`,
     ...streamLines,
     `- Accounting check: the token's requests quota shows ${m.accounting.requests} used and ${m.accounting.cost} micro-USD of cost after the run (one-worker Lyss).`,
