@@ -222,8 +222,9 @@ export class UpstreamSimulator {
         res.writeHead(200, { "content-type": options.contentType, "cache-control": "no-cache", ...fault?.headers });
         const all = fault?.errorFrameFirst ? [protocol.errorFrame(fault.message ?? "simulated overload")] : frames;
         if (fault?.onePiece) {
-          if (fault.holdOpen) res.write(all.join(""));
-          else res.end(all.join(""));
+          // One write (the end, in the same turn, goes out with it).
+          res.write(all.join(""));
+          if (!fault.holdOpen) res.end();
           return;
         }
         for (let index = 0; index < all.length; index++) {

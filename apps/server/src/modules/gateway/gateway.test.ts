@@ -50,13 +50,27 @@ describe("OpenAI-compatible data plane through a listening server", () => {
   });
   afterEach(async () => app.close());
 
-  /** The text of a streamed answer to `content`. */
-  async function streamedText(content: string) {
-    const stream = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content }], stream: true });
+  /** A streamed answer to `content` as the SDK reads it: its text, its chunks, and its usage when asked for. */
+  async function streamed(content: string, includeUsage = false) {
+    const stream = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content }],
+      stream: true,
+      ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+    });
     let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-    return text;
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      text += chunk.choices[0]?.delta.content ?? "";
+      if (chunk.usage) usage = chunk.usage;
+    }
+    return { text, usage, chunks };
   }
+
+  /** The text of a streamed answer to `content`. */
+  const streamedText = async (content: string) => (await streamed(content)).text;
 
   it("answers a plain chat completion from the highest-priority channel and records usage", async () => {
     const completion = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi there" }] });
@@ -99,20 +113,7 @@ describe("OpenAI-compatible data plane through a listening server", () => {
   });
 
   it("streams chunk by chunk with usage in the last chunk", async () => {
-    const stream = await client.chat.completions.create({
-      model: "gpt-4o-mini",
-      messages: [{ role: "user", content: "stream please" }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    let text = "";
-    let usage: OpenAI.CompletionUsage | null | undefined;
-    let chunks = 0;
-    for await (const chunk of stream) {
-      chunks++;
-      text += chunk.choices[0]?.delta.content ?? "";
-      if (chunk.usage) usage = chunk.usage;
-    }
+    const { text, usage, chunks } = await streamed("stream please", true);
     expect(text).toBe("Hello from the simulator. You said: stream please");
     expect(chunks).toBeGreaterThan(4);
     expect(usage?.completion_tokens).toBeGreaterThan(0);
@@ -133,18 +134,7 @@ describe("OpenAI-compatible data plane through a listening server", () => {
 
   it("relays a stream that came whole in one piece: every frame, the usage, one record", async () => {
     sim.fail({ path: "/chat/completions" }, { onePiece: true, times: 1 });
-    const stream = await client.chat.completions.create({
-      model: "gpt-4o-mini",
-      messages: [{ role: "user", content: "in one go" }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    let text = "";
-    let usage: OpenAI.CompletionUsage | null | undefined;
-    for await (const chunk of stream) {
-      text += chunk.choices[0]?.delta.content ?? "";
-      if (chunk.usage) usage = chunk.usage;
-    }
+    const { text, usage } = await streamed("in one go", true);
     expect(text).toBe("Hello from the simulator. You said: in one go");
     expect(usage?.completion_tokens).toBeGreaterThan(0);
     await app.services.usage.flush();
