@@ -278,6 +278,11 @@ for (const mode of MODES) {
       const text = (await pinned[0].request("GET", "/metrics")).body;
       expect(metricSum(text, "lyss_http_requests_total", { ...route, status_code: "200" })).toBe(tally.get(200));
       expect(metricSum(text, "lyss_http_requests_total", { ...route, status_code: "401" })).toBe(tally.get(401));
+      // Histograms add up too: every answered call is in one bucket of one worker's latency histogram.
+      expect(metricSum(text, "lyss_http_request_duration_seconds_count", { ...route, status_code: "200" })).toBe(tally.get(200));
+      expect(metricSum(text, "lyss_http_request_duration_seconds_bucket", { ...route, status_code: "200", le: "+Inf" })).toBe(
+        tally.get(200),
+      );
     });
 
     it("(h) replaces a worker that is killed, keeping the shared counters", async () => {

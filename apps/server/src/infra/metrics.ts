@@ -1,4 +1,5 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { BatchHistogram } from "./histogram.ts";
 
 type CallLabels = "tenant" | "model" | "channel" | "status";
 
@@ -14,13 +15,13 @@ export interface ChannelGaugeSample {
 
 export interface Metrics {
   registry: Registry;
-  httpDuration: Histogram<"method" | "route" | "status_code">;
+  httpDuration: BatchHistogram;
   httpRequests: Counter<"method" | "route" | "status_code">;
   /** Counts one answered HTTP request; held back and added up per label set when /metrics is read. */
   httpRequest(method: string, route: string, statusCode: number, seconds: number): void;
   gatewayRequests: Counter<CallLabels>;
-  gatewayDuration: Histogram<CallLabels>;
-  gatewayTtft: Histogram<CallLabels>;
+  gatewayDuration: BatchHistogram;
+  gatewayTtft: BatchHistogram;
   gatewayTokens: Counter<"tenant" | "model" | "channel" | "type">;
   gatewayCost: Counter<"tenant" | "model" | "channel">;
   gatewayRejections: Counter<"kind" | "tenant">;
@@ -51,19 +52,19 @@ export function createMetrics(options: { aggregate?: () => Promise<string> } = {
     const batch = held;
     held = new Map();
     heldCount = 0;
-    for (const { labels, seconds } of batch.values()) {
+    for (const [key, { labels, seconds }] of batch) {
       httpRequests.inc(labels, seconds.length);
-      for (const value of seconds) httpDuration.observe(labels, value);
+      const series = httpDuration.series(key, labels);
+      for (const value of seconds) httpDuration.observe(series, value);
     }
   };
-  const httpDuration = new Histogram({
-    name: "lyss_http_request_duration_seconds",
-    help: "HTTP request duration in seconds by route",
-    labelNames: ["method", "route", "status_code"] as const,
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry],
-    collect: applyHeld,
-  });
+  const httpDuration = new BatchHistogram(
+    "lyss_http_request_duration_seconds",
+    "HTTP request duration in seconds by route",
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registry,
+    applyHeld,
+  );
   const httpRequests = new Counter({
     name: "lyss_http_requests_total",
     help: "HTTP requests by route and status",
@@ -101,22 +102,20 @@ function gatewayMetrics(registry: Registry) {
     registers,
     collect,
   });
-  const gatewayDuration = new Histogram({
-    name: "lyss_gateway_request_duration_seconds",
-    help: "Gateway call duration in seconds, failover included",
-    labelNames: callLabels,
-    buckets: LATENCY_BUCKETS,
-    registers,
+  const gatewayDuration = new BatchHistogram(
+    "lyss_gateway_request_duration_seconds",
+    "Gateway call duration in seconds, failover included",
+    LATENCY_BUCKETS,
+    registry,
     collect,
-  });
-  const gatewayTtft = new Histogram({
-    name: "lyss_gateway_time_to_first_token_seconds",
-    help: "Time to the first streamed content, in seconds",
-    labelNames: callLabels,
-    buckets: LATENCY_BUCKETS,
-    registers,
+  );
+  const gatewayTtft = new BatchHistogram(
+    "lyss_gateway_time_to_first_token_seconds",
+    "Time to the first streamed content, in seconds",
+    LATENCY_BUCKETS,
+    registry,
     collect,
-  });
+  );
   const gatewayTokens = new Counter({
     name: "lyss_gateway_tokens_total",
     help: "Tokens by tenant, public model, channel and type (prompt or completion)",

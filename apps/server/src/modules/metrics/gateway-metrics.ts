@@ -1,4 +1,5 @@
 import type { UsageLogsTable } from "../../db/schema.ts";
+import type { HistogramSeries } from "../../infra/histogram.ts";
 import type { ChannelGaugeSample, Metrics } from "../../infra/metrics.ts";
 import type { ChannelStats } from "../gateway/channel-stats.ts";
 
@@ -6,6 +7,8 @@ const CIRCUIT_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
 
 interface CallTotals {
   labels: { tenant: string; model: string; channel: string; status: string };
+  duration: HistogramSeries;
+  ttft: HistogramSeries;
   requests: number;
   prompt: number;
   completion: number;
@@ -34,8 +37,11 @@ export function createGatewayMetricsRecorder(metrics: Metrics) {
       const key = `${record.tenant_id}\u0000${record.requested_model}\u0000${channel}\u0000${status}`;
       let entry = totals.get(key);
       if (!entry) {
+        const labels = { tenant: record.tenant_id, model: record.requested_model, channel, status };
         entry = {
-          labels: { tenant: record.tenant_id, model: record.requested_model, channel, status },
+          labels,
+          duration: metrics.gatewayDuration.series(key, labels),
+          ttft: metrics.gatewayTtft.series(key, labels),
           requests: 0,
           prompt: 0,
           completion: 0,
@@ -49,8 +55,8 @@ export function createGatewayMetricsRecorder(metrics: Metrics) {
       // Cost arrives with pricing; a record may carry 0 or no cost at all.
       const cost = (record as { cost_micro_usd?: unknown }).cost_micro_usd;
       if (typeof cost === "number" && Number.isFinite(cost) && cost >= 0) entry.cost += cost;
-      metrics.gatewayDuration.observe(entry.labels, record.latency_ms / 1000);
-      if (record.ttft_ms !== null && record.ttft_ms !== undefined) metrics.gatewayTtft.observe(entry.labels, record.ttft_ms / 1000);
+      metrics.gatewayDuration.observe(entry.duration, record.latency_ms / 1000);
+      if (record.ttft_ms !== null && record.ttft_ms !== undefined) metrics.gatewayTtft.observe(entry.ttft, record.ttft_ms / 1000);
     }
     for (const { labels, requests, prompt, completion, cost } of totals.values()) {
       metrics.gatewayRequests.inc(labels, requests);
