@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
+import { functionReport } from "./callgrind-functions.ts";
 import {
   buildServer,
   chatBody,
@@ -29,7 +30,11 @@ import {
  * old generation, late compilations) still moves a window's count by up to ~20 % under valgrind, which
  * slows requests about fifty times but not the clock: compare the least of several windows.
  *
- *   npx tsx bench/instructions.ts [--requests 2000] [--warmup 8000] [--rounds 3] [--connections 20] [--stream | --plain] [--targets bare,floor,lyss]
+ * With `--functions <n>` the targets run with `--perf-basic-prof` and each shape's last window is also
+ * printed by function (the n first, see callgrind-functions.ts): which part of a request a change
+ * made cheaper, in counts that do not move with the machine's load.
+ *
+ *   npx tsx bench/instructions.ts [--requests 2000] [--warmup 8000] [--rounds 3] [--connections 20] [--stream | --plain] [--targets bare,floor,lyss] [--functions 40]
  */
 
 const argument = (name: string, fallback: string) => {
@@ -42,6 +47,7 @@ const connections = Number(argument("--connections", "20"));
 const rounds = Number(argument("--rounds", "3"));
 const shapes = process.argv.includes("--stream") ? [true] : process.argv.includes("--plain") ? [false] : [false, true];
 const targets = argument("--targets", "bare,floor,lyss").split(",");
+const functions = Number(argument("--functions", "0"));
 
 guard(30 * 60_000);
 
@@ -102,7 +108,12 @@ function control(child: ChildProcess, env: NodeJS.ProcessEnv, ...args: string[])
  * The counts of one dump, per thread (callgrind.out.<n>-<thread>, thread 1 the main thread), once every
  * thread's file is complete; the files are removed.
  */
-async function dumped(dir: string, child: ChildProcess, log: () => string): Promise<{ main: number; all: number }> {
+async function dumped(
+  dir: string,
+  child: ChildProcess,
+  log: () => string,
+  report?: (mainThreadFile: string) => void,
+): Promise<{ main: number; all: number }> {
   const deadline = performance.now() + 120_000;
   let previous = "";
   while (performance.now() < deadline && child.exitCode === null) {
@@ -118,7 +129,10 @@ async function dumped(dir: string, child: ChildProcess, log: () => string): Prom
       for (const file of files) {
         const count = dumpedInstructions(path.join(dir, file));
         all += count;
-        if (file.endsWith("-01")) main = count;
+        if (file.endsWith("-01")) {
+          main = count;
+          report?.(path.join(dir, file));
+        }
         if (process.env.KEEP_DUMP) fs.copyFileSync(path.join(dir, file), `/tmp/cg-${path.basename(dir)}-${file}`);
         fs.rmSync(path.join(dir, file));
       }
@@ -143,7 +157,9 @@ async function measure(name: string, upstream: string): Promise<Record<string, n
     Object.assign(env, startEnv(), { LYSS_DATA_DIR: dir, PORT: String(port), HOST: "127.0.0.1", LYSS_WORKERS: "1" });
     for (const variable of ["DATABASE_URL", "REDIS_URL", "LYSS_ADMIN_EMAIL", "LYSS_ADMIN_PASSWORD"]) delete env[variable];
   }
+  if (functions) nodeArgs = ["--perf-basic-prof", ...nodeArgs];
   const child = valgrind(outFile, nodeArgs, env);
+  const perfMap = `/tmp/perf-${child.pid}.map`;
   let log = "";
   child.stdout?.on("data", (data: Buffer) => (log += data.toString()));
   child.stderr?.on("data", (data: Buffer) => (log += data.toString()));
@@ -166,8 +182,12 @@ async function measure(name: string, upstream: string): Promise<Record<string, n
         await load(origin, headers, stream, requests);
         control(child, env, "-d");
         control(child, env, "-i", "off");
-        const counts = await dumped(dir, child, () => log);
         const shape = stream ? "stream" : "plain";
+        const report =
+          functions && round === rounds - 1
+            ? (file: string) => console.log(`\n${name} ${shape}, last window\n${functionReport(file, perfMap, requests, functions)}\n`)
+            : undefined;
+        const counts = await dumped(dir, child, () => log, report);
         results[shape] = Math.min(results[shape] ?? Number.POSITIVE_INFINITY, counts.main / requests);
         results[`${shape}, all threads`] = Math.min(results[`${shape}, all threads`] ?? Number.POSITIVE_INFINITY, counts.all / requests);
         console.log(
@@ -177,6 +197,7 @@ async function measure(name: string, upstream: string): Promise<Record<string, n
     }
   } finally {
     child.kill("SIGKILL");
+    fs.rmSync(perfMap, { force: true });
   }
   return results;
 }

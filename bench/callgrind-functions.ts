@@ -1,0 +1,99 @@
+import fs from "node:fs";
+
+/**
+ * Where the instructions of one callgrind dump went, by function: native functions by their symbols,
+ * JavaScript compiled by V8 by the names in the process's `/tmp/perf-<pid>.map` (written when Node runs
+ * with `--perf-basic-prof`), so that the count of a change can be told apart function by function, which
+ * CPU time on a shared machine cannot. A function's inclusive count is what callgrind charges to its
+ * calls; a function that calls itself again further down (a promise job running the next one, say)
+ * counts its nested part more than once, so inclusive counts of the outer frames overlap.
+ */
+
+interface MappedCode {
+  start: number;
+  end: number;
+  name: string;
+}
+
+function readPerfMap(file: string): MappedCode[] {
+  const symbols: MappedCode[] = [];
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    const first = line.indexOf(" ");
+    const second = line.indexOf(" ", first + 1);
+    if (first < 0 || second < 0) continue;
+    const start = Number.parseInt(line.slice(0, first), 16);
+    symbols.push({ start, end: start + Number.parseInt(line.slice(first + 1, second), 16), name: line.slice(second + 1) });
+  }
+  return symbols.sort((a, b) => a.start - b.start);
+}
+
+/** The JavaScript function at an address (callgrind names code without a symbol `0x…`). */
+function resolver(symbols: MappedCode[]) {
+  return (name: string): string => {
+    if (!/^0x[0-9a-f]+$/.test(name)) return name;
+    const address = Number.parseInt(name, 16);
+    let low = 0;
+    let high = symbols.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      const symbol = symbols[middle] as MappedCode;
+      if (address < symbol.start) high = middle - 1;
+      else if (address >= symbol.end) low = middle + 1;
+      else return `JS ${symbol.name.replace(/^JS:/, "")}`;
+    }
+    return name;
+  };
+}
+
+/** Self and inclusive instructions by function in a dump (one thread's file). */
+export function functionCounts(dumpFile: string, perfMapFile: string | undefined) {
+  const resolve = resolver(perfMapFile && fs.existsSync(perfMapFile) ? readPerfMap(perfMapFile) : []);
+  const names = new Map<string, string>();
+  // callgrind names each function in full once, then by its number: `fn=(12) name`, later `fn=(12)`.
+  const named = (text: string) => {
+    const match = /^\((\d+)\)(?: (.*))?$/.exec(text.trim());
+    if (!match) return resolve(text.trim());
+    if (match[2] !== undefined) names.set(match[1] as string, resolve(match[2]));
+    return names.get(match[1] as string) ?? `(${match[1]})`;
+  };
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  const add = (map: Map<string, number>, key: string, value: number) => map.set(key, (map.get(key) ?? 0) + value);
+  let fn = "";
+  let callee = "";
+  let call = false;
+  for (const line of fs.readFileSync(dumpFile, "utf8").split("\n")) {
+    if (line.startsWith("fn=")) fn = named(line.slice(3));
+    else if (line.startsWith("cfn=")) callee = named(line.slice(4));
+    else if (line.startsWith("calls=")) call = true;
+    else if (/^[0-9+\-*]/.test(line)) {
+      const cost = Number(line.split(" ")[1] ?? 0);
+      if (call) {
+        if (callee !== fn) add(inclusive, fn, cost);
+        call = false;
+      } else {
+        add(self, fn, cost);
+        add(inclusive, fn, cost);
+      }
+    }
+  }
+  return { self, inclusive };
+}
+
+/** The top functions of a dump, per request: inclusive for JavaScript (where the time is spent from), self for all. */
+export function functionReport(dumpFile: string, perfMapFile: string | undefined, requests: number, count = 40): string {
+  const { self, inclusive } = functionCounts(dumpFile, perfMapFile);
+  const top = (map: Map<string, number>, filter: (name: string) => boolean) =>
+    [...map.entries()]
+      .filter(([name]) => filter(name))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, count)
+      .map(([name, cost]) => `${(cost / requests).toFixed(0).padStart(9)}  ${name.slice(0, 150)}`);
+  return [
+    "instructions per request by JavaScript function, inclusive of what it calls:",
+    ...top(inclusive, (name) => name.startsWith("JS ")),
+    "",
+    "instructions per request by function, self:",
+    ...top(self, () => true),
+  ].join("\n");
+}
