@@ -58,6 +58,10 @@ describe("BatchHistogram", () => {
     });
     expect(await registry.metrics()).toMatch(/h_count\{route="\/x"\} 2/);
     expect(await registry.metrics()).toMatch(/h_bucket\{le="1",route="\/x"\} 1/);
+    // A value that is not a finite number is left out instead of making the sum NaN.
+    histogram.observe(histogram.series("x", { route: "/x" }), Number.NaN);
+    expect(await registry.metrics()).toMatch(/h_count\{route="\/x"\} 2/);
+    expect(await registry.metrics()).toMatch(/h_sum\{route="\/x"\} 2.5/);
     registry.resetMetrics();
     expect(await registry.metrics()).not.toMatch(/h_count/);
   });

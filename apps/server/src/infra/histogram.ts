@@ -52,11 +52,12 @@ export class BatchHistogram {
     return series;
   }
 
+  /** Counts one value; a value that is not a finite number is left out (it would turn the sum into NaN for good). */
   observe(series: HistogramSeries, value: number) {
     if (!Number.isFinite(value)) return;
     let bucket = 0;
     while (bucket < this.buckets.length && value > (this.buckets[bucket] as number)) bucket++;
-    (series.counts as number[])[bucket] = (series.counts[bucket] as number) + 1;
+    series.counts[bucket] = (series.counts[bucket] as number) + 1;
     series.sum += value;
     series.count++;
   }
