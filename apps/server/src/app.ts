@@ -36,6 +36,7 @@ import { channelRoutes } from "./modules/channels/routes.ts";
 import { createChannelService } from "./modules/channels/service.ts";
 import type { RelayDeps } from "./modules/gateway/call.ts";
 import { createChannelStats } from "./modules/gateway/channel-stats.ts";
+import { keepRawJson } from "./modules/gateway/raw-json.ts";
 import { createRouter } from "./modules/gateway/router.ts";
 import { anthropicRoutes, dataPlaneErrors, openAIRoutes } from "./modules/gateway/routes.ts";
 import { createGatewayService } from "./modules/gateway/service.ts";
@@ -331,6 +332,7 @@ export async function buildApp(options: BuildOptions) {
       route.bodyLimit ??= config.gateway.bodyLimitBytes;
     });
     scope.setErrorHandler(dataPlaneErrors);
+    keepRawJson(scope);
     const dataPlane = scope.withTypeProvider<ZodTypeProvider>();
     openAIRoutes(dataPlane, services.gateway, services.relay);
     anthropicRoutes(dataPlane, services.gateway, services.relay);

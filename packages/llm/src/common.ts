@@ -81,6 +81,13 @@ export function unsupportedWarnings(body: Record<string, unknown>, fields: reado
     .map((field) => `${provider} does not support "${field}"; it was not sent`);
 }
 
+/** An upstream request's JSON body as a value (undefined without a body); it may be text or its UTF-8 bytes. */
+export function requestJson(request: { body?: string | Uint8Array }): unknown {
+  const body = request.body;
+  if (body === undefined) return undefined;
+  return JSON.parse(typeof body === "string" ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
+}
+
 /** The JSON of one stream frame, or what to answer when there is none (empty) or it is malformed. */
 export function frameJson(frame: { data: string }): { ok: true; value: unknown } | { ok: false; result: DecodedFrames } {
   // JSON.parse allows the surrounding white space; only a failed parse needs a closer look.

@@ -41,13 +41,21 @@ export interface CallContext {
   /** The upstream model name (after the channel's model mapping). */
   model: string;
   extraHeaders?: Record<string, string>;
+  /**
+   * The client's own JSON text of a chat request in OpenAI's format, as it came, when the request is
+   * that text as parsed and names the upstream model itself (no mapping): an adapter that would send
+   * the same JSON may send these bytes (with what it must add spliced in) instead of serialising the
+   * request again.
+   */
+  rawBody?: Uint8Array;
 }
 
 export interface UpstreamRequest {
   method: "GET" | "POST";
   url: string;
   headers: Record<string, string>;
-  body?: string;
+  /** JSON text, or its UTF-8 bytes (a client's own body passed on). */
+  body?: string | Uint8Array;
 }
 
 /** One frame of an upstream stream: an SSE event, or one NDJSON line (as `data`). */

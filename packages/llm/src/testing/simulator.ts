@@ -40,6 +40,8 @@ export interface RecordedRequest {
   query: URLSearchParams;
   headers: http.IncomingHttpHeaders;
   body: unknown;
+  /** The body's text as it came. */
+  text: string;
   /** The client closed the connection before the answer was complete. */
   aborted: boolean;
   completed: boolean;
@@ -182,6 +184,7 @@ export class UpstreamSimulator {
       query: parsedUrl.searchParams,
       headers: req.headers,
       body,
+      text,
       aborted: false,
       completed: false,
     };

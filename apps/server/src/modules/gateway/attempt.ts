@@ -31,12 +31,14 @@ export function retryAfterMs(header: string | string[] | undefined): number | un
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-export function contextFor(channel: RuntimeChannel, publicModel: string): CallContext {
+/** What the channel's adapter needs for one call; `rawBody` is the client's own chat request, when kept. */
+export function contextFor(channel: RuntimeChannel, publicModel: string, rawBody?: Uint8Array): CallContext {
   return {
     baseUrl: channel.baseUrl,
     credentials: channel.credentials,
     model: channel.mapping[publicModel] ?? publicModel,
     extraHeaders: channel.extraHeaders,
+    rawBody,
   };
 }
 

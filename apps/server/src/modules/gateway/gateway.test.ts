@@ -317,6 +317,37 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(text.trim().endsWith("data: [DONE]")).toBe(true);
   });
 
+  it("passes a chat request on as the client's own bytes, and serialises one it must change", async () => {
+    const post = (body: string) =>
+      fetch(`${baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body,
+      });
+    const sent = () => sim.requestsTo("/chat/completions").at(-1)?.text;
+
+    // As written, an integer beyond a double's precision included.
+    const plain = '{ "model": "gpt-4o-mini",\n "messages": [{"role": "user", "content": "caf\\u00e9"}], "seed": 12345678901234567890 }';
+    expect((await post(plain)).status).toBe(200);
+    expect(sent()).toBe(plain);
+    // Streamed: the usage is asked for by splicing stream_options in.
+    const streamed = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"stream":true}';
+    const stream = await post(streamed);
+    expect(await stream.text()).toContain("data: [DONE]");
+    expect(sent()).toBe(`{"stream_options":{"include_usage":true},${streamed.slice(1)}`);
+    // A mapped model, or one named twice (the last one is routed and priced), goes out serialised.
+    await post('{"model":"smart","messages":[{"role":"user","content":"x"}]}');
+    expect(JSON.parse(sent() ?? "").model).toBe("gpt-4o");
+    const twice = await post('{"model":"smart","model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}');
+    expect(twice.status).toBe(200);
+    expect(sent()?.split('"model"')).toHaveLength(2);
+    expect(JSON.parse(sent() ?? "").model).toBe("gpt-4o-mini");
+    // Fastify's refusal of prototype keys still holds.
+    const poisoned = await post('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"__proto__":{"admin":true}}');
+    expect(poisoned.status).toBe(400);
+    expect(await poisoned.json()).toMatchObject({ error: { type: "invalid_request_error" } });
+  });
+
   it("answers a dry run with the chosen channel and the masked upstream request, sending nothing", async () => {
     const response = await fetch(`${baseUrl}/v1/chat/completions`, {
       method: "POST",

@@ -23,7 +23,7 @@ export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknow
 
   const failures: Failure[] = [];
   for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
-    const context = contextFor(channel, call.publicModel);
+    const context = contextFor(channel, call.publicModel, call.rawBody);
     const translated = channel.provider.chat.request(call.body, context);
     const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);
     if (outcome.kind === "aborted") {

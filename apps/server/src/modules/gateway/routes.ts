@@ -1,9 +1,10 @@
-import { anthropicRequestToOpenAI, type ChatRequest, type EmbeddingsRequest } from "@lyss/llm";
+import { anthropicRequestToOpenAI, type ChatRequest, type EmbeddingsRequest, requestJson } from "@lyss/llm";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Api } from "../http.ts";
 import { admitCall } from "../quota/admission.ts";
+import { contextFor } from "./attempt.ts";
 import type { ChatCall, RelayDeps } from "./call.ts";
 import { relayEmbeddings } from "./embeddings-relay.ts";
 import { GatewayError } from "./gateway-error.ts";
@@ -75,7 +76,7 @@ export async function handleChat(
   relay: RelayDeps,
   request: FastifyRequest,
   reply: FastifyReply,
-  input: { body: ChatRequest; inbound: InboundProtocol; endpoint: string; warnings: string[] },
+  input: { body: ChatRequest; rawBody?: Uint8Array | undefined; inbound: InboundProtocol; endpoint: string; warnings: string[] },
 ) {
   const token = await service.authenticate(request);
   const candidates = await service.candidates(token, input.body.model, header(request, "x-lyss-tag"));
@@ -83,6 +84,7 @@ export async function handleChat(
     token,
     publicModel: input.body.model,
     body: input.body,
+    rawBody: input.rawBody,
     candidates,
     inbound: input.inbound,
     endpoint: input.endpoint,
@@ -95,13 +97,7 @@ export async function handleChat(
       throw new GatewayError(403, "Dry runs are not enabled for this API key.", "dry_run_not_allowed", "permission_error");
     const channel = candidates[0];
     if (!channel) throw new GatewayError(503, "No available channel.", "no_available_channel");
-    const context = {
-      baseUrl: channel.baseUrl,
-      credentials: channel.credentials,
-      model: channel.mapping[call.publicModel] ?? call.publicModel,
-      extraHeaders: channel.extraHeaders,
-    };
-    const translated = channel.provider.chat.request(input.body, context);
+    const translated = channel.provider.chat.request(input.body, contextFor(channel, call.publicModel, call.rawBody));
     return reply.send({
       dry_run: true,
       channel: { id: channel.id, name: channel.name, provider: channel.provider.id, group: channel.group, priority: channel.priority },
@@ -110,7 +106,7 @@ export async function handleChat(
         method: translated.request.method,
         url: translated.request.url,
         headers: maskHeaders(translated.request.headers),
-        body: translated.request.body === undefined ? null : JSON.parse(translated.request.body),
+        body: requestJson(translated.request) ?? null,
       },
       warnings: [...input.warnings, ...translated.warnings],
     });
@@ -143,6 +139,7 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
     async (request, reply) =>
       handleChat(service, relay, request, reply, {
         body: request.body as unknown as ChatRequest,
+        rawBody: request.rawJson,
         inbound: openAIInbound,
         endpoint: "chat",
         warnings: [],

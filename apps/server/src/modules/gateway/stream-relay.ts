@@ -66,7 +66,7 @@ async function attemptAll(
   keepAlive: NodeJS.Timeout,
 ): Promise<unknown> {
   for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
-    const context = contextFor(channel, call.publicModel);
+    const context = contextFor(channel, call.publicModel, call.rawBody);
     const translated = channel.provider.chat.request(call.body, context);
     const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);
     const attempts = failures.length + 1;

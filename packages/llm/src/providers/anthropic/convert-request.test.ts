@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ChatRequest } from "../../chat-types.ts";
+import { requestJson } from "../../common.ts";
 import type { CallContext } from "../../spec.ts";
 import { anthropic } from "./index.ts";
 
@@ -7,7 +8,7 @@ const context: CallContext = { baseUrl: "https://api.anthropic.com", credentials
 
 function translate(body: Partial<ChatRequest>, callContext: CallContext = context) {
   const { request, warnings } = anthropic.chat.request({ model: "alias", messages: [], ...body }, callContext);
-  return { request, body: JSON.parse(request.body ?? "{}"), warnings };
+  return { request, body: (requestJson(request) ?? {}) as ReturnType<typeof JSON.parse>, warnings };
 }
 
 describe("anthropic request translation", () => {

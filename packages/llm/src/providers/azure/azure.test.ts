@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ChatRequest } from "../../chat-types.ts";
+import { requestJson } from "../../common.ts";
 import type { CallContext } from "../../spec.ts";
 import { readFixture, reassemble, replayFixture } from "../../testing/replay.ts";
 import { azure } from "./index.ts";
@@ -38,7 +39,7 @@ describe("azure request translation", () => {
     );
     expect(request.headers).toEqual({ "content-type": "application/json", "x-ms-client-request-id": "r1", "api-key": "k" });
     expect(request.headers.authorization).toBeUndefined();
-    expect(JSON.parse(request.body ?? "")).toEqual({ messages: hello.messages, stream: true, stream_options: { include_usage: true } });
+    expect(requestJson(request)).toEqual({ messages: hello.messages, stream: true, stream_options: { include_usage: true } });
   });
 
   it("falls back to the default api-version when none is stored", () => {
@@ -53,7 +54,7 @@ describe("azure request translation", () => {
     expect(request?.url).toBe(
       "https://my-resource.openai.azure.com/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21",
     );
-    expect(JSON.parse(request?.body ?? "")).toEqual({ input: ["a", "b"], dimensions: 256 });
+    expect(requestJson(request ?? {})).toEqual({ input: ["a", "b"], dimensions: 256 });
     expect(azure.models?.request(context)).toEqual({
       method: "GET",
       url: "https://my-resource.openai.azure.com/openai/models?api-version=2024-10-21",

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ChatRequest } from "../../chat-types.ts";
+import { requestJson } from "../../common.ts";
 import type { CallContext } from "../../spec.ts";
 import { cleanSchema } from "./clean-schema.ts";
 import { gemini } from "./index.ts";
@@ -12,7 +13,7 @@ const context: CallContext = {
 
 const translate = (body: Partial<ChatRequest>, callContext = context) => {
   const { request, warnings } = gemini.chat.request({ model: "gemini", messages: [], ...body } as ChatRequest, callContext);
-  return { request, warnings, body: JSON.parse(request.body ?? "{}") as Record<string, unknown> };
+  return { request, warnings, body: (requestJson(request) ?? {}) as Record<string, unknown> };
 };
 
 describe("gemini request translation", () => {

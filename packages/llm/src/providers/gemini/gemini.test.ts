@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ChatRequest } from "../../chat-types.ts";
+import { requestJson } from "../../common.ts";
 import type { CallContext } from "../../spec.ts";
 import { readFixture, reassemble, replayFixture } from "../../testing/replay.ts";
 import { gemini } from "./index.ts";
@@ -170,7 +171,7 @@ describe("gemini embeddings and models", () => {
     const embedContext = { ...context, model: "text-embedding-004" };
     const translated = gemini.embeddings?.request({ model: "e", input: ["Hello world", "Bonjour"], dimensions: 256 }, embedContext);
     expect(translated?.request.url).toBe("https://generativelanguage.googleapis.com/v1beta/models/text-embedding-004:batchEmbedContents");
-    expect(JSON.parse(translated?.request.body ?? "")).toEqual({
+    expect(requestJson(translated?.request ?? {})).toEqual({
       requests: [
         { model: "models/text-embedding-004", content: { parts: [{ text: "Hello world" }] }, outputDimensionality: 256 },
         { model: "models/text-embedding-004", content: { parts: [{ text: "Bonjour" }] }, outputDimensionality: 256 },

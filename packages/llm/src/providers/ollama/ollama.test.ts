@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ChatRequest } from "../../chat-types.ts";
+import { requestJson } from "../../common.ts";
 import type { CallContext } from "../../spec.ts";
 import { readFixture, reassemble, replayFixture } from "../../testing/replay.ts";
 import { ollama } from "./index.ts";
@@ -13,7 +14,7 @@ const callId = expect.stringMatching(/^call_[\w-]{16}$/);
 
 const translate = (body: Partial<ChatRequest>, callContext = context) => {
   const { request, warnings } = ollama.chat.request({ model: "llama", messages: [], ...body } as ChatRequest, callContext);
-  return { request, warnings, body: JSON.parse(request.body ?? "{}") as Record<string, unknown> };
+  return { request, warnings, body: (requestJson(request) ?? {}) as Record<string, unknown> };
 };
 
 describe("ollama request translation", () => {
@@ -193,7 +194,7 @@ describe("ollama embeddings and models", () => {
     const embedContext = { ...context, model: "nomic-embed-text" };
     const translated = ollama.embeddings?.request({ model: "e", input: ["a", "b"] }, embedContext);
     expect(translated?.request.url).toBe("http://127.0.0.1:11434/api/embed");
-    expect(JSON.parse(translated?.request.body ?? "")).toEqual({ model: "nomic-embed-text", input: ["a", "b"] });
+    expect(requestJson(translated?.request ?? {})).toEqual({ model: "nomic-embed-text", input: ["a", "b"] });
     expect(ollama.embeddings?.response(json("embed.json"), embedContext)).toEqual({
       object: "list",
       data: [

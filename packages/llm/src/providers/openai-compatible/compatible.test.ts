@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ChatChunk, ChatRequest } from "../../chat-types.ts";
+import { requestJson } from "../../common.ts";
 import { getProvider } from "../../registry.ts";
 import type { ProviderSpec } from "../../spec.ts";
 import { readFrames } from "../../stream-reader.ts";
@@ -102,7 +103,7 @@ describe("provider quirks", () => {
     return {
       url: translated.request.url,
       headers: translated.request.headers,
-      json: JSON.parse(translated.request.body ?? "{}"),
+      json: (requestJson(translated.request) ?? {}) as ReturnType<typeof JSON.parse>,
       warnings: translated.warnings,
     };
   };

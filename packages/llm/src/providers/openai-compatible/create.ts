@@ -22,6 +22,7 @@ import type {
 } from "../../spec.ts";
 import { chunkTemplates } from "./chunk-template.ts";
 import { type StreamOpenings, streamOpenings } from "./openings.ts";
+import { rawChatBody } from "./raw-body.ts";
 
 export interface CompatibleOptions {
   id: string;
@@ -162,9 +163,19 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
     chat: {
       request(body: ChatRequest, context: CallContext) {
         const warnings = unsupportedWarnings(body, unsupported, options.names.en);
+        const includeUsage = Boolean(body.stream && capabilities.streamUsage);
+        // The client's own bytes go on when nothing but `stream_options` would change.
+        const unchanged =
+          !options.adjustBody &&
+          !unsupported.some((field) => (body as Record<string, unknown>)[field] !== undefined) &&
+          !(body.tools?.length && !capabilities.tools) &&
+          !(body.response_format && body.response_format.type !== "text" && !capabilities.jsonMode);
+        const raw = unchanged ? rawChatBody(body, context.rawBody, context.model, includeUsage) : undefined;
+        if (raw)
+          return { request: { method: "POST", url: url(context, "/chat/completions"), headers: headers(context), body: raw }, warnings };
         const outgoing: Record<string, unknown> = { ...body, model: context.model };
         for (const field of unsupported) delete outgoing[field];
-        if (body.stream && capabilities.streamUsage) {
+        if (includeUsage) {
           outgoing.stream_options = body.stream_options
             ? { ...asRecord(body.stream_options), include_usage: true }
             : { include_usage: true };

@@ -1,0 +1,33 @@
+import type { ChatRequest } from "../../chat-types.ts";
+
+const MODEL_KEY = Buffer.from('"model"');
+/** The start of an escape of one of the letters of `model` (U+0064 to U+006F). */
+const ESCAPED_LETTER = Buffer.from("\\u006");
+const WITH_USAGE = Buffer.from('{"stream_options":{"include_usage":true},');
+const OPEN_BRACE = 0x7b;
+
+/**
+ * The client's own JSON text to send on as it came, when it is the request the adapter would
+ * serialise: no field to drop or change, the model named as the upstream knows it (`context.model`),
+ * and at most `stream_options` to add, spliced in after the opening brace. Undefined when it cannot be
+ * (then the request is serialised). `model` must be spelled once and without escapes in the text: a
+ * body naming it twice is read by JSON.parse (and so by the router, the access checks and the prices)
+ * as its last, and an upstream reading the first would otherwise be sent another model than the one
+ * routed and priced.
+ */
+export function rawChatBody(
+  body: ChatRequest,
+  raw: Uint8Array | undefined,
+  upstreamModel: string,
+  includeUsage: boolean,
+): Uint8Array | undefined {
+  if (raw === undefined || body.model !== upstreamModel) return undefined;
+  const text = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const model = text.indexOf(MODEL_KEY);
+  if (model < 0 || text.indexOf(MODEL_KEY, model + 1) >= 0 || text.indexOf(ESCAPED_LETTER) >= 0) return undefined;
+  const options = body.stream_options;
+  if (!includeUsage) return options === undefined || body.stream ? text : undefined;
+  if (options?.include_usage === true) return text;
+  if (options !== undefined || text[0] !== OPEN_BRACE) return undefined;
+  return Buffer.concat([WITH_USAGE, text.subarray(1)]);
+}
