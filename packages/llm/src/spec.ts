@@ -42,10 +42,10 @@ export interface CallContext {
   model: string;
   extraHeaders?: Record<string, string>;
   /**
-   * The client's own JSON text of a chat request in OpenAI's format, as it came, when the request is
-   * that text as parsed and names the upstream model itself (no mapping): an adapter that would send
-   * the same JSON may send these bytes (with what it must add spliced in) instead of serialising the
-   * request again.
+   * The client's own JSON text of a chat or embeddings request in OpenAI's format, as it came, when the
+   * request is that text as parsed and names the upstream model itself (no mapping): an adapter that
+   * would send the same JSON may send these bytes (with what it must add spliced in) instead of
+   * serialising the request again.
    */
   rawBody?: Uint8Array;
 }

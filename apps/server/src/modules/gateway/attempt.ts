@@ -31,14 +31,18 @@ export function retryAfterMs(header: string | string[] | undefined): number | un
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-/** What the channel's adapter needs for one call; `rawBody` is the client's own chat request, when kept. */
+/**
+ * What the channel's adapter needs for one call; the client's own request text (`rawBody`, when kept)
+ * only when the channel knows the model by its public name, so that the text names the upstream model.
+ */
 export function contextFor(channel: RuntimeChannel, publicModel: string, rawBody?: Uint8Array): CallContext {
+  const model = channel.mapping[publicModel] ?? publicModel;
   return {
     baseUrl: channel.baseUrl,
     credentials: channel.credentials,
-    model: channel.mapping[publicModel] ?? publicModel,
+    model,
     extraHeaders: channel.extraHeaders,
-    rawBody,
+    rawBody: model === publicModel ? rawBody : undefined,
   };
 }
 

@@ -34,7 +34,7 @@ export interface ChatCall {
   publicModel: string;
   /** The request in OpenAI's format (translated already when the client spoke another protocol). */
   body: ChatRequest;
-  /** The client's own JSON text of `body` as it came, when the client spoke OpenAI's format. */
+  /** The client's own JSON text of the request as it came, when the client spoke OpenAI's format. */
   rawBody?: Uint8Array | undefined;
   candidates: RuntimeChannel[];
   inbound: InboundProtocol;

@@ -13,7 +13,7 @@ export async function relayEmbeddings(deps: RelayDeps, call: ChatCall, body: Emb
   for (const channel of candidates.slice(0, deps.maxAttempts)) {
     const embeddings = channel.provider.embeddings;
     if (!embeddings) continue;
-    const context = contextFor(channel, call.publicModel);
+    const context = contextFor(channel, call.publicModel, call.rawBody);
     const { request } = embeddings.request({ ...body, model: context.model }, context);
     const outcome = await attempt(deps.upstream, deps.stats, channel, request, abort);
     const attempts = failures.length + 1;

@@ -342,6 +342,15 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(twice.status).toBe(200);
     expect(sent()?.split('"model"')).toHaveLength(2);
     expect(JSON.parse(sent() ?? "").model).toBe("gpt-4o-mini");
+    // Embeddings the same way.
+    const embedding = '{"input": ["a", "b c"], "model": "text-embedding-3-small", "encoding_format": "float"}';
+    const embedded = await fetch(`${baseUrl}/v1/embeddings`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: embedding,
+    });
+    expect(embedded.status).toBe(200);
+    expect(sim.requestsTo("/embeddings").at(-1)?.text).toBe(embedding);
     // Fastify's refusal of prototype keys still holds.
     const poisoned = await post('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"__proto__":{"admin":true}}');
     expect(poisoned.status).toBe(400);

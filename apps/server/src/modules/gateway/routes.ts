@@ -160,6 +160,7 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
         token,
         publicModel: body.model,
         body: { model: body.model, messages: [] },
+        rawBody: request.rawJson,
         candidates,
         inbound: openAIInbound,
         endpoint: "embeddings",

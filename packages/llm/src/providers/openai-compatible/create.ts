@@ -22,7 +22,7 @@ import type {
 } from "../../spec.ts";
 import { chunkTemplates } from "./chunk-template.ts";
 import { type StreamOpenings, streamOpenings } from "./openings.ts";
-import { rawChatBody } from "./raw-body.ts";
+import { rawJsonBody } from "./raw-body.ts";
 
 export interface CompatibleOptions {
   id: string;
@@ -170,7 +170,7 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
           !unsupported.some((field) => (body as Record<string, unknown>)[field] !== undefined) &&
           !(body.tools?.length && !capabilities.tools) &&
           !(body.response_format && body.response_format.type !== "text" && !capabilities.jsonMode);
-        const raw = unchanged ? rawChatBody(body, context.rawBody, context.model, includeUsage) : undefined;
+        const raw = unchanged ? rawJsonBody(body, context.rawBody, context.model, includeUsage) : undefined;
         if (raw)
           return { request: { method: "POST", url: url(context, "/chat/completions"), headers: headers(context), body: raw }, warnings };
         const outgoing: Record<string, unknown> = { ...body, model: context.model };
@@ -211,7 +211,7 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
                 method: "POST",
                 url: url(context, "/embeddings"),
                 headers: headers(context),
-                body: JSON.stringify({ ...body, model: context.model }),
+                body: rawJsonBody(body, context.rawBody, context.model, false) ?? JSON.stringify({ ...body, model: context.model }),
               },
               warnings: [],
             };

@@ -4,7 +4,7 @@ import type { ChatRequest } from "../../chat-types.ts";
 import { requestJson } from "../../common.ts";
 import { getProvider } from "../../registry.ts";
 import type { CallContext, ProviderSpec } from "../../spec.ts";
-import { rawChatBody } from "./raw-body.ts";
+import { rawJsonBody } from "./raw-body.ts";
 
 const openai = getProvider("openai") as ProviderSpec;
 const deepseek = getProvider("deepseek") as ProviderSpec;
@@ -107,8 +107,19 @@ describe("a chat request passed on as the client's own bytes", () => {
     );
   });
 
+  it("passes an embeddings request on as it came, and serialises one that names the model twice", () => {
+    const embed = (text: string) => {
+      const body = JSON.parse(text);
+      return openai.embeddings?.request(body, context(text, "text-embedding-3-small")).request.body;
+    };
+    const text = '{"input":["a","b"],  "model":"text-embedding-3-small","dimensions":256}';
+    expect(Buffer.from((embed(text) as Uint8Array) ?? []).toString("utf8")).toBe(text);
+    const twice = '{"model":"other","input":"a","model":"text-embedding-3-small"}';
+    expect(embed(twice)).toBe('{"model":"text-embedding-3-small","input":"a"}');
+  });
+
   it("answers undefined without the client's bytes", () => {
     const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
-    expect(rawChatBody(body, undefined, "gpt-4o-mini", false)).toBeUndefined();
+    expect(rawJsonBody(body, undefined, "gpt-4o-mini", false)).toBeUndefined();
   });
 });

@@ -1,22 +1,27 @@
-import type { ChatRequest } from "../../chat-types.ts";
-
 const MODEL_KEY = Buffer.from('"model"');
 /** The start of an escape of one of the letters of `model` (U+0064 to U+006F). */
 const ESCAPED_LETTER = Buffer.from("\\u006");
 const WITH_USAGE = Buffer.from('{"stream_options":{"include_usage":true},');
 const OPEN_BRACE = 0x7b;
 
+/** What of a request decides whether its text can go on as it came. */
+interface Request {
+  model: string;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+}
+
 /**
- * The client's own JSON text to send on as it came, when it is the request the adapter would
- * serialise: no field to drop or change, the model named as the upstream knows it (`context.model`),
- * and at most `stream_options` to add, spliced in after the opening brace. Undefined when it cannot be
- * (then the request is serialised). `model` must be spelled once and without escapes in the text: a
- * body naming it twice is read by JSON.parse (and so by the router, the access checks and the prices)
- * as its last, and an upstream reading the first would otherwise be sent another model than the one
- * routed and priced.
+ * The client's own JSON text (a chat or embeddings request) to send on as it came, when it is the
+ * request the adapter would serialise: no field to drop or change (the caller knows), the model named
+ * as the upstream knows it, and at most `stream_options` to add, spliced in after the opening brace.
+ * Undefined when it cannot be (then the request is serialised). `model` must be spelled once and
+ * without escapes in the text: a body naming it twice is read by JSON.parse (and so by the router, the
+ * access checks and the prices) as its last, and an upstream reading the first would otherwise be sent
+ * another model than the one routed and priced.
  */
-export function rawChatBody(
-  body: ChatRequest,
+export function rawJsonBody(
+  body: Request,
   raw: Uint8Array | undefined,
   upstreamModel: string,
   includeUsage: boolean,
