@@ -80,8 +80,8 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts `node --import tsx <script> …args` and waits for its "listening <port>" line. */
-export async function startHelper(script: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(here, script), ...args], {
+export async function startHelper(script: string, args: string[], nodeArgs: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(here, script), ...args], {
     cwd: root,
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -108,6 +108,8 @@ export interface LyssOptions {
   env?: Record<string, string>;
   /** The checkout to run (default: this one). */
   root?: string;
+  /** Pipe the server's standard output to `child.stdout` instead of this process's. */
+  pipeStdout?: boolean;
 }
 
 /** The words of `npm start`'s command (the server's start script). */
@@ -152,7 +154,7 @@ export async function startLyss(port: number, dir: string, options: LyssOptions 
     {
       cwd: checkout,
       env,
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", options.pipeStdout ? "pipe" : "inherit", "inherit"],
     },
   );
   children.add(child);
