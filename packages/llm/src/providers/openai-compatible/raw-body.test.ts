@@ -118,8 +118,16 @@ describe("a chat request passed on as the client's own bytes", () => {
     expect(embed(twice)).toBe('{"model":"text-embedding-3-small","input":"a"}');
   });
 
-  it("answers undefined without the client's bytes", () => {
+  it("answers undefined without the client's bytes, or for bytes the parser read otherwise than as they are", () => {
     const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
     expect(rawJsonBody(body, undefined, "gpt-4o-mini", false)).toBeUndefined();
+    const text = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}';
+    expect(rawJsonBody(body, Buffer.from(text), "gpt-4o-mini", false)).toEqual(Buffer.from(text));
+    // A byte order mark (which an upstream's JSON parser may refuse), and a byte that is not UTF-8
+    // (which the server's parser read as U+FFFD).
+    expect(rawJsonBody(body, Buffer.from(`\ufeff${text}`), "gpt-4o-mini", false)).toBeUndefined();
+    const invalid = Buffer.from(text.replace("hi", "h\u0001"));
+    invalid[invalid.indexOf(1)] = 0xff;
+    expect(rawJsonBody(body, invalid, "gpt-4o-mini", false)).toBeUndefined();
   });
 });

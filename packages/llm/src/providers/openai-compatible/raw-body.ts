@@ -1,3 +1,5 @@
+import { isUtf8 } from "node:buffer";
+
 const MODEL_KEY = Buffer.from('"model"');
 /** The start of an escape of one of the letters of `model` (U+0064 to U+006F). */
 const ESCAPED_LETTER = Buffer.from("\\u006");
@@ -14,7 +16,8 @@ interface Request {
 /**
  * The client's own JSON text (a chat or embeddings request) to send on as it came, when it is the
  * request the adapter would serialise: no field to drop or change (the caller knows), the model named
- * as the upstream knows it, and at most `stream_options` to add, spliced in after the opening brace.
+ * as the upstream knows it, the text an object from its first byte in valid UTF-8, and at most
+ * `stream_options` to add, spliced in after the opening brace.
  * Undefined when it cannot be (then the request is serialised). `model` must be spelled once and
  * without escapes in the text: a body naming it twice is read by JSON.parse (and so by the router, the
  * access checks and the prices) as its last, and an upstream reading the first would otherwise be sent
@@ -28,11 +31,14 @@ export function rawJsonBody(
 ): Uint8Array | undefined {
   if (raw === undefined || body.model !== upstreamModel) return undefined;
   const text = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  // Text the parser read otherwise than as it is (a byte order mark, bytes that are not UTF-8, which
+  // the server's parser took as U+FFFD) goes through serialisation.
+  if (text[0] !== OPEN_BRACE || !isUtf8(text)) return undefined;
   const model = text.indexOf(MODEL_KEY);
   if (model < 0 || text.indexOf(MODEL_KEY, model + 1) >= 0 || text.indexOf(ESCAPED_LETTER) >= 0) return undefined;
   const options = body.stream_options;
   if (!includeUsage) return options === undefined || body.stream ? text : undefined;
   if (options?.include_usage === true) return text;
-  if (options !== undefined || text[0] !== OPEN_BRACE) return undefined;
+  if (options !== undefined) return undefined;
   return Buffer.concat([WITH_USAGE, text.subarray(1)]);
 }
