@@ -131,7 +131,7 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
         security,
         summary: "OpenAI-compatible chat completions, plain or streamed, routed to any channel serving the model",
         description:
-          "Authenticate with `Authorization: Bearer sk-…` or `x-api-key`. `X-Lyss-Dry-Run: 1` (if the token allows it) answers the chosen channel and the translated upstream request without sending it; `X-Lyss-Tag` selects routing rules. Parameters a provider cannot honour are listed in the `x-lyss-warnings` response header.",
+          "Authenticate with `Authorization: Bearer sk-…` or `x-api-key`. `X-Lyss-Dry-Run: 1` (if the token allows it) answers the chosen channel and the translated upstream request without sending it; `X-Lyss-Tag` selects routing rules. Parameters a provider cannot honour are listed in the `x-lyss-warnings` response header. A body whose field names (at the top or in `stream_options`) differ only in letter case is refused with a 400.",
         body: ZChatBody,
         response: { 200: z.unknown(), ...errors },
       },
@@ -150,7 +150,14 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
     "/v1/embeddings",
     {
       config,
-      schema: { tags, security, summary: "OpenAI-compatible embeddings", body: ZEmbeddingsBody, response: { 200: z.unknown(), ...errors } },
+      schema: {
+        tags,
+        security,
+        summary: "OpenAI-compatible embeddings",
+        description: "A body whose field names differ only in letter case is refused with a 400.",
+        body: ZEmbeddingsBody,
+        response: { 200: z.unknown(), ...errors },
+      },
     },
     async (request, reply) => {
       const body = request.body as unknown as EmbeddingsRequest;

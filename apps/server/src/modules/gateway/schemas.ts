@@ -1,26 +1,59 @@
 import { z } from "zod";
 
-/** Inbound bodies are loose: clients send many fields, and unknown ones pass through to the upstream. */
-export const ZChatBody = z.looseObject({
-  model: z.string().min(1).max(200),
-  messages: z
-    .array(
-      z.looseObject({
-        role: z.enum(["system", "developer", "user", "assistant", "tool", "function"]),
-      }),
-    )
-    .min(1)
-    .max(10_000),
-  stream: z.boolean().nullish(),
-  max_tokens: z.number().int().min(1).nullish(),
-  temperature: z.number().min(0).max(2).nullish(),
-  top_p: z.number().min(0).max(1).nullish(),
-});
+const PLAIN_KEY = /^[a-z0-9_]*$/;
 
-export const ZEmbeddingsBody = z.looseObject({
-  model: z.string().min(1).max(200),
-  input: z.union([z.string(), z.array(z.string()).min(1).max(4096), z.array(z.number()), z.array(z.array(z.number()))]),
-});
+/**
+ * A key of `record` that another of its keys equals but for letter case (as Go's JSON decoding, which
+ * OpenAI-compatible servers written in Go use, compares them: the last wins there). Such a body would
+ * be read upstream otherwise than Lyss reads it (another model, no usage reported), so it is refused.
+ */
+function caseTwin(record: unknown): string | undefined {
+  if (typeof record !== "object" || record === null) return undefined;
+  let folded: Set<string> | undefined;
+  for (const key of Object.keys(record)) {
+    if (PLAIN_KEY.test(key)) continue;
+    // (U+017F, the long s, is an s to Go; the Kelvin sign lowers to k here.)
+    const fold = key.toLowerCase().replace(/\u017f/g, "s");
+    if (fold in record || folded?.has(fold)) return key;
+    folded ??= new Set();
+    folded.add(fold);
+  }
+  return undefined;
+}
+
+/** Refuses a body (and its `stream_options`) with keys alike but for letter case. */
+function distinctKeys(body: Record<string, unknown>, context: z.RefinementCtx) {
+  const twin = caseTwin(body) ?? caseTwin(body.stream_options);
+  if (twin !== undefined) {
+    context.addIssue({ code: "custom", message: `the field "${twin}" differs from another only in letter case`, path: [twin] });
+  }
+}
+
+/** Inbound bodies are loose: clients send many fields, and unknown ones pass through to the upstream. */
+export const ZChatBody = z
+  .looseObject({
+    model: z.string().min(1).max(200),
+    messages: z
+      .array(
+        z.looseObject({
+          role: z.enum(["system", "developer", "user", "assistant", "tool", "function"]),
+        }),
+      )
+      .min(1)
+      .max(10_000),
+    stream: z.boolean().nullish(),
+    max_tokens: z.number().int().min(1).nullish(),
+    temperature: z.number().min(0).max(2).nullish(),
+    top_p: z.number().min(0).max(1).nullish(),
+  })
+  .superRefine(distinctKeys);
+
+export const ZEmbeddingsBody = z
+  .looseObject({
+    model: z.string().min(1).max(200),
+    input: z.union([z.string(), z.array(z.string()).min(1).max(4096), z.array(z.number()), z.array(z.array(z.number()))]),
+  })
+  .superRefine(distinctKeys);
 
 export const ZModelObject = z.object({ id: z.string(), object: z.literal("model"), created: z.number(), owned_by: z.string() });
 
