@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
-import autocannon from "autocannon";
 import { WebSocket } from "undici";
-import { buildServer, chatBody, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
+import type { Target } from "./gateway-report.ts";
+import { argument, buildServer, drive, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
 
 /**
  * What a request allocates on the JavaScript heap, in the bare proxy, the framework floor and Lyss (one
@@ -17,10 +17,6 @@ import { buildServer, chatBody, freePort, guard, provision, runMain, startHelper
  *   npx tsx bench/allocations.ts [--requests 20000] [--connections 50] [--plain | --stream] [--sites 40]
  */
 
-const argument = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
-};
 const requests = Number(argument("--requests", "20000"));
 const connections = Number(argument("--connections", "50"));
 const sites = Number(argument("--sites", "0"));
@@ -28,12 +24,8 @@ const shapes = process.argv.includes("--stream") ? [true] : process.argv.include
 
 guard(20 * 60_000);
 
-interface Target {
-  name: string;
-  child: ChildProcess;
-  origin: string;
-  headers: Record<string, string>;
-  /** What the target wrote to its standard output since the last call. */
+/** A target and what it wrote to its standard output since the last call of `take`. */
+interface Traced extends Target {
   take(): string;
 }
 
@@ -49,15 +41,7 @@ function collecting(child: ChildProcess) {
   };
 }
 
-const load = (target: Target, stream: boolean, amount: number) =>
-  autocannon({
-    url: `${target.origin}/v1/chat/completions`,
-    method: "POST",
-    headers: { "content-type": "application/json", ...target.headers },
-    body: chatBody(stream),
-    connections,
-    amount,
-  });
+const load = (target: Target, stream: boolean, amount: number) => drive(target, connections, stream ? "stream" : "plain", 0, { amount });
 
 /** Bytes allocated, promoted and copied in the young generation, summed over the collections in `log`. */
 function collected(log: string) {
@@ -141,13 +125,13 @@ async function main() {
   buildServer();
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
   const upstreamOrigin = `http://127.0.0.1:${upstream.port}`;
-  const targets: Target[] = [];
+  const targets: Traced[] = [];
   for (const [name, script] of [
     ["bare", "bare-proxy.ts"],
     ["floor", "framework-floor.ts"],
   ] as const) {
     const helper = await startHelper(script, ["0", upstreamOrigin], ["--trace-gc-nvp"]);
-    targets.push({ name, child: helper.child, origin: `http://127.0.0.1:${helper.port}`, headers: {}, take: collecting(helper.child) });
+    targets.push({ name, pid: helper.child.pid, origin: `http://127.0.0.1:${helper.port}`, headers: {}, take: collecting(helper.child) });
   }
   const port = await freePort();
   const inspectPort = await freePort();
@@ -155,9 +139,9 @@ async function main() {
   const lyss = await startLyss(port, tempDir("lyss-allocations-"), { env: { LYSS_WORKERS: "1" }, nodeArgs, pipeStdout: true });
   const origin = `http://127.0.0.1:${port}`;
   const { token } = await provision(origin, upstream.port, []);
-  const lyssTarget: Target = {
+  const lyssTarget: Traced = {
     name: "lyss",
-    child: lyss.child,
+    pid: lyss.child.pid,
     origin,
     headers: { authorization: `Bearer ${token.key}` },
     take: collecting(lyss.child),
@@ -172,7 +156,7 @@ async function main() {
       await load(target, stream, requests);
       target.take();
       const result = await load(target, stream, requests);
-      const answered = result.requests.total;
+      const answered = result.requests;
       const sums = collected(target.take());
       const kb = (bytes: number) => (bytes / answered / 1024).toFixed(2);
       console.log(

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Run, Target } from "./gateway-report.ts";
 import {
+  argument,
   drive,
   freePort,
   guard,
@@ -30,10 +31,6 @@ import {
  *   npx tsx bench/compare.ts <commit> [<commit> …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked]
  */
 
-const argument = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
-};
 const seconds = Number(argument("--seconds", "5"));
 const repeats = Number(argument("--repeats", "4"));
 const shapes = argument("--shapes", SHAPES.join(","))

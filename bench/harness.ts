@@ -67,6 +67,12 @@ export function buildServer() {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The value after `--name` on the command line, or the fallback. */
+export function argument(name: string, fallback: string): string {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
+}
+
 export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -302,16 +308,26 @@ export function cpuSeconds(pid: number | undefined): number {
 
 const CLOCK_TICKS = 100;
 
-/** Drives POST /v1/chat/completions of a target with autocannon; CPU is its processes' time per answer. */
-export async function drive(target: Target, connections: number, shape: Shape, duration: number): Promise<Run> {
+/**
+ * Drives POST /v1/chat/completions of a target with autocannon for `duration` seconds (or for `amount`
+ * requests), with the shape's body or another; CPU is its processes' time per answer.
+ */
+export async function drive(
+  target: Target,
+  connections: number,
+  shape: Shape,
+  duration: number,
+  options: { body?: string; amount?: number } = {},
+): Promise<Run> {
   const cpuBefore = cpuSeconds(target.pid);
   const result = await autocannon({
     url: `${target.origin}/v1/chat/completions`,
     method: "POST",
     headers: { "content-type": "application/json", ...target.headers },
-    body: shapeBody(shape),
+    body: options.body ?? shapeBody(shape),
     connections,
     duration,
+    ...(options.amount ? { amount: options.amount } : {}),
     pipelining: 1,
     timeout: 30,
   });

@@ -4,6 +4,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { functionReport } from "./callgrind-functions.ts";
 import {
+  argument,
   buildServer,
   chatBody,
   cleanup,
@@ -37,10 +38,6 @@ import {
  *   npx tsx bench/instructions.ts [--requests 2000] [--warmup 8000] [--rounds 3] [--connections 20] [--stream | --plain] [--targets bare,floor,lyss] [--functions 40]
  */
 
-const argument = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
-};
 const requests = Number(argument("--requests", "2000"));
 const warmup = Number(argument("--warmup", "8000"));
 const connections = Number(argument("--connections", "20"));

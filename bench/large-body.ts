@@ -1,5 +1,5 @@
-import autocannon from "autocannon";
-import { api, buildServer, cpuSeconds, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
+import type { Target } from "./gateway-report.ts";
+import { api, argument, buildServer, drive, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
 
 /**
  * What a large request body costs Lyss when it goes on as the client's own bytes against serialised
@@ -10,10 +10,6 @@ import { api, buildServer, cpuSeconds, freePort, guard, provision, runMain, star
  *   npx tsx bench/large-body.ts [--kb 57] [--rounds 6] [--seconds 5] [--connections 20] [--plain]
  */
 
-const argument = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
-};
 const kilobytes = Number(argument("--kb", "57"));
 const rounds = Number(argument("--rounds", "6"));
 const seconds = Number(argument("--seconds", "5"));
@@ -54,19 +50,11 @@ async function main() {
   }));
   const bodies = new Map([PASSED, MAPPED].map((model) => [model, JSON.stringify({ model, messages, stream, max_tokens: 32 })]));
 
+  const target: Target = { name: "lyss", origin: base, headers: { authorization: `Bearer ${token.key}` }, pid: lyss.child.pid };
   async function run(model: string, duration: number) {
-    const before = cpuSeconds(lyss.child.pid);
-    const result = await autocannon({
-      url: `${base}/v1/chat/completions`,
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${token.key}` },
-      body: bodies.get(model),
-      connections,
-      duration,
-    });
-    const cpu = cpuSeconds(lyss.child.pid) - before;
+    const result = await drive(target, connections, stream ? "stream" : "plain", duration, { body: bodies.get(model) });
     if (result.non2xx || result.errors) throw new Error(`${model}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
-    return { rps: result.requests.total / duration, us: (cpu * 1e6) / result.requests.total };
+    return { rps: result.requests / duration, us: result.cpuMicrosPerRequest };
   }
 
   console.log(`${stream ? "streamed" : "plain"} requests of ${bodies.get(PASSED)?.length} bytes, ${connections} connections`);

@@ -3,7 +3,20 @@ import { SourceMap } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { buildServer, chatBody, freePort, guard, provision, root, runMain, startHelper, startLyss, stopChild, tempDir } from "./harness.ts";
+import {
+  argument,
+  buildServer,
+  chatBody,
+  freePort,
+  guard,
+  provision,
+  root,
+  runMain,
+  startHelper,
+  startLyss,
+  stopChild,
+  tempDir,
+} from "./harness.ts";
 
 /**
  * CPU profile of Lyss's gateway under load: runs Lyss with `--cpu-prof`, drives POST
@@ -14,10 +27,6 @@ import { buildServer, chatBody, freePort, guard, provision, root, runMain, start
  *   npx tsx bench/profile.ts [--stream] [--seconds 10] [--connections 50] [--workers 1] [--out bench/profiles]
  */
 
-const argument = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
-};
 const stream = process.argv.includes("--stream");
 const seconds = Number(argument("--seconds", "10"));
 const connections = Number(argument("--connections", "50"));

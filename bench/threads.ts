@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import type { Target } from "./gateway-report.ts";
-import { buildServer, drive, freePort, guard, provision, runMain, SHAPES, startHelper, startLyss, tempDir } from "./harness.ts";
+import { argument, buildServer, drive, freePort, guard, provision, runMain, SHAPES, startHelper, startLyss, tempDir } from "./harness.ts";
 
 /**
  * CPU time per request of each thread of the bare proxy, the framework floor and Lyss (one worker, SQLite), user and
@@ -10,10 +10,6 @@ import { buildServer, drive, freePort, guard, provision, runMain, SHAPES, startH
  *   npx tsx bench/threads.ts [--seconds 8] [--connections 50] [--plain | --stream | --chunked]
  */
 
-const argument = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
-};
 const seconds = Number(argument("--seconds", "8"));
 const connections = Number(argument("--connections", "50"));
 const chosen = SHAPES.filter((shape) => process.argv.includes(`--${shape}`));

@@ -81,11 +81,15 @@ export function unsupportedWarnings(body: Record<string, unknown>, fields: reado
     .map((field) => `${provider} does not support "${field}"; it was not sent`);
 }
 
+/** Bytes as a Buffer over the same memory (no copy). */
+export const asBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
 /** An upstream request's JSON body as a value (undefined without a body); it may be text or its UTF-8 bytes. */
 export function requestJson(request: { body?: string | Uint8Array }): unknown {
   const body = request.body;
   if (body === undefined) return undefined;
-  return JSON.parse(typeof body === "string" ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
+  return JSON.parse(typeof body === "string" ? body : asBuffer(body).toString("utf8"));
 }
 
 /** The JSON of one stream frame, or what to answer when there is none (empty) or it is malformed. */

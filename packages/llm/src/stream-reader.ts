@@ -1,5 +1,6 @@
 import { isAscii } from "node:buffer";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { asBuffer } from "./common.ts";
 import type { FrameBatch, StreamFrame } from "./spec.ts";
 
 /**
@@ -21,7 +22,7 @@ function utf8Pieces() {
       if (typeof chunk === "string") text = chunk;
       else if (!open && isAscii(chunk)) {
         pieces.ascii = true;
-        text = (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)).toString("latin1");
+        text = asBuffer(chunk).toString("latin1");
       } else {
         open = chunk.length > 0 && (chunk[chunk.length - 1] as number) >= 0x80;
         text = decoder.decode(chunk, { stream: true });

@@ -164,15 +164,21 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
       request(body: ChatRequest, context: CallContext) {
         const warnings = unsupportedWarnings(body, unsupported, options.names.en);
         const includeUsage = Boolean(body.stream && capabilities.streamUsage);
+        const dropsTools = Boolean(body.tools?.length && !capabilities.tools);
+        const dropsFormat = Boolean(body.response_format && body.response_format.type !== "text" && !capabilities.jsonMode);
         // The client's own bytes go on when nothing but `stream_options` would change.
         const unchanged =
           !options.adjustBody &&
-          !unsupported.some((field) => (body as Record<string, unknown>)[field] !== undefined) &&
-          !(body.tools?.length && !capabilities.tools) &&
-          !(body.response_format && body.response_format.type !== "text" && !capabilities.jsonMode);
-        const raw = unchanged ? rawJsonBody(body, context.rawBody, context.model, includeUsage) : undefined;
-        if (raw)
-          return { request: { method: "POST", url: url(context, "/chat/completions"), headers: headers(context), body: raw }, warnings };
+          !dropsTools &&
+          !dropsFormat &&
+          !unsupported.some((field) => (body as Record<string, unknown>)[field] !== undefined);
+        const request: UpstreamRequest = {
+          method: "POST",
+          url: url(context, "/chat/completions"),
+          headers: headers(context),
+          body: unchanged ? rawJsonBody(body, context.rawBody, context.model, includeUsage) : undefined,
+        };
+        if (request.body) return { request, warnings };
         const outgoing: Record<string, unknown> = { ...body, model: context.model };
         for (const field of unsupported) delete outgoing[field];
         if (includeUsage) {
@@ -182,22 +188,17 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
         } else if (!body.stream) {
           delete outgoing.stream_options;
         }
-        if (body.tools?.length && !capabilities.tools) {
+        if (dropsTools) {
           warnings.push(`${options.names.en} does not support tools; they were not sent`);
           delete outgoing.tools;
           delete outgoing.tool_choice;
         }
-        if (body.response_format && body.response_format.type !== "text" && !capabilities.jsonMode) {
+        if (dropsFormat) {
           warnings.push(`${options.names.en} does not support response_format; it was not sent`);
           delete outgoing.response_format;
         }
         options.adjustBody?.(outgoing, warnings);
-        const request: UpstreamRequest = {
-          method: "POST",
-          url: url(context, "/chat/completions"),
-          headers: headers(context),
-          body: JSON.stringify(outgoing),
-        };
+        request.body = JSON.stringify(outgoing);
         return { request, warnings };
       },
       response: compatibleResponse,

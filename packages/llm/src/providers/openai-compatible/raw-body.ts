@@ -1,4 +1,5 @@
 import { isUtf8 } from "node:buffer";
+import { asBuffer } from "../../common.ts";
 
 const MODEL_KEY = Buffer.from('"model"');
 /** The start of an escape of one of the letters of `model` (U+0064 to U+006F). */
@@ -39,7 +40,7 @@ export function rawJsonBody(
   includeUsage: boolean,
 ): Uint8Array | undefined {
   if (raw === undefined || body.model !== upstreamModel) return undefined;
-  const text = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const text = asBuffer(raw);
   // Text the parser read otherwise than as it is (a byte order mark, bytes that are not UTF-8, which
   // the server's parser took as U+FFFD) goes through serialisation.
   if (text[0] !== OPEN_BRACE || !isUtf8(text)) return undefined;
