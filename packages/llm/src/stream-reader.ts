@@ -1,5 +1,5 @@
 import { isAscii } from "node:buffer";
-import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { createParser, type EventSourceMessage, type EventSourceParser } from "eventsource-parser";
 import { asBuffer } from "./common.ts";
 import type { FrameBatch, StreamFrame } from "./spec.ts";
 
@@ -69,11 +69,17 @@ function ndjsonSplitter(): FrameSplitter {
 function sseSplitter(): FrameSplitter {
   const decoder = utf8Pieces();
   let pending: StreamFrame[] = [];
-  const parser = createParser({
-    onEvent(message: EventSourceMessage) {
-      pending.push(message.event ? { event: message.event, data: message.data } : { data: message.data });
-    },
-  });
+  // The full parser, made for the first piece the quick reader leaves to it: a stream of whole
+  // `data:` events (nearly every stream) never needs one.
+  let parser: EventSourceParser | undefined;
+  const full = () => {
+    parser ??= createParser({
+      onEvent(message: EventSourceMessage) {
+        pending.push(message.event ? { event: message.event, data: message.data } : { data: message.data });
+      },
+    });
+    return parser;
+  };
   // Whether the parser holds nothing of an unfinished event (all it was fed ended with a blank line).
   let idle = true;
   const taken = (): FrameBatch | undefined => {
@@ -93,13 +99,14 @@ function sseSplitter(): FrameSplitter {
           : { frames: quick.frames };
       }
       if (text) {
-        parser.feed(text);
+        full().feed(text);
         idle = text.endsWith("\n\n");
       }
       return taken();
     },
     end() {
-      parser.feed(decoder.end());
+      const rest = decoder.end();
+      if (rest || parser) full().feed(rest);
       return taken();
     },
   };

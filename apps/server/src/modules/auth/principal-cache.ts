@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import { LRUCache } from "lru-cache";
 import type { Database, TenantsTable } from "../../db/schema.ts";
 import type { EventBus } from "../../infra/bus.ts";
+import type { Maybe } from "../../infra/maybe.ts";
 import { listMembershipsOfUser, type MembershipWithTenant } from "../members/repository.ts";
 import { findTenantById } from "../tenants/repository.ts";
 import { findUserById, type UserRow } from "../users/repository.ts";
@@ -60,12 +61,18 @@ export function createPrincipalCache(db: Kysely<Database>, bus: EventBus) {
     }),
   ];
 
-  async function through<T extends {}>(cache: LRUCache<string, Cached<T>>, key: string, load: () => Promise<T | undefined>) {
+  /** The cached value, with no promise when it is there; otherwise loaded and kept. */
+  function through<T extends {}>(
+    cache: LRUCache<string, Cached<T>>,
+    key: string,
+    load: () => Promise<T | undefined>,
+  ): Maybe<T | undefined> {
     const hit = cache.get(key);
-    if (hit !== undefined) return hit === MISSING ? undefined : hit;
-    const value = await load();
-    cache.set(key, value ?? MISSING);
-    return value;
+    if (hit !== undefined) return hit === MISSING ? undefined : (hit as T);
+    return load().then((value) => {
+      cache.set(key, value ?? MISSING);
+      return value;
+    });
   }
 
   return {

@@ -64,9 +64,13 @@ export function recordUsage(
 ) {
   const usage = outcome.usage;
   const cost = call.billing?.cost(usage, outcome.channel) ?? 0;
-  call.billing
-    ?.settle(outcome.status, usage, cost, outcome.channel)
-    .catch((error: Error) => deps.logger.error({ err: error, request_id: call.requestId }, "quota settlement failed"));
+  const failed = (error: Error) => deps.logger.error({ err: error, request_id: call.requestId }, "quota settlement failed");
+  try {
+    const settled = call.billing?.settle(outcome.status, usage, cost, outcome.channel);
+    if (settled instanceof Promise) settled.catch(failed);
+  } catch (error) {
+    failed(error as Error);
+  }
   deps.usage.record({
     tenant_id: call.token.tenantId,
     user_id: call.token.userId,

@@ -78,8 +78,11 @@ export async function handleChat(
   reply: FastifyReply,
   input: { body: ChatRequest; rawBody?: Uint8Array | undefined; inbound: InboundProtocol; endpoint: string; warnings: string[] },
 ) {
-  const token = await service.authenticate(request);
-  const candidates = await service.candidates(token, input.body.model, header(request, "x-lyss-tag"));
+  // Each step answers from memory in the steady state; only a promise (a cache miss, a shared store) is awaited.
+  const authenticated = service.authenticate(request);
+  const token = authenticated instanceof Promise ? await authenticated : authenticated;
+  const chosen = service.candidates(token, input.body.model, header(request, "x-lyss-tag"));
+  const candidates = chosen instanceof Promise ? await chosen : chosen;
   const call: ChatCall = {
     token,
     publicModel: input.body.model,
@@ -111,7 +114,8 @@ export async function handleChat(
       warnings: [...input.warnings, ...translated.warnings],
     });
   }
-  const admitted = await admitCall(relay, token, input.body, candidates);
+  const admission = admitCall(relay, token, input.body, candidates);
+  const admitted = admission instanceof Promise ? await admission : admission;
   reply.headers(admitted.headers);
   call.candidates = admitted.candidates;
   call.billing = admitted.billing;
@@ -161,8 +165,10 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
     },
     async (request, reply) => {
       const body = request.body as unknown as EmbeddingsRequest;
-      const token = await service.authenticate(request);
-      const candidates = await service.candidates(token, body.model, header(request, "x-lyss-tag"));
+      const authenticated = service.authenticate(request);
+      const token = authenticated instanceof Promise ? await authenticated : authenticated;
+      const chosen = service.candidates(token, body.model, header(request, "x-lyss-tag"));
+      const candidates = chosen instanceof Promise ? await chosen : chosen;
       const call: ChatCall = {
         token,
         publicModel: body.model,
@@ -177,7 +183,8 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
       };
       const text = (Array.isArray(body.input) ? body.input : [body.input]).map(String).join("\n");
       const estimateBody = { model: body.model, messages: [{ role: "user" as const, content: text }], max_tokens: 0 };
-      const admitted = await admitCall(relay, token, estimateBody, candidates);
+      const admission = admitCall(relay, token, estimateBody, candidates);
+      const admitted = admission instanceof Promise ? await admission : admission;
       reply.headers(admitted.headers);
       return relayEmbeddings(relay, { ...call, candidates: admitted.candidates, billing: admitted.billing }, body);
     },

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { hashToken } from "../../infra/crypto.ts";
+import { after, type Maybe } from "../../infra/maybe.ts";
 import type { Limiter } from "../../infra/rate-limiter.ts";
 import type { PrincipalCache } from "../auth/principal-cache.ts";
 import type { ChannelCatalog, RuntimeChannel } from "../channels/catalog.ts";
@@ -39,51 +40,60 @@ export function createGatewayService(deps: {
 }) {
   const { catalog, tokens, principals, settings, router, stats } = deps;
 
-  async function authenticate(request: FastifyRequest): Promise<RuntimeToken> {
-    const key = presentedKey(request);
-    if (!key) throw new GatewayError(401, "You didn't provide an API key.", "missing_api_key", "invalid_request_error");
-    const token = await tokens.byHash(hashToken(key));
-    if (!token) {
-      const wait = (await deps.badKeys.blockedFor(request.ip)) || (await deps.badKeys.hit(request.ip));
-      if (wait > 0) {
-        throw new GatewayError(
-          429,
-          "Too many requests with invalid API keys from this address.",
-          "rate_limit_exceeded",
-          "rate_limit_error",
-          {
-            "retry-after": String(wait),
-          },
-        );
-      }
-      throw new GatewayError(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error");
+  /** Counts a wrong key against the client's address; slows it down after too many. */
+  async function refuseKey(request: FastifyRequest): Promise<never> {
+    const wait = (await deps.badKeys.blockedFor(request.ip)) || (await deps.badKeys.hit(request.ip));
+    if (wait > 0) {
+      throw new GatewayError(429, "Too many requests with invalid API keys from this address.", "rate_limit_exceeded", "rate_limit_error", {
+        "retry-after": String(wait),
+      });
     }
+    throw new GatewayError(401, "Incorrect API key provided.", "invalid_api_key", "invalid_request_error");
+  }
+
+  /** The presented key's token, when it may be used from here and its owner and tenant are active. */
+  function checked(request: FastifyRequest, token: RuntimeToken | undefined): Maybe<RuntimeToken> {
+    if (!token) return refuseKey(request);
     if (!token.enabled) throw new GatewayError(401, "This API key is disabled.", "invalid_api_key", "invalid_request_error");
     if (token.expiresAt && token.expiresAt <= deps.now().toISOString()) {
       throw new GatewayError(401, "This API key has expired.", "invalid_api_key", "invalid_request_error");
     }
     if (!ipAllowed(token, request.ip)) throw new GatewayError(403, "This API key may not be used from this address.", "ip_not_allowed");
-    // Both come from memory; one after the other, they cost no Promise.all.
-    const user = await principals.user(token.userId);
-    const tenant = await principals.tenant(token.tenantId);
-    if (user?.status !== "active")
-      throw new GatewayError(401, "The owner of this API key is disabled.", "invalid_api_key", "invalid_request_error");
-    if (tenant?.status !== "active") throw new GatewayError(403, "This API key's tenant is suspended.", "tenant_suspended");
-    return token;
+    return after(principals.user(token.userId), (user) => {
+      if (user?.status !== "active")
+        throw new GatewayError(401, "The owner of this API key is disabled.", "invalid_api_key", "invalid_request_error");
+      return after(principals.tenant(token.tenantId), (tenant) => {
+        if (tenant?.status !== "active") throw new GatewayError(403, "This API key's tenant is suspended.", "tenant_suspended");
+        return token;
+      });
+    });
   }
 
-  async function routingOf(tenantId: string) {
-    const values = (await settings.tenant(tenantId)).values;
-    return { strategy: values.routing_strategy as Strategy, rules: (values.routing_rules ?? []) as RoutingRule[] };
+  /** The token of the request's key, from memory in the steady state (no promise then). */
+  function authenticate(request: FastifyRequest): Maybe<RuntimeToken> {
+    const key = presentedKey(request);
+    if (!key) throw new GatewayError(401, "You didn't provide an API key.", "missing_api_key", "invalid_request_error");
+    return after(tokens.byHash(hashToken(key)), (token) => checked(request, token));
   }
 
-  /** The channels to try for this model, in order; or the reason there are none. */
-  async function candidates(token: RuntimeToken, model: string, tag: string | undefined): Promise<RuntimeChannel[]> {
+  /** The channels to try for this model, in order; or the reason there are none. From memory in the steady state. */
+  function candidates(token: RuntimeToken, model: string, tag: string | undefined): Maybe<RuntimeChannel[]> {
     if (token.models && !token.models.has(model)) {
       throw new GatewayError(403, `This API key may not use the model "${model}".`, "model_not_allowed", "permission_error");
     }
-    const channels = await catalog.channels(token.tenantId);
-    const routing = await routingOf(token.tenantId);
+    return after(catalog.channels(token.tenantId), (channels) =>
+      after(settings.tenant(token.tenantId), ({ values }) => ordered(channels, token, model, tag, values)),
+    );
+  }
+
+  function ordered(
+    channels: RuntimeChannel[],
+    token: RuntimeToken,
+    model: string,
+    tag: string | undefined,
+    values: Readonly<Record<string, unknown>>,
+  ): RuntimeChannel[] {
+    const routing = { strategy: values.routing_strategy as Strategy, rules: (values.routing_rules ?? []) as RoutingRule[] };
     const { serving, usable } = candidatesFor(channels, token, model, ruleGroup(routing.rules, model, tag));
     if (serving.length === 0) {
       throw new GatewayError(404, `The model "${model}" does not exist or you do not have access to it.`, "model_not_found");

@@ -19,7 +19,12 @@ const FINISH_GRACE_MS = 1000;
  * abort path (about 90 k instructions a request); an upstream that holds its stream open past the end
  * is cut after a grace period.
  */
-async function finish(batches: AsyncIterator<FrameBatch>, body: Readable) {
+function finish(batches: AsyncIterator<FrameBatch>, body: Readable) {
+  // Ended already (a stream that came in one piece, say): nothing left to read or to time.
+  if (!body.readableEnded && !body.destroyed) void drain(batches, body);
+}
+
+async function drain(batches: AsyncIterator<FrameBatch>, body: Readable) {
   const cut = setTimeout(() => body.destroy(), FINISH_GRACE_MS);
   try {
     while (!(await batches.next()).done) {
@@ -197,7 +202,7 @@ async function attemptAll(
       downstream.end(tail);
       return call.reply;
     } finally {
-      void finish(batches, outcome.response.body);
+      finish(batches, outcome.response.body);
     }
   }
 

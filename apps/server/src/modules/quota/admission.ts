@@ -1,4 +1,5 @@
 import type { ChatRequest, Usage } from "@lyss/llm";
+import { after, type Maybe } from "../../infra/maybe.ts";
 import type { Metrics } from "../../infra/metrics.ts";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import { GatewayError } from "../gateway/gateway-error.ts";
@@ -10,60 +11,75 @@ import type { Amounts, QuotaService } from "./service.ts";
 /** Prices a call's usage and settles its quotas when it ends. */
 export interface Billing {
   cost(usage: Usage | undefined, channel: RuntimeChannel | undefined): number;
-  settle(status: number, usage: Usage | undefined, cost: number, channel: RuntimeChannel | undefined): Promise<void>;
+  /** Once per call; from memory (no promise) without a shared store. */
+  settle(status: number, usage: Usage | undefined, cost: number, channel: RuntimeChannel | undefined): Maybe<void>;
 }
 
-/** Admits a call against its quotas and answers how to bill it; refuses with a 429 when over quota. */
-export async function admitCall(
-  deps: { quota: QuotaService; prices: PriceBook; rates: RateLimiter; metrics: Pick<Metrics, "rejected"> },
-  token: RuntimeToken,
-  body: ChatRequest,
-  candidates: RuntimeChannel[],
-): Promise<{ billing: Billing; candidates: RuntimeChannel[]; headers: Record<string, string> }> {
-  try {
-    return await admit(deps, token, body, candidates);
-  } catch (error) {
+export interface Admission {
+  billing: Billing;
+  candidates: RuntimeChannel[];
+  headers: Record<string, string>;
+}
+
+type AdmissionDeps = { quota: QuotaService; prices: PriceBook; rates: RateLimiter; metrics: Pick<Metrics, "rejected"> };
+
+/**
+ * Admits a call against its quotas and answers how to bill it; refuses with a 429 when over quota.
+ * Answers from memory (no promise) in the steady state: the token's plan derived already, no channel
+ * limits to read and no shared store.
+ */
+export function admitCall(deps: AdmissionDeps, token: RuntimeToken, body: ChatRequest, candidates: RuntimeChannel[]): Maybe<Admission> {
+  const refused = (error: unknown) => {
     if (error instanceof GatewayError && error.status === 429) {
       deps.metrics.rejected(error.code === "rate_limit_exceeded" ? "rate_limit" : "quota", token.tenantId);
     }
     throw error;
+  };
+  try {
+    const admission = admit(deps, token, body, candidates);
+    return admission instanceof Promise ? admission.catch(refused) : admission;
+  } catch (error) {
+    return refused(error);
   }
 }
 
-async function admit(
-  { quota, prices, rates }: { quota: QuotaService; prices: PriceBook; rates: RateLimiter },
-  token: RuntimeToken,
-  body: ChatRequest,
-  candidates: RuntimeChannel[],
-): Promise<{ billing: Billing; candidates: RuntimeChannel[]; headers: Record<string, string> }> {
+function admit(deps: AdmissionDeps, token: RuntimeToken, body: ChatRequest, candidates: RuntimeChannel[]): Maybe<Admission> {
   // Only channels with limits of their own need their counters read.
-  const usable = candidates.some((channel) => channel.limits.length > 0)
-    ? await quota.withinChannelLimits(candidates, token.tenantId)
-    : candidates;
+  if (!candidates.some((channel) => channel.limits.length > 0)) return admitTo(deps, token, body, candidates);
+  return deps.quota.withinChannelLimits(candidates, token.tenantId).then((usable) => admitTo(deps, token, body, usable));
+}
+
+function admitTo(deps: AdmissionDeps, token: RuntimeToken, body: ChatRequest, usable: RuntimeChannel[]): Maybe<Admission> {
   if (usable.length === 0) {
     throw new GatewayError(429, "Every channel serving this model has used up its quota.", "insufficient_quota", "insufficient_quota");
   }
-  const plan = quota.cachedPlan(token) ?? (await quota.buildPlan(token));
-  const estimated = quota.estimate(plan, body, quota.multiplier(plan, usable[0]?.group));
-  const rate = await rates.admit(plan.rateRules, estimated.tokens);
-  const reservation = await quota.reserve(plan, estimated);
-  const headers = rate.headers;
-  quota.remainingHeaders(reservation, headers);
-  const price = prices.priceFor(token.tenantId, body.model);
-  let settled = false;
-  return {
-    candidates: usable,
-    headers,
-    billing: {
-      cost: (usage, channel) => costOf(price, usage, quota.multiplier(plan, channel?.group)),
-      async settle(status, usage, cost, channel) {
-        if (settled) return;
-        settled = true;
-        const actual = actualAmounts(status, usage, cost);
-        await Promise.all([quota.settle(reservation, actual, channel), rate.settle(actual.tokens)]);
-      },
-    },
-  };
+  const { quota, prices, rates } = deps;
+  return after(quota.cachedPlan(token) ?? quota.buildPlan(token), (plan) => {
+    const estimated = quota.estimate(plan, body, quota.multiplier(plan, usable[0]?.group));
+    return after(rates.admit(plan.rateRules, estimated.tokens), (rate) =>
+      after(quota.reserve(plan, estimated), (reservation): Admission => {
+        const headers = rate.headers;
+        quota.remainingHeaders(reservation, headers);
+        const price = prices.priceFor(token.tenantId, body.model);
+        let settled = false;
+        return {
+          candidates: usable,
+          headers,
+          billing: {
+            cost: (usage, channel) => costOf(price, usage, quota.multiplier(plan, channel?.group)),
+            settle(status, usage, cost, channel) {
+              if (settled) return;
+              settled = true;
+              const actual = actualAmounts(status, usage, cost);
+              const counters = quota.settle(reservation, actual, channel);
+              const rated = rate.settle(actual.tokens);
+              if (counters instanceof Promise || rated instanceof Promise) return Promise.all([counters, rated]).then(() => undefined);
+            },
+          },
+        };
+      }),
+    );
+  });
 }
 
 /** The amounts a finished call actually used. */

@@ -1,7 +1,11 @@
 import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
+import type { FastifyRequest } from "fastify";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { hashToken } from "../../infra/crypto.ts";
 import { eventually } from "../../test/eventually.ts";
-import { createAccessToken, gatewayApp, type setupAdmin, type TestApp } from "../../test/test-app.ts";
+import { createAccessToken, gatewayApp, type setupAdmin, TEST_REDIS_URL, type TestApp } from "../../test/test-app.ts";
+import type { RuntimeToken } from "../tokens/token-cache.ts";
+import { admitCall } from "./admission.ts";
 import { windowBucket } from "./windows.ts";
 
 const chat = (baseUrl: string, key: string, content = "hi", extra: Record<string, unknown> = {}, signal?: AbortSignal) =>
@@ -62,6 +66,50 @@ describe("quotas", () => {
     expect(logs.filter((row) => row.status_code === 200)).toHaveLength(50);
     const spent = logs.reduce((sum, row) => sum + Number(row.cost_micro_usd), 0);
     expect(counters.find((row) => row.key.includes(":cost_micro_usd:month:"))?.used).toBe(spent);
+  });
+
+  it("authenticates, chooses channels, admits and settles from memory once warm: a promise only with a shared store", async () => {
+    const limited = await createAccessToken(app, admin.token, admin.tenant.id, {
+      limits: [{ metric: "requests", window: "day", max: 100 }],
+      rate_limits: { rpm: 100, tpm: 1_000_000 },
+    });
+    const plain = await createAccessToken(app, admin.token, admin.tenant.id, { limits: [{ metric: "requests", window: "day", max: 100 }] });
+    // A call through the API warms the caches and derives each token's plan.
+    for (const key of [limited.key, plain.key]) expect((await chat(baseUrl, key)).status).toBe(200);
+    const { gateway, relay } = app.services;
+    const shared = Boolean(TEST_REDIS_URL);
+    const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }], max_tokens: 50 };
+    const request = (key: string) => ({ headers: { authorization: `Bearer ${key}` }, ip: "127.0.0.1" }) as unknown as FastifyRequest;
+
+    const authenticated = gateway.authenticate(request(limited.key));
+    expect(authenticated).not.toBeInstanceOf(Promise);
+    const token = authenticated as RuntimeToken;
+    expect(token.id).toBe(limited.id);
+    const candidates = gateway.candidates(token, "gpt-4o-mini", undefined);
+    expect(candidates).not.toBeInstanceOf(Promise);
+    const admission = admitCall(relay, token, body, await candidates);
+    expect(admission instanceof Promise).toBe(shared);
+    const admitted = await admission;
+    expect(admitted.headers["x-ratelimit-limit-requests"]).toBe("100");
+    const settled = admitted.billing.settle(200, { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 }, 0, admitted.candidates[0]);
+    expect(settled instanceof Promise).toBe(shared);
+    await settled;
+
+    // Without rate rules, each admission still answers headers of its own.
+    const other = (await gateway.authenticate(request(plain.key))) as RuntimeToken;
+    const first = await admitCall(relay, other, body, await gateway.candidates(other, "gpt-4o-mini", undefined));
+    const second = await admitCall(relay, other, body, await gateway.candidates(other, "gpt-4o-mini", undefined));
+    expect(first.headers).not.toBe(second.headers);
+    expect(Number(first.headers["x-lyss-quota-remaining-requests"])).toBe(Number(second.headers["x-lyss-quota-remaining-requests"]) + 1);
+    expect(first.headers["x-ratelimit-limit-requests"]).toBeUndefined();
+    for (const admission of [first, second]) await admission.billing.settle(500, undefined, 0, undefined);
+
+    // A wrong key still waits for its refusal (counted per address, which may be shared).
+    await expect(Promise.resolve().then(() => gateway.authenticate(request("sk-wrong")))).rejects.toMatchObject({ status: 401 });
+    // The token answered on a cache miss is the one kept, so the plan derived for its first call holds.
+    app.services.tokenCache.changed(hashToken(plain.key));
+    const reloaded = await app.services.tokenCache.byHash(hashToken(plain.key));
+    expect(app.services.tokenCache.byHash(hashToken(plain.key))).toBe(reloaded);
   });
 
   it("keeps a failed batch's settled use and stores it once when the batch is written again", async () => {

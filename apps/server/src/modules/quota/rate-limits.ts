@@ -1,7 +1,8 @@
 import type { Clock } from "../../infra/clock.ts";
+import { after, type Maybe } from "../../infra/maybe.ts";
 import { GatewayError } from "../gateway/gateway-error.ts";
 import type { RuntimeToken } from "../tokens/token-cache.ts";
-import type { RateCheck, RateStore } from "./rate-store.ts";
+import type { RateCheck, RateResult, RateStore } from "./rate-store.ts";
 
 export interface RateLimits {
   rpm?: number | undefined;
@@ -62,6 +63,14 @@ function headersFor(rules: Rule[], remaining: number[], resetMs: number): Record
   return headers;
 }
 
+/** A request counted against its rate rules: the headers to answer and how to correct the token count. */
+export interface RateAdmission {
+  headers: Record<string, string>;
+  settle(actualTokens: number): Maybe<void>;
+}
+
+const nothingToSettle = () => undefined;
+
 /**
  * Requests and tokens per minute for each token, member and tenant (`rateRulesFor`), over a sliding
  * window shared through Redis when configured.
@@ -69,15 +78,48 @@ function headersFor(rules: Rule[], remaining: number[], resetMs: number): Record
 export function createRateLimiter(deps: { store: RateStore; clock: Clock }) {
   const { store, clock } = deps;
 
+  /** Corrects the token count of each token rule from `from` on by what the request used beyond (or short of) its estimate. */
+  function adjust(rules: Rule[], from: number, delta: number): Maybe<void> {
+    for (let index = from; index < rules.length; index++) {
+      const rule = rules[index] as Rule;
+      if (rule.metric !== "tokens") continue;
+      const adjusted = store.adjust(rule.key, delta, clock.now().getTime());
+      if (adjusted instanceof Promise) return adjusted.then(() => adjust(rules, index + 1, delta));
+    }
+  }
+
+  function admitted(rules: Rule[], result: RateResult, estimatedTokens: number): RateAdmission {
+    const headers = headersFor(rules, result.remaining, result.resetMs);
+    if (!result.ok) {
+      const rule = rules[result.index] as Rule;
+      const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+      throw new GatewayError(
+        429,
+        `Rate limit reached: ${rule.limit} ${rule.metric} per minute for this ${rule.key.split(":")[0]}. Try again in ${retryAfter}s.`,
+        "rate_limit_exceeded",
+        "rate_limit_error",
+        { ...headers, "retry-after": String(retryAfter) },
+      );
+    }
+    return {
+      headers,
+      settle(actualTokens: number) {
+        const delta = actualTokens - estimatedTokens;
+        return delta === 0 ? undefined : adjust(rules, 0, delta);
+      },
+    };
+  }
+
   return {
     /**
      * Counts the request (and its estimated tokens) against every rule of the token (its quota plan's),
-     * or refuses with a 429 and
-     * Retry-After. Answers the headers to send and how to correct the token count afterwards.
+     * or refuses with a 429 and Retry-After. Answers the headers to send and how to correct the token
+     * count afterwards; from memory (no promise) without a shared store.
      */
-    async admit(template: RateRule[], estimatedTokens: number) {
+    admit(template: RateRule[], estimatedTokens: number): Maybe<RateAdmission> {
+      // (Headers of its own: admission adds the quota's to them.)
+      if (template.length === 0) return { headers: {}, settle: nothingToSettle };
       const now = clock.now().getTime();
-      if (template.length === 0) return { headers: {}, settle: async (_actualTokens: number) => undefined };
       const rules = template.map(
         (rule): Rule => ({
           key: rule.key,
@@ -86,28 +128,7 @@ export function createRateLimiter(deps: { store: RateStore; clock: Clock }) {
           amount: rule.metric === "requests" ? 1 : estimatedTokens,
         }),
       );
-      const result = await store.consume(rules, now);
-      const headers = headersFor(rules, result.remaining, result.resetMs);
-      if (!result.ok) {
-        const rule = rules[result.index] as Rule;
-        const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
-        throw new GatewayError(
-          429,
-          `Rate limit reached: ${rule.limit} ${rule.metric} per minute for this ${rule.key.split(":")[0]}. Try again in ${retryAfter}s.`,
-          "rate_limit_exceeded",
-          "rate_limit_error",
-          { ...headers, "retry-after": String(retryAfter) },
-        );
-      }
-      const tokenRules = rules.filter((rule) => rule.metric === "tokens");
-      return {
-        headers,
-        async settle(actualTokens: number) {
-          const delta = actualTokens - estimatedTokens;
-          if (delta === 0) return;
-          for (const rule of tokenRules) await store.adjust(rule.key, delta, clock.now().getTime());
-        },
-      };
+      return after(store.consume(rules, now), (result) => admitted(rules, result, estimatedTokens));
     },
   };
 }

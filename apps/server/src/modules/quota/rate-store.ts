@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { Maybe } from "../../infra/maybe.ts";
 
 /** One sliding-window rule to apply to a request: at most `limit` per minute. */
 export interface RateCheck {
@@ -17,9 +18,9 @@ export type RateResult =
  * request against all of them only if all allow it.
  */
 export interface RateStore {
-  consume(checks: RateCheck[], nowMs: number): Promise<RateResult>;
+  consume(checks: RateCheck[], nowMs: number): Maybe<RateResult>;
   /** Corrects the current minute of a rule (tokens: the estimate against the actual count). */
-  adjust(key: string, delta: number, nowMs: number): Promise<void>;
+  adjust(key: string, delta: number, nowMs: number): Maybe<void>;
 }
 
 const WINDOW_MS = 60_000;
@@ -72,7 +73,7 @@ export function createMemoryRateStore(): RateStore {
     for (const [key, window] of windows) if (window.bucket < bucket - 1) windows.delete(key);
   };
   return {
-    async consume(checks, nowMs) {
+    consume(checks, nowMs) {
       const { bucket } = position(nowMs);
       sweep(bucket);
       const counts = checks.map((check) => windowOf(check.key, bucket));
@@ -88,7 +89,7 @@ export function createMemoryRateStore(): RateStore {
       }
       return result;
     },
-    async adjust(key, delta, nowMs) {
+    adjust(key, delta, nowMs) {
       const window = windowOf(key, position(nowMs).bucket);
       window.current = Math.max(0, window.current + delta);
     },

@@ -3,6 +3,7 @@ import { textOf } from "@lyss/llm";
 import type { Kysely } from "kysely";
 import type { Database } from "../../db/schema.ts";
 import type { Clock } from "../../infra/clock.ts";
+import { after, type Maybe } from "../../infra/maybe.ts";
 import type { PrincipalCache } from "../auth/principal-cache.ts";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import { GatewayError } from "../gateway/gateway-error.ts";
@@ -224,6 +225,28 @@ export function createQuotaService(deps: {
     return plan;
   }
 
+  /** Settles the counters in the store, announces the crossings and keeps the amounts for the database. */
+  function settled(settlements: Parameters<QuotaStore["settle"]>[0], maxima: number[]): Maybe<void> {
+    if (settlements.length === 0) return;
+    // The store answers each counter's use after this settlement, so crossings need no extra read.
+    return after(store.settle(settlements), (totals) => {
+      if (thresholdListeners.size > 0) {
+        checkThresholds(
+          settlements
+            .map((item, index) => ({ item, max: maxima[index] ?? 0, after: totals[index] ?? 0 }))
+            .filter(({ item }) => item.used > 0)
+            .map(({ item, max, after: used }) => ({ key: item.key, tenantId: item.tenantId, max, before: used - item.used, after: used })),
+        );
+      }
+      for (const item of settlements) {
+        if (item.used === 0) continue;
+        const entry = pending.get(item.key);
+        if (entry) entry.delta += item.used;
+        else pending.set(item.key, { tenantId: item.tenantId, delta: item.used });
+      }
+    });
+  }
+
   return {
     keyOf,
 
@@ -253,8 +276,11 @@ export function createQuotaService(deps: {
       return { requests: 1, tokens: prompt + completion, cost_micro_usd: costOf(price, usage, multiplier) };
     },
 
-    /** Reserves the request's estimate against every limit of the plan (all or none), or refuses with a 429. */
-    async reserve(plan: QuotaPlan, amounts: Amounts): Promise<Reservation> {
+    /**
+     * Reserves the request's estimate against every limit of the plan (all or none), or refuses with a
+     * 429; from memory (no promise) without a shared store.
+     */
+    reserve(plan: QuotaPlan, amounts: Amounts): Maybe<Reservation> {
       const charges = plan.entries.map((entry) => ({
         key: entry.key,
         tenantId: plan.tenantId,
@@ -264,18 +290,19 @@ export function createQuotaService(deps: {
       }));
       const reservation: Reservation = { charges, plan, totals: [], estimate: amounts };
       if (charges.length === 0) return reservation;
-      const result = await store.reserve(charges);
-      if (!result.ok) {
-        const [scope, , metric, window] = parseKey(result.key);
-        throw new GatewayError(
-          429,
-          `You exceeded your current quota: the ${scope} ${window === "total" ? "" : `${window}ly `}${metric} limit is reached.`,
-          "insufficient_quota",
-          "insufficient_quota",
-        );
-      }
-      reservation.totals = result.totals;
-      return reservation;
+      return after(store.reserve(charges), (result) => {
+        if (!result.ok) {
+          const [scope, , metric, window] = parseKey(result.key);
+          throw new GatewayError(
+            429,
+            `You exceeded your current quota: the ${scope} ${window === "total" ? "" : `${window}ly `}${metric} limit is reached.`,
+            "insufficient_quota",
+            "insufficient_quota",
+          );
+        }
+        reservation.totals = result.totals;
+        return reservation;
+      });
     },
 
     /**
@@ -316,8 +343,11 @@ export function createQuotaService(deps: {
       return channels.filter((channel) => !exhausted.has(channel.id));
     },
 
-    /** Turns the reservation into actual use (releasing the rest) and charges the serving channel. */
-    async settle(reservation: Reservation, actual: Amounts, channel: RuntimeChannel | undefined): Promise<void> {
+    /**
+     * Turns the reservation into actual use (releasing the rest) and charges the serving channel; from
+     * memory (no promise) without a shared store or channel limits.
+     */
+    settle(reservation: Reservation, actual: Amounts, channel: RuntimeChannel | undefined): Maybe<void> {
       const entries = reservation.plan.entries;
       const settlements = reservation.charges.map((charge, index) => ({
         key: charge.key,
@@ -328,8 +358,8 @@ export function createQuotaService(deps: {
       }));
       // Each settlement's maximum, in the same order.
       const maxima = reservation.charges.map((charge) => charge.max);
-      if (channel && channel.limits.length > 0) {
-        const zone = await timeZone(reservation.plan.tenantId);
+      if (!channel || channel.limits.length === 0) return settled(settlements, maxima);
+      return after(timeZone(reservation.plan.tenantId), (zone) => {
         for (const limit of channel.limits) {
           const key = keyOf("channel", channel.id, limit, windowBucket(limit.window, clock.now(), zone).bucket);
           settlements.push({
@@ -341,24 +371,8 @@ export function createQuotaService(deps: {
           });
           maxima.push(limit.max);
         }
-      }
-      if (settlements.length === 0) return;
-      // The store answers each counter's use after this settlement, so crossings need no extra read.
-      const after = await store.settle(settlements);
-      if (thresholdListeners.size > 0) {
-        checkThresholds(
-          settlements
-            .map((item, index) => ({ item, max: maxima[index] ?? 0, after: after[index] ?? 0 }))
-            .filter(({ item }) => item.used > 0)
-            .map(({ item, max, after: used }) => ({ key: item.key, tenantId: item.tenantId, max, before: used - item.used, after: used })),
-        );
-      }
-      for (const item of settlements) {
-        if (item.used === 0) continue;
-        const entry = pending.get(item.key);
-        if (entry) entry.delta += item.used;
-        else pending.set(item.key, { tenantId: item.tenantId, delta: item.used });
-      }
+        return settled(settlements, maxima);
+      });
     },
 
     /** Limits with what is used and reserved in their current window, for API answers. */

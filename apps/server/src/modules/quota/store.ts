@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { Maybe } from "../../infra/maybe.ts";
 
 /** One amount to reserve against one counter, refused if it would pass `max`. */
 export interface Charge {
@@ -21,9 +22,9 @@ export interface CounterState {
  */
 export interface QuotaStore {
   /** On success, `totals` holds each counter's used + reserved right after this reservation. */
-  reserve(charges: Charge[]): Promise<{ ok: true; totals: number[] } | { ok: false; key: string }>;
+  reserve(charges: Charge[]): Maybe<{ ok: true; totals: number[] } | { ok: false; key: string }>;
   /** Answers each counter's settled use right after this settlement, in the same order. */
-  settle(settlements: { key: string; tenantId: string; reserved: number; used: number; ttlSeconds: number }[]): Promise<number[]>;
+  settle(settlements: { key: string; tenantId: string; reserved: number; used: number; ttlSeconds: number }[]): Maybe<number[]>;
   read(keys: string[]): Promise<Map<string, CounterState>>;
   /** Seeds a counter's settled use from the database when this store has not seen it yet. */
   seed(key: string, used: number, ttlSeconds: number): Promise<void>;
@@ -42,7 +43,7 @@ export function createMemoryQuotaStore(): QuotaStore {
     return counter;
   };
   return {
-    async reserve(charges) {
+    reserve(charges) {
       for (const charge of charges) {
         const counter = get(charge.key);
         if (counter.used + counter.reserved + charge.amount > charge.max) return { ok: false, key: charge.key };
@@ -54,7 +55,7 @@ export function createMemoryQuotaStore(): QuotaStore {
       });
       return { ok: true, totals };
     },
-    async settle(settlements) {
+    settle(settlements) {
       return settlements.map((settlement) => {
         const counter = get(settlement.key);
         counter.reserved = Math.max(0, counter.reserved - settlement.reserved);

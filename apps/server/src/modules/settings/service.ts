@@ -1,4 +1,5 @@
 import { LRUCache } from "lru-cache";
+import type { Maybe } from "../../infra/maybe.ts";
 import type { Actor } from "../audit/service.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { PLATFORM_SETTINGS, type SettingsRegistry, TENANT_SETTINGS } from "./registry.ts";
@@ -60,18 +61,24 @@ export function createSettingsService(deps: ServiceDeps) {
     return Object.fromEntries(Object.entries(registry).map(([key, entry]) => [key, fallback[key] ?? entry.default]));
   }
 
-  async function platform(): Promise<Resolved> {
-    const hit = resolved.get(PLATFORM);
-    if (hit) return hit;
+  /** The platform's settings; from memory (no promise) once resolved. */
+  function platform(): Maybe<Resolved> {
+    return resolved.get(PLATFORM) ?? resolvePlatform();
+  }
+
+  async function resolvePlatform(): Promise<Resolved> {
     const overrides = await stored(PLATFORM);
     const result = freeze({ values: { ...defaults(PLATFORM_SETTINGS), ...overrides }, overrides });
     resolved.set(PLATFORM, result);
     return result;
   }
 
-  async function tenant(tenantId: string): Promise<Resolved> {
-    const hit = resolved.get(tenantId);
-    if (hit) return hit;
+  /** A tenant's settings, the platform's inherited; from memory (no promise) once resolved. */
+  function tenant(tenantId: string): Maybe<Resolved> {
+    return resolved.get(tenantId) ?? resolveTenant(tenantId);
+  }
+
+  async function resolveTenant(tenantId: string): Promise<Resolved> {
     const [base, overrides] = await Promise.all([platform(), stored(tenantId)]);
     const inherited = { ...base.values, time_zone: base.values.default_time_zone };
     const result = freeze({ values: { ...defaults(TENANT_SETTINGS, inherited), ...overrides }, overrides });

@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import { LRUCache } from "lru-cache";
 import type { AccessTokensTable, Database } from "../../db/schema.ts";
 import type { EventBus } from "../../infra/bus.ts";
+import type { Maybe } from "../../infra/maybe.ts";
 import { findTokenByHash, listEnabledTokens } from "./repository.ts";
 
 export const TOKENS_TOPIC = "gateway.tokens";
@@ -95,17 +96,27 @@ export function createTokenCache(db: Kysely<Database>, bus: EventBus, options: {
     if (hash) cache.delete(hash);
     else cache.clear();
   });
+  async function load(hash: string): Promise<RuntimeToken | undefined> {
+    const row = await findTokenByHash(db, hash);
+    if (!row) {
+      cache.set(hash, MISSING, { ttl: 60_000 });
+      return undefined;
+    }
+    // The object kept is the one answered: what is derived from a token (its quota plan) is kept by it.
+    const token = toRuntimeToken(row);
+    cache.set(hash, token);
+    return token;
+  }
+
   return {
     async warm() {
       for (const row of await listEnabledTokens(db, 100_000)) cache.set(row.key_hash, toRuntimeToken(row));
     },
-    async byHash(hash: string): Promise<RuntimeToken | undefined> {
+    /** The token with this key hash; from memory (no promise) once it has been seen. */
+    byHash(hash: string): Maybe<RuntimeToken | undefined> {
       const hit = cache.get(hash);
       if (hit !== undefined) return hit === MISSING ? undefined : hit;
-      const row = await findTokenByHash(db, hash);
-      if (row) cache.set(hash, toRuntimeToken(row));
-      else cache.set(hash, MISSING, { ttl: 60_000 });
-      return row ? toRuntimeToken(row) : undefined;
+      return load(hash);
     },
     changed(hash: string) {
       bus.publish(TOKENS_TOPIC, { hash });
