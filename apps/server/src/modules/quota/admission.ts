@@ -1,5 +1,5 @@
 import type { ChatRequest, Usage } from "@lyss/llm";
-import { after, type Maybe } from "../../infra/maybe.ts";
+import { after, both, type Maybe } from "../../infra/maybe.ts";
 import type { Metrics } from "../../infra/metrics.ts";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import { GatewayError } from "../gateway/gateway-error.ts";
@@ -71,9 +71,11 @@ function admitTo(deps: AdmissionDeps, token: RuntimeToken, body: ChatRequest, us
               if (settled) return;
               settled = true;
               const actual = actualAmounts(status, usage, cost);
-              const counters = quota.settle(reservation, actual, channel);
-              const rated = rate.settle(actual.tokens);
-              if (counters instanceof Promise || rated instanceof Promise) return Promise.all([counters, rated]).then(() => undefined);
+              // The rate limits settle even when the quotas fail to (the failure is the caller's to report).
+              return both(
+                () => quota.settle(reservation, actual, channel),
+                () => rate.settle(actual.tokens),
+              );
             },
           },
         };

@@ -112,6 +112,41 @@ describe("quotas", () => {
     expect(app.services.tokenCache.byHash(hashToken(plain.key))).toBe(reloaded);
   });
 
+  it("settles a call's rate limits even when its quota settlement throws", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, {
+      limits: [{ metric: "requests", window: "day", max: 100 }],
+      rate_limits: { tpm: 10_000 },
+    });
+    expect((await chat(baseUrl, token.key)).status).toBe(200);
+    const { gateway, relay } = app.services;
+    const request = { headers: { authorization: `Bearer ${token.key}` }, ip: "127.0.0.1" } as unknown as FastifyRequest;
+    const runtime = await gateway.authenticate(request);
+    const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }], max_tokens: 50 };
+    const admit = async () => admitCall(relay, runtime, body, await gateway.candidates(runtime, "gpt-4o-mini", undefined));
+
+    const first = await admit();
+    const estimate = Number(first.headers["x-ratelimit-limit-tokens"]) - Number(first.headers["x-ratelimit-remaining-tokens"]);
+    expect(estimate).toBeGreaterThan(8);
+    const settle = relay.quota.settle;
+    relay.quota.settle = () => {
+      throw new Error("quota store away");
+    };
+    try {
+      await expect(
+        Promise.resolve().then(() =>
+          first.billing.settle(200, { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 }, 0, first.candidates[0]),
+        ),
+      ).rejects.toThrow("quota store away");
+    } finally {
+      relay.quota.settle = settle;
+    }
+    // The rate window holds the 8 tokens used, not the estimate the call reserved.
+    const second = await admit();
+    const used = Number(second.headers["x-ratelimit-limit-tokens"]) - Number(second.headers["x-ratelimit-remaining-tokens"]);
+    expect(used - estimate).toBeLessThanOrEqual(8);
+    await second.billing.settle(200, undefined, 0, second.candidates[0]);
+  });
+
   it("keeps a failed batch's settled use and stores it once when the batch is written again", async () => {
     const token = await createAccessToken(app, admin.token, admin.tenant.id, {
       limits: [{ metric: "requests", window: "total", max: 10 }],
