@@ -35,6 +35,8 @@ export interface Measured {
   loadAfter: number[];
   repeats: number;
   durationS: number;
+  /** The load generator of the closed-loop runs. */
+  driver: "wrk" | "autocannon";
   connections: number[];
   /** Keyed `target|connections|shape`. */
   runs: Map<string, Run[]>;
@@ -86,7 +88,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
       const cpuRatio = paired("lyss", "bare", cpu);
       const overFloor = median(of("lyss").map((run, index) => cpu(run) - cpu(of("floor")[index] as Run)));
       const failures = ["bare", "floor", "lyss", "lyss×2"].flatMap(of).reduce((sum, run) => sum + run.non2xx + run.errors, 0);
-      const latency = (name: string) => `${mid(name, (run) => run.p50)} / ${mid(name, (run) => run.p99)} ms`;
+      const latency = (name: string) => `${fmt(mid(name, (run) => run.p50))} / ${fmt(mid(name, (run) => run.p99))} ms`;
       const cpuCell = `${fmt(cpuBare, 0)} / ${fmt(cpuOne, 0)} µs (${fmt(cpuRatio, 2)}×)`;
       const floorCell = `${fmt(mid("floor", rps), 0)} req/s, ${fmt(cpuFloor, 0)} µs (${fmt(paired("floor", "bare", cpu), 2)}× bare)`;
       const addedP50 = mid("lyss", (run) => run.p50) - mid("bare", (run) => run.p50);
@@ -94,7 +96,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
         .map((run) => fmt(run.rps, 0))
         .join(", ");
       rows.push(
-        `| ${shape} | ${connections} | ${fmt(bare, 0)} | ${fmt(one, 0)} | **${pct(oneShare)}** | ${fmt(two, 0)} | ${pct(twoShare)} | ${latency("bare")} | ${latency("lyss")} | ${fmt(addedP50, 0)} ms | ${cpuCell} | ${floorCell} | ${fmt(overFloor, 0)} µs | ${perRepeat} | ${failures} |`,
+        `| ${shape} | ${connections} | ${fmt(bare, 0)} | ${fmt(one, 0)} | **${pct(oneShare)}** | ${fmt(two, 0)} | ${pct(twoShare)} | ${latency("bare")} | ${latency("lyss")} | ${fmt(addedP50)} ms | ${cpuCell} | ${floorCell} | ${fmt(overFloor, 0)} µs | ${perRepeat} | ${failures} |`,
       );
       summary.push(
         `${shape} c=${connections}: bare ${fmt(bare, 0)}, lyss ${fmt(one, 0)} (${pct(oneShare)}), lyss×2 ${fmt(two, 0)} (${pct(twoShare)}) req/s; CPU/req ${fmt(cpuRatio, 2)}× bare, ${fmt(overFloor, 0)} µs over the framework floor`,
@@ -136,7 +138,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
         "apps/server/bin/lyss.js start",
       ].join(" ") +
       "`, as `npm start` runs it, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
-    `- Load: autocannon, POST /v1/chat/completions, ${m.durationS} s per run after a 1 s warm-up per target and shape, targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
+    `- Load: ${m.driver === "wrk" ? "wrk (2 threads)" : "autocannon"}, POST /v1/chat/completions, ${m.durationS} s per run after a 1 s warm-up per target and shape, targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
     "",
     "| shape | connections | bare req/s | lyss req/s | lyss / bare | lyss×2 req/s | lyss×2 / bare | bare p50 / p99 | lyss p50 / p99 | added p50 | CPU per request bare / lyss | framework floor | lyss CPU over the floor | lyss req/s per repeat | non-2xx + errors |",
     "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---|---:|",

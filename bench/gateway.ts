@@ -9,6 +9,7 @@ import {
   buildServer,
   chatBody,
   drive,
+  driver,
   freePort,
   guard,
   here,
@@ -31,7 +32,7 @@ import {
  * logging all on) with one worker and with two, against a bare undici pass-through proxy and the
  * framework floor (one Fastify route with Lyss's schema, no gateway work), all in front of the same fast
  * local OpenAI-format upstream. Measures ready time, RPS, latency and CPU time per request
- * (autocannon), added time to first byte of streams, and RSS with 2,000 open streams (and, in the full
+ * (wrk when installed, otherwise autocannon), added time to first byte of streams, and RSS with 2,000 open streams (and, in the full
  * run, 10,000); appends a "Gateway overhead" section to bench/RESULTS.md.
  *
  *   npx tsx bench/gateway.ts [--short]
@@ -314,6 +315,7 @@ async function main() {
     loadAfter: os.loadavg(),
     repeats: REPEATS,
     durationS: DURATION_S,
+    driver: driver(),
     connections: CONNECTIONS,
     runs,
     ttfbs,

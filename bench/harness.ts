@@ -5,6 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import type { Run, Target } from "./gateway-report.ts";
+import { usesWrk, wrk } from "./wrk.ts";
 
 /** Processes, ports and the Lyss set-up shared by the gateway benchmark and the profiler. */
 
@@ -308,9 +309,12 @@ export function cpuSeconds(pid: number | undefined): number {
 
 const CLOCK_TICKS = 100;
 
+/** The load generator `drive` uses: wrk when installed (see `wrk.ts`), otherwise autocannon. */
+export const driver = (): "wrk" | "autocannon" => (usesWrk() ? "wrk" : "autocannon");
+
 /**
- * Drives POST /v1/chat/completions of a target with autocannon for `duration` seconds (or for `amount`
- * requests), with the shape's body or another; CPU is its processes' time per answer.
+ * Drives POST /v1/chat/completions of a target for `duration` seconds (or for `amount` requests, with
+ * autocannon), with the shape's body or another; CPU is its processes' time per answer.
  */
 export async function drive(
   target: Target,
@@ -320,11 +324,31 @@ export async function drive(
   options: { body?: string; amount?: number } = {},
 ): Promise<Run> {
   const cpuBefore = cpuSeconds(target.pid);
+  const body = options.body ?? shapeBody(shape);
+  if (!options.amount && usesWrk()) {
+    const result = await wrk(
+      `${target.origin}/v1/chat/completions`,
+      { "content-type": "application/json", ...target.headers },
+      body,
+      connections,
+      duration,
+    );
+    const cpu = cpuSeconds(target.pid) - cpuBefore;
+    return {
+      rps: result.requests / result.seconds,
+      requests: result.requests,
+      p50: result.p50,
+      p99: result.p99,
+      cpuMicrosPerRequest: (cpu * 1e6) / Math.max(1, result.requests),
+      non2xx: result.non2xx,
+      errors: result.errors,
+    };
+  }
   const result = await autocannon({
     url: `${target.origin}/v1/chat/completions`,
     method: "POST",
     headers: { "content-type": "application/json", ...target.headers },
-    body: options.body ?? shapeBody(shape),
+    body,
     connections,
     duration,
     ...(options.amount ? { amount: options.amount } : {}),
