@@ -1,7 +1,19 @@
 import type { ChildProcess } from "node:child_process";
 import { WebSocket } from "undici";
 import type { Target } from "./gateway-report.ts";
-import { argument, buildServer, drive, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
+import {
+  argument,
+  buildServer,
+  drive,
+  freePort,
+  guard,
+  provision,
+  runMain,
+  startHelper,
+  startLyss,
+  startProxy,
+  tempDir,
+} from "./harness.ts";
 
 /**
  * What a request allocates on the JavaScript heap, in the bare proxy, the framework floor and Lyss (one
@@ -130,7 +142,7 @@ async function main() {
     ["bare", "bare-proxy.ts"],
     ["floor", "framework-floor.ts"],
   ] as const) {
-    const helper = await startHelper(script, ["0", upstreamOrigin], ["--trace-gc-nvp"]);
+    const helper = await startProxy(script, upstreamOrigin, ["--trace-gc-nvp"]);
     targets.push({ name, pid: helper.child.pid, origin: `http://127.0.0.1:${helper.port}`, headers: {}, take: collecting(helper.child) });
   }
   const port = await freePort();

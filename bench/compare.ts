@@ -17,6 +17,7 @@ import {
   type Shape,
   startHelper,
   startLyss,
+  startProxy,
   stopChild,
   tempDir,
 } from "./harness.ts";
@@ -91,7 +92,7 @@ async function main() {
   guard(60 * 60_000);
   if (commits.length === 0) throw new Error("name at least one commit");
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
-  const bareProxy = await startHelper("bare-proxy.ts", ["0", `http://127.0.0.1:${upstream.port}`]);
+  const bareProxy = await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`);
   const bare: Target = { name: "bare", origin: `http://127.0.0.1:${bareProxy.port}`, headers: {}, pid: bareProxy.child.pid };
   const rows: string[] = [];
   const worktrees: string[] = [];

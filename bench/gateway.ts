@@ -23,6 +23,7 @@ import {
   sleep,
   startHelper,
   startLyss,
+  startProxy,
   stopChild,
   tempDir,
 } from "./harness.ts";
@@ -210,9 +211,9 @@ async function main() {
 
   const upstream = await startHelper("fake-upstream.ts", ["0", ...extraHosts]);
   const upstreamOrigin = `http://127.0.0.1:${upstream.port}`;
-  const bareProxy = await startHelper("bare-proxy.ts", ["0", upstreamOrigin]);
+  const bareProxy = await startProxy("bare-proxy.ts", upstreamOrigin);
   const bare: Target = { name: "bare", origin: `http://127.0.0.1:${bareProxy.port}`, headers: {}, pid: bareProxy.child.pid };
-  const floorServer = await startHelper("framework-floor.ts", ["0", upstreamOrigin]);
+  const floorServer = await startProxy("framework-floor.ts", upstreamOrigin);
   const floor: Target = { name: "floor", origin: `http://127.0.0.1:${floorServer.port}`, headers: {}, pid: floorServer.child.pid };
   const one = await lyssTarget("lyss", 1, upstream.port, extraHosts, READY_STARTS);
   console.log(

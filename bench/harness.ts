@@ -87,9 +87,15 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts `node --import tsx <script> …args` and waits for its "listening <port>" line. */
-export async function startHelper(script: string, args: string[], nodeArgs: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+export async function startHelper(
+  script: string,
+  args: string[],
+  nodeArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(here, script), ...args], {
     cwd: root,
+    env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.add(child);
@@ -107,6 +113,17 @@ export async function startHelper(script: string, args: string[], nodeArgs: stri
     child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
   });
   return { child, port };
+}
+
+/**
+ * Starts a proxy Lyss is measured against (the bare proxy, the framework floor) on the runtime Lyss
+ * itself runs on: `npm start`'s Node flags and environment (`--single-threaded-gc`, `MALLOC_ARENA_MAX=2`)
+ * and the collector flag Lyss sets at start (`--no-allocation-site-pretenuring`, see
+ * `apps/server/src/infra/collector.ts`). With Node's defaults the bare proxy spent 35–40 % more CPU per
+ * request in some runs and not in others, so the limit moved with the collector instead of the code.
+ */
+export function startProxy(script: "bare-proxy.ts" | "framework-floor.ts", upstreamOrigin: string, nodeArgs: string[] = []) {
+  return startHelper(script, ["0", upstreamOrigin], [...startFlags(), "--no-allocation-site-pretenuring", ...nodeArgs], startEnv());
 }
 
 export interface LyssOptions {

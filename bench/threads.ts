@@ -1,6 +1,19 @@
 import fs from "node:fs";
 import type { Target } from "./gateway-report.ts";
-import { argument, buildServer, drive, freePort, guard, provision, runMain, SHAPES, startHelper, startLyss, tempDir } from "./harness.ts";
+import {
+  argument,
+  buildServer,
+  drive,
+  freePort,
+  guard,
+  provision,
+  runMain,
+  SHAPES,
+  startHelper,
+  startLyss,
+  startProxy,
+  tempDir,
+} from "./harness.ts";
 
 /**
  * CPU time per request of each thread of the bare proxy, the framework floor and Lyss (one worker, SQLite), user and
@@ -42,8 +55,8 @@ function threadTimes(pid: number): Map<string, ThreadTimes> {
 async function main() {
   buildServer();
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
-  const bare = await startHelper("bare-proxy.ts", ["0", `http://127.0.0.1:${upstream.port}`]);
-  const floor = await startHelper("framework-floor.ts", ["0", `http://127.0.0.1:${upstream.port}`]);
+  const bare = await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`);
+  const floor = await startProxy("framework-floor.ts", `http://127.0.0.1:${upstream.port}`);
   const port = await freePort();
   const lyss = await startLyss(port, tempDir("lyss-threads-"), { env: { LYSS_WORKERS: "1" } });
   const { token } = await provision(`http://127.0.0.1:${port}`, upstream.port, []);
