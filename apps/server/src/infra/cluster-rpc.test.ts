@@ -26,6 +26,12 @@ describe("a worker's calls to the cluster primary", () => {
     expect(waited).toBeLessThan(15_000);
   });
 
+  it("wait for a change the primary applies (a settlement) however long the primary is silent, within the outer limit", {
+    timeout: 30_000,
+  }, async () => {
+    expect(await outcome("patient", 7000)).toBe("answered 42");
+  });
+
   it("count the time limit from the later of the call and the primary's last answer, within an outer limit", () => {
     expect(isOverdue(0, 0, 4999)).toBe(false);
     expect(isOverdue(0, 0, 5000)).toBe(true);
@@ -33,5 +39,8 @@ describe("a worker's calls to the cluster primary", () => {
     expect(isOverdue(0, 4000, 9000)).toBe(true);
     expect(isOverdue(0, 29_000, 29_999)).toBe(false);
     expect(isOverdue(0, 29_000, 30_000)).toBe(true);
+    // A patient call: only the outer limit.
+    expect(isOverdue(0, 0, 29_999, true)).toBe(false);
+    expect(isOverdue(0, 0, 30_000, true)).toBe(true);
   });
 });

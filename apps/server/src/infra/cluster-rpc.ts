@@ -130,6 +130,12 @@ export function createClusterHub(logger: Logger): ClusterHub {
 export interface PrimaryLink {
   /** Calls `method` in the primary; rejects with its error, or when it does not answer in time. */
   call<T>(method: string, ...args: unknown[]): Promise<T>;
+  /**
+   * Like `call`, for a change the primary applies whether the worker still waits or not (a settlement):
+   * giving up on a silent primary would not undo it, only lose its answer, so it is waited for up to the
+   * outer limit however long the primary is silent (a primary working through a burst of thousands).
+   */
+  apply<T>(method: string, ...args: unknown[]): Promise<T>;
   /** The event bus between workers, relayed by the primary. */
   bus: BusRelay;
   /** Tells the primary this worker is listening. */
@@ -143,14 +149,18 @@ interface Pending {
   reject(error: Error): void;
   method: string;
   sentAt: number;
+  /** Made with `apply`: only the outer limit counts. */
+  patient: boolean;
 }
 
 /**
  * Whether a call has waited too long: the primary has been silent (no answer to any call of this
- * worker) for the time limit since the call was made, or the call has waited for the outer limit.
+ * worker) for the time limit since the call was made, or the call has waited for the outer limit (the
+ * only limit of a patient call).
  */
-export function isOverdue(sentAt: number, lastHeardAt: number, now: number): boolean {
-  return now - Math.max(sentAt, lastHeardAt) >= CALL_TIMEOUT_MS || now - sentAt >= CALL_LIMIT_MS;
+export function isOverdue(sentAt: number, lastHeardAt: number, now: number, patient = false): boolean {
+  if (now - sentAt >= CALL_LIMIT_MS) return true;
+  return !patient && now - Math.max(sentAt, lastHeardAt) >= CALL_TIMEOUT_MS;
 }
 
 function connect(): PrimaryLink {
@@ -194,13 +204,13 @@ function connect(): PrimaryLink {
   // the check phase), so an answer that has arrived is taken, not thrown away.
   const sweep = setInterval(() => {
     const now = Date.now();
-    const overdue = [...pending].filter(([, call]) => isOverdue(call.sentAt, lastHeardAt, now));
+    const overdue = [...pending].filter(([, call]) => isOverdue(call.sentAt, lastHeardAt, now, call.patient));
     if (overdue.length === 0) return;
     setImmediate(() => {
       const at = Date.now();
       for (const [id, call] of overdue) {
         // An answer read since the sweep may show the primary is only behind.
-        if (!pending.has(id) || !isOverdue(call.sentAt, lastHeardAt, at)) continue;
+        if (!pending.has(id) || !isOverdue(call.sentAt, lastHeardAt, at, call.patient)) continue;
         fail(id, new Error(`the cluster primary did not answer ${call.method} (waited ${at - call.sentAt} ms)`));
       }
     });
@@ -229,15 +239,17 @@ function connect(): PrimaryLink {
     for (const id of [...pending.keys()]) fail(id, new Error("the cluster primary process is gone"));
   });
 
+  const call = <T>(method: string, args: unknown[], patient: boolean) =>
+    new Promise<T>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject, method, sentAt: Date.now(), patient });
+      if (outbox.length === 0) setImmediate(flush);
+      outbox.push({ id, method, args });
+    });
+
   return {
-    call<T>(method: string, ...args: unknown[]) {
-      return new Promise<T>((resolve, reject) => {
-        const id = nextId++;
-        pending.set(id, { resolve: resolve as (value: unknown) => void, reject, method, sentAt: Date.now() });
-        if (outbox.length === 0) setImmediate(flush);
-        outbox.push({ id, method, args });
-      });
-    },
+    call: (method, ...args) => call(method, args, false),
+    apply: (method, ...args) => call(method, args, true),
     bus: {
       send(topic, payload) {
         post({ type: "event", topic, payload });

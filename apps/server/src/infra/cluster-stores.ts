@@ -32,7 +32,7 @@ export function linkedQuotaStore(link: PrimaryLink): QuotaStore {
   const seen = new Set<string>();
   return {
     reserve: (charges) => link.call("quota.reserve", charges),
-    settle: async (settlements) => (settlements.length > 0 ? link.call<number[]>("quota.settle", settlements) : []),
+    settle: async (settlements) => (settlements.length > 0 ? link.apply<number[]>("quota.settle", settlements) : []),
     read: async (keys) => new Map(await link.call<[string, CounterState][]>("quota.read", keys)),
     async seed(key, used, ttlSeconds) {
       await link.call("quota.seed", key, used, ttlSeconds);
@@ -46,6 +46,6 @@ export function linkedQuotaStore(link: PrimaryLink): QuotaStore {
 export function linkedRateStore(link: PrimaryLink): RateStore {
   return {
     consume: (checks, nowMs) => link.call<RateResult>("rate.consume", checks, nowMs),
-    adjust: (key, delta, nowMs) => link.call("rate.adjust", key, delta, nowMs),
+    adjust: (key, delta, nowMs) => link.apply("rate.adjust", key, delta, nowMs),
   };
 }

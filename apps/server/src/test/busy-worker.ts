@@ -9,7 +9,9 @@ import { createLogger } from "../infra/logger.ts";
  *   arrives;
  * - `behind`: the primary answers the call after `ms` (a primary working through a backlog) while it
  *   answers the worker's other calls, made every second, at once;
- * - `silent`: the primary never answers the call, nor anything else.
+ * - `silent`: the primary never answers the call, nor anything else;
+ * - `patient`: the call is a change the primary applies (`apply`), answered after `ms` while the primary
+ *   answers nothing else.
  */
 const mode = process.argv[2] ?? "busy";
 const ms = Number(process.argv[3] ?? 6000);
@@ -30,8 +32,8 @@ if (cluster.isPrimary) {
 } else {
   const link = primaryLink();
   if (!link) throw new Error("no link to the primary");
-  const method = mode === "behind" ? "late" : mode === "silent" ? "never" : "answer";
-  const outcome = link.call<number>(method).then(
+  const method = mode === "behind" || mode === "patient" ? "late" : mode === "silent" ? "never" : "answer";
+  const outcome = (mode === "patient" ? link.apply<number>(method) : link.call<number>(method)).then(
     (value) => `answered ${value}`,
     (error: Error) => error.message,
   );

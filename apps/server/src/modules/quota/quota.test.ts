@@ -6,6 +6,8 @@ import { eventually } from "../../test/eventually.ts";
 import { createAccessToken, gatewayApp, type setupAdmin, TEST_REDIS_URL, type TestApp } from "../../test/test-app.ts";
 import type { RuntimeToken } from "../tokens/token-cache.ts";
 import { admitCall } from "./admission.ts";
+import { createQuotaService } from "./service.ts";
+import { createMemoryQuotaStore, type QuotaStore } from "./store.ts";
 import { windowBucket } from "./windows.ts";
 
 const chat = (baseUrl: string, key: string, content = "hi", extra: Record<string, unknown> = {}, signal?: AbortSignal) =>
@@ -145,6 +147,29 @@ describe("quotas", () => {
     const used = Number(second.headers["x-ratelimit-limit-tokens"]) - Number(second.headers["x-ratelimit-remaining-tokens"]);
     expect(used - estimate).toBeLessThanOrEqual(8);
     await second.billing.settle(200, undefined, 0, second.candidates[0]);
+  });
+
+  it("keeps a settlement's use for the database when the counter store fails to settle it", async () => {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, {
+      limits: [{ metric: "requests", window: "day", max: 100 }],
+    });
+    const { services, infra } = app;
+    // The app's own services, with a counter store that reserves in memory and whose settlement fails
+    // (Redis away, a cluster primary that does not answer in time).
+    const memory = createMemoryQuotaStore();
+    const store: QuotaStore = { ...memory, settle: () => Promise.reject(new Error("store away")) };
+    const quota = createQuotaService({ ...services, db: infra.db.kysely, store, clock: infra.clock });
+    const runtime = await services.tokenCache.byHash(hashToken(token.key));
+    if (!runtime) throw new Error("token not loaded");
+    const plan = await quota.buildPlan(runtime);
+    const reservation = await quota.reserve(plan, { requests: 1, tokens: 10, cost_micro_usd: 0 });
+    await expect(Promise.resolve(quota.settle(reservation, { requests: 1, tokens: 8, cost_micro_usd: 0 }, undefined))).rejects.toThrow(
+      "store away",
+    );
+    const settled = quota.takeSettled();
+    expect(settled).toHaveLength(1);
+    expect(settled[0]).toMatchObject({ tenantId: admin.tenant.id, delta: 1 });
+    expect(settled[0]?.key).toContain(":requests:day:");
   });
 
   it("keeps a failed batch's settled use and stores it once when the batch is written again", async () => {

@@ -225,25 +225,26 @@ export function createQuotaService(deps: {
     return plan;
   }
 
-  /** Settles the counters in the store, announces the crossings and keeps the amounts for the database. */
+  /** Keeps the amounts for the database, settles the counters in the store and announces the crossings. */
   function settled(settlements: Parameters<QuotaStore["settle"]>[0], maxima: number[]): Maybe<void> {
     if (settlements.length === 0) return;
+    // What was used goes to the database whatever the store answers: a store that fails or does not
+    // answer in time (Redis away, a cluster primary behind a burst) loses no use from the lasting counters.
+    for (const item of settlements) {
+      if (item.used === 0) continue;
+      const entry = pending.get(item.key);
+      if (entry) entry.delta += item.used;
+      else pending.set(item.key, { tenantId: item.tenantId, delta: item.used });
+    }
     // The store answers each counter's use after this settlement, so crossings need no extra read.
     return after(store.settle(settlements), (totals) => {
-      if (thresholdListeners.size > 0) {
-        checkThresholds(
-          settlements
-            .map((item, index) => ({ item, max: maxima[index] ?? 0, after: totals[index] ?? 0 }))
-            .filter(({ item }) => item.used > 0)
-            .map(({ item, max, after: used }) => ({ key: item.key, tenantId: item.tenantId, max, before: used - item.used, after: used })),
-        );
-      }
-      for (const item of settlements) {
-        if (item.used === 0) continue;
-        const entry = pending.get(item.key);
-        if (entry) entry.delta += item.used;
-        else pending.set(item.key, { tenantId: item.tenantId, delta: item.used });
-      }
+      if (thresholdListeners.size === 0) return;
+      checkThresholds(
+        settlements
+          .map((item, index) => ({ item, max: maxima[index] ?? 0, after: totals[index] ?? 0 }))
+          .filter(({ item }) => item.used > 0)
+          .map(({ item, max, after: used }) => ({ key: item.key, tenantId: item.tenantId, max, before: used - item.used, after: used })),
+      );
     });
   }
 
