@@ -44,9 +44,9 @@ wrk.body = body
 for name, value in headerText:gmatch("([^:\\n]+): ([^\\n]*)") do wrk.headers[name] = value end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('\\nLYSS_WRK {"requests":%d,"micros":%d,"non2xx":%d,"errors":%d,"p50":%d,"p99":%d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+  io.write(string.format('\\nLYSS_WRK {"requests":%d,"seconds":%.6f,"non2xx":%d,"errors":%d,"p50":%.3f,"p99":%.3f}\\n',
+    summary.requests, summary.duration / 1e6, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 `;
 
@@ -77,22 +77,7 @@ export async function wrk(
     );
     const line = stdout.split("\n").find((text) => text.startsWith("LYSS_WRK "));
     if (!line) throw new Error(`wrk printed no summary:\n${stdout}`);
-    const summary = JSON.parse(line.slice("LYSS_WRK ".length)) as {
-      requests: number;
-      micros: number;
-      non2xx: number;
-      errors: number;
-      p50: number;
-      p99: number;
-    };
-    return {
-      requests: summary.requests,
-      seconds: summary.micros / 1e6,
-      non2xx: summary.non2xx,
-      errors: summary.errors,
-      p50: summary.p50 / 1000,
-      p99: summary.p99 / 1000,
-    };
+    return JSON.parse(line.slice("LYSS_WRK ".length)) as WrkResult;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -2,8 +2,11 @@ import { anthropicRequestToOpenAI, type ChatRequest, type EmbeddingsRequest, req
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { after, type Maybe } from "../../infra/maybe.ts";
+import type { RuntimeChannel } from "../channels/catalog.ts";
 import type { Api } from "../http.ts";
 import { admitCall } from "../quota/admission.ts";
+import type { RuntimeToken } from "../tokens/token-cache.ts";
 import { contextFor } from "./attempt.ts";
 import type { ChatCall, RelayDeps } from "./call.ts";
 import { relayEmbeddings } from "./embeddings-relay.ts";
@@ -70,6 +73,20 @@ export function dataPlaneErrors(error: Error, request: FastifyRequest, reply: Fa
   return reply.code(500).send(inbound.errorBody(500, `internal error (request ${request.id})`));
 }
 
+/**
+ * The request's token and the channels to try for `model`. Each step answers from memory in the
+ * steady state, so there is a promise to await only on a cache miss or with a shared store.
+ */
+function chosenFor(
+  service: GatewayService,
+  request: FastifyRequest,
+  model: string,
+): Maybe<{ token: RuntimeToken; candidates: RuntimeChannel[] }> {
+  return after(service.authenticate(request), (token) =>
+    after(service.candidates(token, model, header(request, "x-lyss-tag")), (candidates) => ({ token, candidates })),
+  );
+}
+
 /** Shared by every chat-shaped endpoint: authenticate, choose candidates, dry-run or relay. */
 export async function handleChat(
   service: GatewayService,
@@ -78,11 +95,8 @@ export async function handleChat(
   reply: FastifyReply,
   input: { body: ChatRequest; rawBody?: Uint8Array | undefined; inbound: InboundProtocol; endpoint: string; warnings: string[] },
 ) {
-  // Each step answers from memory in the steady state; only a promise (a cache miss, a shared store) is awaited.
-  const authenticated = service.authenticate(request);
-  const token = authenticated instanceof Promise ? await authenticated : authenticated;
-  const chosen = service.candidates(token, input.body.model, header(request, "x-lyss-tag"));
-  const candidates = chosen instanceof Promise ? await chosen : chosen;
+  const chosen = chosenFor(service, request, input.body.model);
+  const { token, candidates } = chosen instanceof Promise ? await chosen : chosen;
   const call: ChatCall = {
     token,
     publicModel: input.body.model,
@@ -165,10 +179,8 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
     },
     async (request, reply) => {
       const body = request.body as unknown as EmbeddingsRequest;
-      const authenticated = service.authenticate(request);
-      const token = authenticated instanceof Promise ? await authenticated : authenticated;
-      const chosen = service.candidates(token, body.model, header(request, "x-lyss-tag"));
-      const candidates = chosen instanceof Promise ? await chosen : chosen;
+      const chosen = chosenFor(service, request, body.model);
+      const { token, candidates } = chosen instanceof Promise ? await chosen : chosen;
       const call: ChatCall = {
         token,
         publicModel: body.model,
