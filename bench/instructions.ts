@@ -35,6 +35,10 @@ import {
  * printed by function (the n first, see callgrind-functions.ts): which part of a request a change
  * made cheaper, in counts that do not move with the machine's load.
  *
+ * With `KEEP_DUMP=1` each dump is also copied to `/tmp/cg-<dir>-callgrind.out.<n>-<thread>` and each
+ * target's perf map (with `--functions`) to `/tmp/cg-<target>.map`, for reading callers of a function
+ * after the run (callgrind's `cfn=` lines, JavaScript named through the map).
+ *
  *   npx tsx bench/instructions.ts [--requests 2000] [--warmup 8000] [--rounds 3] [--connections 20] [--stream | --plain] [--targets bare,floor,lyss] [--functions 40]
  */
 
@@ -194,6 +198,7 @@ async function measure(name: string, upstream: string): Promise<Record<string, n
     }
   } finally {
     child.kill("SIGKILL");
+    if (process.env.KEEP_DUMP && fs.existsSync(perfMap)) fs.copyFileSync(perfMap, `/tmp/cg-${name}.map`);
     fs.rmSync(perfMap, { force: true });
   }
   return results;
