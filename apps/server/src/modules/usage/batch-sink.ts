@@ -5,6 +5,7 @@ import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Kysely } from "kysely";
 import type { Database } from "../../db/schema.ts";
+import { packBatch, transferables } from "./batch-wire.ts";
 import { type UsageBatch, writeUsageBatch } from "./batch-write.ts";
 import type { WriterReply, WriterRequest } from "./writer-thread.ts";
 
@@ -77,17 +78,25 @@ export function threadSink(file: string, start: (file: string) => Worker = start
     return started;
   }
 
-  function send(request: Omit<WriterRequest, "id">, target: { thread: Worker; waiting: Waiting }): Promise<void> {
+  function send(
+    request: Omit<WriterRequest, "id">,
+    target: { thread: Worker; waiting: Waiting },
+    transfer: ArrayBuffer[] = [],
+  ): Promise<void> {
     const id = nextId++;
     return new Promise((resolve, reject) => {
       target.waiting.set(id, { resolve, reject });
       target.thread.ref();
-      target.thread.postMessage({ ...request, id });
+      target.thread.postMessage({ ...request, id }, transfer);
     });
   }
 
   return {
-    write: (batch) => send({ batch }, writer()),
+    // Packed anew for each try: a batch kept after a failure stays as the recorder made it.
+    write(batch) {
+      const packed = packBatch(batch);
+      return send({ batch: packed }, writer(), transferables(packed));
+    },
     /** Ends the thread once what it was sent has landed; a batch written meanwhile starts another. */
     async close() {
       const closing = current;

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { openSqlite } from "../../infra/db.ts";
-import { type UsageBatch, writeUsageBatch } from "./batch-write.ts";
+import { type PackedBatch, unpackBatch } from "./batch-wire.ts";
+import { writeUsageBatch } from "./batch-write.ts";
 
 /**
  * The usage writer thread (SQLite): its own connection to the database file, writing each batch the
@@ -8,7 +9,7 @@ import { type UsageBatch, writeUsageBatch } from "./batch-write.ts";
  * the thread that calls it; here that is not the thread serving requests.
  */
 
-export type WriterRequest = { id: number; batch: UsageBatch } | { id: number; close: true };
+export type WriterRequest = { id: number; batch: PackedBatch } | { id: number; close: true };
 export type WriterReply = { id: number; error?: string };
 
 const port = parentPort;
@@ -21,7 +22,7 @@ port.on("message", (request: WriterRequest) => {
     let reply: WriterReply = { id: request.id };
     try {
       if ("close" in request) await db.close();
-      else await writeUsageBatch(db.kysely, request.batch);
+      else await writeUsageBatch(db.kysely, unpackBatch(request.batch));
     } catch (error) {
       reply = { id: request.id, error: (error as Error).message };
     }
