@@ -5,7 +5,7 @@ type Row = UsageLogsTable;
 type TextColumn = { [K in keyof Row]: Row[K] extends string | null ? K : never }[keyof Row];
 type NumberColumn = Exclude<keyof Row, TextColumn>;
 
-const TEXTS = [
+export const TEXT_COLUMNS = [
   "id",
   "tenant_id",
   "user_id",
@@ -19,7 +19,7 @@ const TEXTS = [
   "request_id",
   "created_at",
 ] as const satisfies readonly TextColumn[];
-const NUMBERS = [
+export const NUMBER_COLUMNS = [
   "stream",
   "status_code",
   "latency_ms",
@@ -32,8 +32,8 @@ const NUMBERS = [
   "attempts",
   "cost_micro_usd",
 ] as const satisfies readonly NumberColumn[];
-// Every column goes across: one added to the table without being listed here fails to compile.
-const everyColumn: Exclude<keyof Row, (typeof TEXTS)[number] | (typeof NUMBERS)[number]> extends never ? true : never = true;
+// Every column goes across and is written: one added to the table without being listed here fails to compile.
+const everyColumn: Exclude<keyof Row, (typeof TEXT_COLUMNS)[number] | (typeof NUMBER_COLUMNS)[number]> extends never ? true : never = true;
 void everyColumn;
 
 /**
@@ -64,27 +64,27 @@ const packNumbers = new Function(
   "record",
   "out",
   "at",
-  NUMBERS.map((column, i) => `out[at + ${i}] = record.${column} ?? NaN;`).join("\n"),
+  NUMBER_COLUMNS.map((column, i) => `out[at + ${i}] = record.${column} ?? NaN;`).join("\n"),
 ) as (record: Row, out: Float64Array, at: number) => void;
 
 /** One record's text values, in column order, read as `packNumbers` reads its numbers. */
-const textsOf = new Function("record", `return [${TEXTS.map((column) => `record.${column} ?? null`).join(", ")}];`) as (
+const textsOf = new Function("record", `return [${TEXT_COLUMNS.map((column) => `record.${column} ?? null`).join(", ")}];`) as (
   record: Row,
 ) => (string | null)[];
 
 export function packBatch(batch: UsageBatch): PackedBatch {
   const records = batch.records;
   const count = records.length;
-  const numbers = new Float64Array(count * NUMBERS.length);
-  const textIndexes = new Int32Array(count * TEXTS.length);
+  const numbers = new Float64Array(count * NUMBER_COLUMNS.length);
+  const textIndexes = new Int32Array(count * TEXT_COLUMNS.length);
   const texts: (string | null)[] = [];
   // Per text column, the value last listed and where.
-  const last: (string | null | undefined)[] = new Array(TEXTS.length).fill(undefined);
-  const lastAt = new Int32Array(TEXTS.length);
+  const last: (string | null | undefined)[] = new Array(TEXT_COLUMNS.length).fill(undefined);
+  const lastAt = new Int32Array(TEXT_COLUMNS.length);
   let t = 0;
   for (let r = 0; r < count; r++) {
     const record = records[r] as Row;
-    packNumbers(record, numbers, r * NUMBERS.length);
+    packNumbers(record, numbers, r * NUMBER_COLUMNS.length);
     const values = textsOf(record);
     for (let c = 0; c < values.length; c++) {
       const value = values[c] as string | null;
@@ -112,8 +112,8 @@ export function unpackBatch(packed: PackedBatch): UsageBatch {
   let t = 0;
   for (let r = 0; r < packed.count; r++) {
     const row: Record<string, string | number | null> = {};
-    for (const column of TEXTS) row[column] = texts[textIndexes[t++] as number] ?? null;
-    for (const column of NUMBERS) {
+    for (const column of TEXT_COLUMNS) row[column] = texts[textIndexes[t++] as number] ?? null;
+    for (const column of NUMBER_COLUMNS) {
       const value = numbers[n++] as number;
       row[column] = Number.isNaN(value) ? null : value;
     }

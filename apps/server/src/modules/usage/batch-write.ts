@@ -3,36 +3,11 @@ import { compiledBatch } from "../../db/compiled-batch.ts";
 import type { Database, UsageLogsTable } from "../../db/schema.ts";
 import { addToCounters, type CounterDelta } from "../quota/counters.ts";
 import { touchTokens } from "../tokens/repository.ts";
+import { NUMBER_COLUMNS, TEXT_COLUMNS } from "./batch-wire.ts";
 import { DAY_MS, writeUsageRollups } from "./rollups.ts";
 
-const USAGE_COLUMNS = [
-  "id",
-  "tenant_id",
-  "user_id",
-  "token_id",
-  "channel_id",
-  "provider",
-  "endpoint",
-  "requested_model",
-  "upstream_model",
-  "stream",
-  "status_code",
-  "error",
-  "latency_ms",
-  "ttft_ms",
-  "prompt_tokens",
-  "completion_tokens",
-  "cached_tokens",
-  "reasoning_tokens",
-  "total_tokens",
-  "attempts",
-  "request_id",
-  "cost_micro_usd",
-  "created_at",
-] as const satisfies readonly (keyof UsageLogsTable)[];
-// Every column is written: a column added to the table without being listed here fails to compile.
-const everyColumn: Exclude<keyof UsageLogsTable, (typeof USAGE_COLUMNS)[number]> extends never ? true : never = true;
-void everyColumn;
+/** Every column of the table (batch-wire.ts checks that none is left out). */
+const USAGE_COLUMNS = [...TEXT_COLUMNS, ...NUMBER_COLUMNS];
 
 /** 100 records of 23 values per statement stays far below both databases' parameter limits. */
 const insertUsage = compiledBatch<UsageLogsTable>(USAGE_COLUMNS, 100, (db, rows) => db.insertInto("usage_logs").values(rows as never));
