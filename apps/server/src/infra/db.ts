@@ -104,12 +104,21 @@ function useWal(database: SQLite.Database) {
   }
 }
 
-export function openSqlite(file: string): Db {
+/**
+ * Opens the SQLite file. `tempInMemory` keeps the connection's temporary storage in memory, statement
+ * journals included: a statement that writes many rows into a table with unique keys (a usage batch's
+ * multi-row insert or upsert) journals the pages it changes in case it must be undone alone, and past
+ * 64 KiB SQLite spills that journal to a file it creates, writes and deletes again (about one file and
+ * 180 writes per 500-record batch). Only for a connection whose statements are bounded in size: a large
+ * sort on such a connection would hold its whole spill in memory.
+ */
+export function openSqlite(file: string, options: { tempInMemory?: boolean } = {}): Db {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const database = new SQLite(file, { timeout: SQLITE_BUSY_MS });
   useWal(database);
   database.pragma("synchronous = FULL");
   database.pragma("foreign_keys = ON");
+  if (options.tempInMemory) database.pragma("temp_store = MEMORY");
   const kysely = new Kysely<Database>({ dialect: new LyssSqliteDialect({ database: withStatementCache(database) }) });
   return { kysely, dialect: "sqlite", location: file, close: () => kysely.destroy() };
 }

@@ -4,9 +4,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../config/env.ts";
 import { decryptSecret, encryptSecret, hashPassword, loadMasterKey, verifyPassword } from "./crypto.ts";
+import { openSqlite } from "./db.ts";
 import { createLogger } from "./logger.ts";
 
 const directories: string[] = [];
@@ -275,5 +277,20 @@ describe("a SQLite file opened by several processes at once", () => {
     const outcomes = (await Promise.all([run(), run(), run()])).flatMap((result) => result.stdout.trim().split("\n"));
     expect(outcomes).toHaveLength(90);
     expect(outcomes.filter((outcome) => outcome !== "ok")).toEqual([]);
+  });
+});
+
+describe("a SQLite connection", () => {
+  it("keeps its temporary storage (statement journals) in memory only when asked to", async () => {
+    const file = path.join(temporaryDirectory(), "lyss.db");
+    for (const [tempInMemory, expected] of [
+      [false, 0],
+      [true, 2],
+    ] as const) {
+      const db = openSqlite(file, { tempInMemory });
+      const { rows } = await sql<{ temp_store: number }>`PRAGMA temp_store`.execute(db.kysely);
+      expect(rows[0]?.temp_store).toBe(expected);
+      await db.close();
+    }
   });
 });

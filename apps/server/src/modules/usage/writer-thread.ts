@@ -14,7 +14,8 @@ export type WriterReply = { id: number; error?: string };
 
 const port = parentPort;
 if (!port) throw new Error("the usage writer runs as a worker thread");
-const db = openSqlite((workerData as { file: string }).file);
+// Its statements are one batch's (bounded): their journals stay in memory (see openSqlite).
+const db = openSqlite((workerData as { file: string }).file, { tempInMemory: true });
 
 let queue = Promise.resolve();
 port.on("message", (request: WriterRequest) => {
