@@ -1,4 +1,5 @@
 import { CompiledQuery, type Kysely, sql } from "kysely";
+import { fieldCopier } from "./field-copier.ts";
 import type { Database } from "./schema.ts";
 
 /**
@@ -16,6 +17,7 @@ export function compiledBatch<Row extends object>(
   // Per dialect: the text differs in placeholders and quoting.
   const statements = new Map<string, Map<number, string>>();
   const placeholder = Object.fromEntries(columns.map((column) => [column, null])) as Record<string, null>;
+  const copy = fieldCopier<Row>(columns, "null");
 
   function statementFor(db: Kysely<Database>, dialect: string, count: number): string {
     let byCount = statements.get(dialect);
@@ -43,11 +45,8 @@ export function compiledBatch<Row extends object>(
     const dialect = db.selectNoFrom(sql<number>`${0}`.as("probe")).compile().sql;
     for (let start = 0; start < rows.length; start += rowsPerStatement) {
       const end = Math.min(rows.length, start + rowsPerStatement);
-      const parameters: unknown[] = [];
-      for (let index = start; index < end; index++) {
-        const row = rows[index] as Record<string, unknown>;
-        for (const column of columns) parameters.push(row[column] ?? null);
-      }
+      const parameters: unknown[] = new Array((end - start) * columns.length);
+      for (let index = start; index < end; index++) copy(rows[index] as Row, parameters, (index - start) * columns.length);
       await db.executeQuery(CompiledQuery.raw(statementFor(db, dialect, end - start), parameters));
     }
   };

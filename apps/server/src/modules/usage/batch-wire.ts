@@ -1,3 +1,4 @@
+import { fieldCopier } from "../../db/field-copier.ts";
 import type { UsageLogsTable } from "../../db/schema.ts";
 import type { UsageBatch } from "./batch-write.ts";
 
@@ -55,22 +56,14 @@ export interface PackedBatch {
   texts: (string | null)[];
 }
 
-/**
- * Copies one record's numbers into `out` from `at`, NaN for null: one read per column written out (a
- * function made from the column list), as a loop over the names would read through V8's megamorphic
- * keyed load, about 200 instructions a value.
- */
-const packNumbers = new Function(
-  "record",
-  "out",
-  "at",
-  NUMBER_COLUMNS.map((column, i) => `out[at + ${i}] = record.${column} ?? NaN;`).join("\n"),
-) as (record: Row, out: Float64Array, at: number) => void;
+const packNumbers = fieldCopier<Row>(NUMBER_COLUMNS, "NaN");
+const copyTexts = fieldCopier<Row>(TEXT_COLUMNS, "null");
 
-/** One record's text values, in column order, read as `packNumbers` reads its numbers. */
-const textsOf = new Function("record", `return [${TEXT_COLUMNS.map((column) => `record.${column} ?? null`).join(", ")}];`) as (
-  record: Row,
-) => (string | null)[];
+/** Makes a record from its values (the text columns' first, then the numbers'), all its fields in one literal. */
+const makeRow = new Function(
+  "values",
+  `return { ${[...TEXT_COLUMNS, ...NUMBER_COLUMNS].map((column, index) => `${JSON.stringify(column)}: values[${index}]`).join(", ")} };`,
+) as (values: (string | number | null)[]) => Row;
 
 export function packBatch(batch: UsageBatch): PackedBatch {
   const records = batch.records;
@@ -81,11 +74,12 @@ export function packBatch(batch: UsageBatch): PackedBatch {
   // Per text column, the value last listed and where.
   const last: (string | null | undefined)[] = new Array(TEXT_COLUMNS.length).fill(undefined);
   const lastAt = new Int32Array(TEXT_COLUMNS.length);
+  const values: (string | null)[] = new Array(TEXT_COLUMNS.length);
   let t = 0;
   for (let r = 0; r < count; r++) {
     const record = records[r] as Row;
     packNumbers(record, numbers, r * NUMBER_COLUMNS.length);
-    const values = textsOf(record);
+    copyTexts(record, values, 0);
     for (let c = 0; c < values.length; c++) {
       const value = values[c] as string | null;
       if (value !== last[c]) {
@@ -108,16 +102,17 @@ export const transferables = (packed: PackedBatch): ArrayBuffer[] => [
 export function unpackBatch(packed: PackedBatch): UsageBatch {
   const { numbers, textIndexes, texts } = packed;
   const records: Row[] = new Array(packed.count);
+  const values: (string | number | null)[] = new Array(TEXT_COLUMNS.length + NUMBER_COLUMNS.length);
   let n = 0;
   let t = 0;
   for (let r = 0; r < packed.count; r++) {
-    const row: Record<string, string | number | null> = {};
-    for (const column of TEXT_COLUMNS) row[column] = texts[textIndexes[t++] as number] ?? null;
-    for (const column of NUMBER_COLUMNS) {
+    let v = 0;
+    for (let c = 0; c < TEXT_COLUMNS.length; c++) values[v++] = texts[textIndexes[t++] as number] ?? null;
+    for (let c = 0; c < NUMBER_COLUMNS.length; c++) {
       const value = numbers[n++] as number;
-      row[column] = Number.isNaN(value) ? null : value;
+      values[v++] = Number.isNaN(value) ? null : value;
     }
-    records[r] = row as unknown as Row;
+    records[r] = makeRow(values);
   }
   return { id: packed.id, at: packed.at, counters: packed.counters, records };
 }
