@@ -154,7 +154,7 @@ export function createServices(infra: Infra) {
   const catalog = createChannelCatalog(db.kysely, bus, credentialKey);
   const tokenCache = createTokenCache(db.kysely, bus);
   const upstream = createUpstreamClient({ connections: config.gateway.upstreamConnections });
-  const stats = createChannelStats(() => clock.now().getTime(), { breaker: DEFAULT_BREAKER, bus });
+  const stats = createChannelStats(() => clock.ms(), { breaker: DEFAULT_BREAKER, bus });
   const usageRetention = createUsageRetention({ db: db.kysely, settings, clock, logger: infra.logger });
   const prices = createPriceBook(db.kysely, bus);
   const quotaStore = redis ? createRedisQuotaStore(redis, config.redisPrefix) : link ? linkedQuotaStore(link) : createMemoryQuotaStore();
@@ -198,7 +198,7 @@ export function createServices(infra: Infra) {
     logger: infra.logger,
     maxAttempts: config.gateway.maxAttempts,
     keepAliveMs: config.gateway.keepAliveMs,
-    now: () => clock.now(),
+    clock,
   };
   return {
     audit,

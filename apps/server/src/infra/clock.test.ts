@@ -12,13 +12,13 @@ describe("isoString", () => {
     );
     fc.assert(
       fc.property(fc.array(instant, { minLength: 1, maxLength: 40 }), (instants) => {
-        for (const ms of instants) expect(isoString(new Date(ms))).toBe(new Date(ms).toISOString());
+        for (const ms of instants) expect(isoString(ms)).toBe(new Date(ms).toISOString());
       }),
       { numRuns: 500 },
     );
   });
 
   it("throws for an invalid date, as toISOString does", () => {
-    expect(() => isoString(new Date(Number.NaN))).toThrow(RangeError);
+    expect(() => isoString(Number.NaN)).toThrow(RangeError);
   });
 });

@@ -1,9 +1,11 @@
 /** Time as the app sees it; tests inject a clock they can move. */
 export interface Clock {
   now(): Date;
+  /** The same instant in milliseconds since the epoch, without a Date (about 700 instructions each). */
+  ms(): number;
 }
 
-export const systemClock: Clock = { now: () => new Date() };
+export const systemClock: Clock = { now: () => new Date(), ms: Date.now };
 
 let cachedSecond = Number.NaN;
 let cachedPrefix = "";
@@ -14,11 +16,10 @@ let cachedPrefix = "";
  * (about 4 k instructions, through `vsnprintf`). Years beyond 9999 or before 0 (written with a sign and
  * six digits) and invalid dates go to `toISOString` itself.
  */
-export function isoString(date: Date): string {
-  const ms = date.getTime();
+export function isoString(ms: number): string {
   const second = Math.floor(ms / 1000);
   if (second !== cachedSecond) {
-    const full = date.toISOString();
+    const full = new Date(ms).toISOString();
     if (full.length === 24) {
       cachedSecond = second;
       cachedPrefix = full.slice(0, 20);
@@ -29,7 +30,7 @@ export function isoString(date: Date): string {
   return `${cachedPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
 }
 
-export const isoNow = (clock: Clock) => isoString(clock.now());
+export const isoNow = (clock: Clock) => isoString(clock.ms());
 
 export function isoIn(clock: Clock, seconds: number): string {
   return new Date(clock.now().getTime() + seconds * 1000).toISOString();

@@ -20,6 +20,9 @@ export class TestClock implements Clock {
   now() {
     return new Date(this.current);
   }
+  ms() {
+    return this.current;
+  }
   advance(ms: number) {
     this.current += ms;
   }

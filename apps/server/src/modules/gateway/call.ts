@@ -1,7 +1,7 @@
 import type { ChatChunk, ChatRequest, Usage } from "@lyss/llm";
 import type { FastifyReply } from "fastify";
 import type { Logger } from "pino";
-import { isoString } from "../../infra/clock.ts";
+import { type Clock, isoNow } from "../../infra/clock.ts";
 import type { Metrics } from "../../infra/metrics.ts";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import type { PriceBook } from "../pricing/service.ts";
@@ -26,7 +26,7 @@ export interface RelayDeps {
   logger: Logger;
   maxAttempts: number;
   keepAliveMs: number;
-  now: () => Date;
+  clock: Clock;
 }
 
 export interface ChatCall {
@@ -93,7 +93,7 @@ export function recordUsage(
     attempts: outcome.attempts,
     cost_micro_usd: cost,
     request_id: call.requestId,
-    created_at: isoString(deps.now()),
+    created_at: isoNow(deps.clock),
   });
 }
 

@@ -83,7 +83,7 @@ export function createRateLimiter(deps: { store: RateStore; clock: Clock }) {
     for (let index = from; index < rules.length; index++) {
       const rule = rules[index] as Rule;
       if (rule.metric !== "tokens") continue;
-      const adjusted = store.adjust(rule.key, delta, clock.now().getTime());
+      const adjusted = store.adjust(rule.key, delta, clock.ms());
       if (adjusted instanceof Promise) return adjusted.then(() => adjust(rules, index + 1, delta));
     }
   }
@@ -119,7 +119,7 @@ export function createRateLimiter(deps: { store: RateStore; clock: Clock }) {
     admit(template: RateRule[], estimatedTokens: number): Maybe<RateAdmission> {
       // (Headers of its own: admission adds the quota's to them.)
       if (template.length === 0) return { headers: {}, settle: nothingToSettle };
-      const now = clock.now().getTime();
+      const now = clock.ms();
       const rules = template.map(
         (rule): Rule => ({
           key: rule.key,

@@ -255,7 +255,7 @@ export function createQuotaService(deps: {
     cachedPlan(token: RuntimeToken): QuotaPlan | undefined {
       const plan = plans.get(token);
       if (!plan || plan.generations[0] !== settings.generation || plan.generations[1] !== principals.generation) return undefined;
-      return clock.now().getTime() < plan.until ? plan : undefined;
+      return clock.ms() < plan.until ? plan : undefined;
     },
 
     /** Derives the token's plan from its limits, its member's and its tenant's, and the settings. */
