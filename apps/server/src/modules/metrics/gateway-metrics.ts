@@ -15,6 +15,13 @@ interface CallTotals {
   cost: number;
 }
 
+/** Whether two calls are counted under the same labels. */
+const sameLabels = (a: UsageLogsTable, b: UsageLogsTable) =>
+  a.tenant_id === b.tenant_id &&
+  a.requested_model === b.requested_model &&
+  a.channel_id === b.channel_id &&
+  a.status_code === b.status_code;
+
 /** Records held back at most, before they are added up anyway. */
 const MAX_PENDING = 1000;
 
@@ -31,14 +38,18 @@ export function createGatewayMetricsRecorder(metrics: Metrics) {
     const batch = pending;
     pending = [];
     const totals = new Map<string, CallTotals>();
-    for (const record of batch) {
+    // Consecutive calls mostly share their labels: such a call adds to the entry before it without
+    // building and hashing the key again.
+    let last: UsageLogsTable | undefined;
+    let entry: CallTotals | undefined;
+    function totalsFor(record: UsageLogsTable): CallTotals {
       const channel = record.channel_id ?? "none";
       const status = String(record.status_code);
       const key = `${record.tenant_id}\u0000${record.requested_model}\u0000${channel}\u0000${status}`;
-      let entry = totals.get(key);
-      if (!entry) {
+      let found = totals.get(key);
+      if (!found) {
         const labels = { tenant: record.tenant_id, model: record.requested_model, channel, status };
-        entry = {
+        found = {
           labels,
           duration: metrics.gatewayDuration.series(key, labels),
           ttft: metrics.gatewayTtft.series(key, labels),
@@ -47,8 +58,13 @@ export function createGatewayMetricsRecorder(metrics: Metrics) {
           completion: 0,
           cost: 0,
         };
-        totals.set(key, entry);
+        totals.set(key, found);
       }
+      return found;
+    }
+    for (const record of batch) {
+      if (!entry || !last || !sameLabels(last, record)) entry = totalsFor(record);
+      last = record;
       entry.requests++;
       entry.prompt += record.prompt_tokens;
       entry.completion += record.completion_tokens;

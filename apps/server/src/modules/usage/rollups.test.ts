@@ -1,6 +1,8 @@
+import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { UsageLogsTable } from "../../db/schema.ts";
 import { createTestApp, setupAdmin, type TestApp } from "../../test/test-app.ts";
-import { aggregateUsage, bucketStart } from "./rollups.ts";
+import { aggregateUsage, bucketStart, ROLLUP_METRICS } from "./rollups.ts";
 import { coveringSpans } from "./stats.ts";
 import { hasCostColumn, rollupsFromLogs, storedRollups, usageRecord } from "./test-usage.ts";
 
@@ -96,6 +98,53 @@ describe("usage rollups", () => {
 });
 
 describe("rollup arithmetic", () => {
+  it("sums runs of alike records as it sums each record on its own", () => {
+    const pick = <T>(...values: T[]) => fc.constantFrom(...values);
+    const fields = {
+      tenant_id: pick("t1", "t2"),
+      user_id: pick("u1", "", null),
+      token_id: pick("k1", null),
+      requested_model: pick("m1", "m2"),
+      channel_id: pick("c1", "", null),
+      created_at: pick("2025-01-01T09:59:59.999Z", "2025-01-01T10:00:00.000Z", "2025-01-02T10:30:00.000Z", "2025-01-01T10:15:00+00:00"),
+      status_code: pick(200, 500),
+      prompt_tokens: fc.nat(50),
+    };
+    // Each record is the one before with one field changed, repeated a few times: runs of records that
+    // share everything or differ in one field.
+    const change = fc.oneof(...Object.entries(fields).map(([name, value]) => value.map((one) => ({ [name]: one }))));
+    const batch = fc
+      .tuple(fc.record(fields), fc.array(fc.tuple(change, fc.integer({ min: 1, max: 3 })), { maxLength: 25 }))
+      .map(([first, changes]) => {
+        const records: UsageLogsTable[] = [];
+        let current = first;
+        for (const [changed, times] of changes) {
+          current = { ...current, ...changed };
+          const made: UsageLogsTable = { id: "r", ...usageRecord(current) };
+          for (let time = 0; time < times; time++) records.push(made);
+        }
+        return records;
+      });
+    fc.assert(
+      fc.property(batch, (records) => {
+        // The reference: every record aggregated alone, then the rows of the same key added up.
+        const expected = new Map<string, Record<string, number>>();
+        for (const row of records.flatMap((one) => aggregateUsage([one]))) {
+          const key = `${row.tenant_id}|${row.period}|${row.dimension}|${row.dimension_value}|${row.bucket_start}`;
+          const sum = expected.get(key) ?? Object.fromEntries(ROLLUP_METRICS.map((metric) => [metric, 0]));
+          for (const metric of ROLLUP_METRICS) sum[metric] = (sum[metric] as number) + row[metric];
+          expected.set(key, sum);
+        }
+        const actual = aggregateUsage(records);
+        expect(actual).toHaveLength(expected.size);
+        for (const row of actual) {
+          const key = `${row.tenant_id}|${row.period}|${row.dimension}|${row.dimension_value}|${row.bucket_start}`;
+          expect(Object.fromEntries(ROLLUP_METRICS.map((metric) => [metric, row[metric]]))).toEqual(expected.get(key));
+        }
+      }),
+    );
+  });
+
   it("aggregates a batch in memory to one row per key, and buckets by UTC hour and day", () => {
     const rows = aggregateUsage(
       [1, 2, 3].map((index) => ({
