@@ -1,0 +1,41 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { describe, expect, it } from "vitest";
+import type { ChatCall } from "./call.ts";
+import { Cancel } from "./cancel.ts";
+import { Downstream, type Part } from "./downstream.ts";
+
+/** A real response written through Downstream, read back by a real client as bytes. */
+async function relayed(writes: Part[][], last: Part[]): Promise<Buffer> {
+  const server = http.createServer(async (_request, response) => {
+    const reply = { raw: response, hijack() {}, getHeaders: () => ({}) };
+    const downstream = new Downstream({ reply } as unknown as ChatCall, new Cancel());
+    downstream.commit();
+    for (const parts of writes) await downstream.write(parts);
+    downstream.end(last);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const answer = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    expect(answer.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    return Buffer.from(await answer.arrayBuffer());
+  } finally {
+    server.close();
+  }
+}
+
+describe("a stream's client side", () => {
+  it("sends text and the upstream's bytes in order, text as UTF-8, however the parts of a write are mixed", async () => {
+    const bytes = (text: string) => new Uint8Array(Buffer.from(text));
+    const body = await relayed(
+      [["data: é\n\n"], [bytes("data: 1\n\n"), "data: 日本 🙂\n\n", bytes("data: 2\n\n")], [bytes("data: 3\n\n")]],
+      ["data: x\n\n", bytes("data: [DONE]\n\n")],
+    );
+    expect(body.toString("utf8")).toBe("data: é\n\ndata: 1\n\ndata: 日本 🙂\n\ndata: 2\n\ndata: 3\n\ndata: x\n\ndata: [DONE]\n\n");
+  });
+
+  it("ends with text parts only, and with none", async () => {
+    expect((await relayed([], ["data: a\n\n", "data: ü\n\n"])).toString("utf8")).toBe("data: a\n\ndata: ü\n\n");
+    expect((await relayed([["data: b\n\n"]], [])).toString("utf8")).toBe("data: b\n\n");
+  });
+});
