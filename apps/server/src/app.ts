@@ -185,7 +185,7 @@ export function createServices(infra: Infra) {
     settings,
     router: createRouter(stats),
     stats,
-    now: () => clock.now(),
+    clock,
   });
   const relay: RelayDeps = {
     upstream,

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from "fastify";
+import { type Clock, isoNow } from "../../infra/clock.ts";
 import { hashToken } from "../../infra/crypto.ts";
 import { after, type Maybe } from "../../infra/maybe.ts";
 import type { Limiter } from "../../infra/rate-limiter.ts";
@@ -36,7 +37,7 @@ export function createGatewayService(deps: {
   settings: SettingsService;
   router: Router;
   stats: ChannelStats;
-  now: () => Date;
+  clock: Clock;
 }) {
   const { catalog, tokens, principals, settings, router, stats } = deps;
 
@@ -55,7 +56,7 @@ export function createGatewayService(deps: {
   function checked(request: FastifyRequest, token: RuntimeToken | undefined): Maybe<RuntimeToken> {
     if (!token) return refuseKey(request);
     if (!token.enabled) throw new GatewayError(401, "This API key is disabled.", "invalid_api_key", "invalid_request_error");
-    if (token.expiresAt && token.expiresAt <= deps.now().toISOString()) {
+    if (token.expiresAt && token.expiresAt <= isoNow(deps.clock)) {
       throw new GatewayError(401, "This API key has expired.", "invalid_api_key", "invalid_request_error");
     }
     if (!ipAllowed(token, request.ip)) throw new GatewayError(403, "This API key may not be used from this address.", "ip_not_allowed");

@@ -89,7 +89,7 @@ export function createProbeJob(deps: ProbeJobDeps) {
     const message: ProbeMessage = {
       channelId: row.id,
       tenantId,
-      at: clock.now().getTime(),
+      at: clock.ms(),
       ok: result.ok,
       latencyMs: result.latency_ms,
       status: result.status,
@@ -104,7 +104,7 @@ export function createProbeJob(deps: ProbeJobDeps) {
   }
 
   async function cycle(): Promise<string[]> {
-    const now = clock.now().getTime();
+    const now = clock.ms();
     const due: { tenantId: string; row: ChannelsTable }[] = [];
     for (const tenantId of await tenantsWithProbedChannels(db)) {
       const intervalMs = Number((await settings.tenant(tenantId)).values.health_probe_interval_seconds) * 1000;

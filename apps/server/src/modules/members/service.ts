@@ -75,7 +75,7 @@ export function createMemberService(deps: ServiceDeps, users: UserService, quota
           role: input.role,
           token_hash: hashToken(token),
           invited_by: actor.userId,
-          expires_at: new Date(clock.now().getTime() + INVITATION_TTL_SECONDS * 1000).toISOString(),
+          expires_at: new Date(clock.ms() + INVITATION_TTL_SECONDS * 1000).toISOString(),
           accepted_at: null,
           created_at: now,
         };

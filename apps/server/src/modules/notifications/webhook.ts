@@ -59,7 +59,7 @@ export function createWebhookSender(deps: { settings: SettingsService; masterKey
   }
 
   async function attempt(url: string, secret: string, body: string): Promise<{ status: number | null; error: string | null }> {
-    const timestamp = String(Math.floor(clock.now().getTime() / 1000));
+    const timestamp = String(Math.floor(clock.ms() / 1000));
     try {
       const response = await fetch(url, {
         method: "POST",

@@ -45,7 +45,7 @@ export function createUsageRetention(options: UsageRetentionOptions) {
   async function run(): Promise<RetentionRun> {
     const days = Number((await settings.platform()).values.usage_retention_days ?? 0);
     if (!(days > 0)) return { cutoff: null, deleted: 0, more: false };
-    const cutoff = new Date(clock.now().getTime() - days * DAY_MS).toISOString();
+    const cutoff = new Date(clock.ms() - days * DAY_MS).toISOString();
     let deleted = 0;
     for (let batch = 0; batch < maxBatches && !stopping; batch += 1) {
       const result = await db

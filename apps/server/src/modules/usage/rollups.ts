@@ -46,10 +46,12 @@ export function bucketStart(period: RollupPeriod, time: Date | number): string {
   return new Date(Math.floor(ms / size) * size).toISOString();
 }
 
+/** Whether a stored time is ISO text as `toISOString` writes it (its hour is then its first 13 characters). */
+const isIsoText = (time: string) => time.length === 24 && time.endsWith("Z");
+
 /** The hour of a stored time as `YYYY-MM-DDTHH`; ISO text from `toISOString` is cut, anything else parsed. */
 function hourOf(createdAt: string): string {
-  const iso = createdAt.length === 24 && createdAt.endsWith("Z") ? createdAt : new Date(createdAt).toISOString();
-  return iso.slice(0, 13);
+  return (isIsoText(createdAt) ? createdAt : new Date(createdAt).toISOString()).slice(0, 13);
 }
 
 /** Whether a record is alike in every dimension to the group's and falls in its hour (its time as `toISOString` writes it). */
@@ -59,8 +61,7 @@ const inGroup = ({ record: first, hour }: Group, record: UsageLogsTable) =>
   record.token_id === first.token_id &&
   record.requested_model === first.requested_model &&
   record.channel_id === first.channel_id &&
-  record.created_at.length === 24 &&
-  record.created_at.endsWith("Z") &&
+  isIsoText(record.created_at) &&
   record.created_at.startsWith(hour);
 
 /** A batch's records that are alike in every dimension and in their hour, summed. */
