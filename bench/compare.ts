@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { ABLATIONS, ablate, parseTarget } from "./ablations.ts";
 import type { Run, Target } from "./gateway-report.ts";
 import {
   argument,
@@ -28,9 +29,10 @@ import {
  * the bare proxy in turn, and reports each one's requests per second and CPU time per request next to
  * the bare proxy's. Each commit is checked out in a
  * temporary worktree that shares this checkout's node_modules (its own workspace packages linked in)
- * and is built the way `npm install` builds it, where it has a build.
+ * and is built the way `npm install` builds it, where it has a build. `<commit>+<ablation>…` builds the
+ * commit without a part of the gateway's work (bench/ablations.ts): what that part costs.
  *
- *   npx tsx bench/compare.ts <commit> [<commit> …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked]
+ *   npx tsx bench/compare.ts <commit>[+<ablation>…] [<commit>[+<ablation>…] …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked]
  */
 
 const seconds = Number(argument("--seconds", "5"));
@@ -44,11 +46,12 @@ const LABELS: Record<Shape, string> = { plain: "plain", stream: "stream", chunke
 
 const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim();
 
-/** A worktree of `commit` whose node_modules are this checkout's, with its own workspace packages. */
-function checkout(commit: string): string {
+/** A worktree of `commit` (with the ablations' edits) whose node_modules are this checkout's, with its own workspace packages. */
+function checkout(commit: string, ablations: string[]): string {
   const dir = tempDir("lyss-compare-");
   fs.rmSync(dir, { recursive: true, force: true });
   git("worktree", "add", "--detach", dir, commit);
+  ablate(dir, ablations);
   const modules = path.join(dir, "node_modules");
   fs.mkdirSync(path.join(modules, "@lyss"), { recursive: true });
   for (const entry of fs.readdirSync(path.join(root, "node_modules"))) {
@@ -68,9 +71,10 @@ function checkout(commit: string): string {
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
-/** One commit's gateway, built, provisioned and running. */
-async function startCommit(commit: string, upstreamPort: number, worktrees: string[]) {
-  const dir = checkout(commit);
+/** One commit's gateway (`commit[+ablation…]`), built, provisioned and running. */
+async function startCommit(spec: string, upstreamPort: number, worktrees: string[]) {
+  const { commit, ablations } = parseTarget(spec);
+  const dir = checkout(commit, ablations);
   worktrees.push(dir);
   const port = await freePort();
   const env = { LYSS_WORKERS: "1" };
@@ -80,12 +84,12 @@ async function startCommit(commit: string, upstreamPort: number, worktrees: stri
   await stopChild(first.child);
   const lyss = await startLyss(port, data, { root: dir, env });
   const target: Target = {
-    name: commit,
+    name: spec,
     origin: `http://127.0.0.1:${port}`,
     headers: { authorization: `Bearer ${token.key}` },
     pid: lyss.child.pid,
   };
-  return { commit, target, child: lyss.child, readyMs: lyss.readyMs };
+  return { commit, ablations, target, child: lyss.child, readyMs: lyss.readyMs };
 }
 
 async function main() {
@@ -112,7 +116,7 @@ async function main() {
       }
     }
     const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];
-    for (const { commit, target, child, readyMs } of started) {
+    for (const { commit, ablations, target, child, readyMs } of started) {
       const cells: string[] = [];
       for (const shape of shapes) {
         const mine = of(target, shape);
@@ -126,9 +130,11 @@ async function main() {
         );
       }
       await stopChild(child);
-      const subject = git("log", "-1", "--format=%s", commit)
-        .replace(/\|/g, "/")
-        .replace(/[:;(].*$/, "");
+      const subject = ablations.length
+        ? `without ${ablations.map((name) => ABLATIONS[name]?.what).join("; without ")}`
+        : git("log", "-1", "--format=%s", commit)
+            .replace(/\|/g, "/")
+            .replace(/[:;(].*$/, "");
       const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject} | ${readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
       console.log(row);
       rows.push(row);
