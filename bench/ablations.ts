@@ -21,8 +21,8 @@ export const ABLATIONS: Record<string, Ablation> = {
     edits: [
       {
         file: "apps/server/src/modules/usage/batch-sink.ts",
-        find: "      const packed = packBatch(batch);\n      return send(",
-        replace: "      const packed = packBatch(batch);\n      if (packed) return Promise.resolve();\n      return send(",
+        find: "    write: (batch) => send({ batch }, writer()),",
+        replace: "    write: () => Promise.resolve(),",
       },
     ],
   },

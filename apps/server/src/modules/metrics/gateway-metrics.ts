@@ -15,56 +15,72 @@ interface CallTotals {
   cost: number;
 }
 
-/** Whether two calls are counted under the same labels. */
-const sameLabels = (a: UsageLogsTable, b: UsageLogsTable) =>
-  a.tenant_id === b.tenant_id &&
-  a.requested_model === b.requested_model &&
-  a.channel_id === b.channel_id &&
-  a.status_code === b.status_code;
-
-/** Records held back at most, before they are added up anyway. */
-const MAX_PENDING = 1000;
-
 /**
- * Counts finished gateway calls (from the usage recorder's records, off the relay's hot path). The
- * records wait until /metrics is read (or a thousand have gathered) and are then added up per label
- * set: one counter update per set instead of several per call. Durations are observed one by one.
+ * Counts finished gateway calls (from the usage recorder's records, off the relay's hot path). Each
+ * call adds to its label set's totals, which go to the counters when /metrics is read: one counter
+ * update per set instead of several per call. A call with the labels of the one before adds to the
+ * same totals without building and hashing its key; durations are observed one by one. No record is
+ * kept: records held until the next scrape outlived young-generation collections and were copied and
+ * promoted, a cost per call the collector paid.
  */
 export function createGatewayMetricsRecorder(metrics: Metrics) {
-  let pending: UsageLogsTable[] = [];
+  const totals = new Map<string, CallTotals>();
+  // The labels of the call counted last (as values: the record itself is not kept), and its totals.
+  let entry: CallTotals | undefined;
+  let tenant = "";
+  let model = "";
+  let channelId: string | null = null;
+  let statusCode = 0;
+
+  function totalsFor(record: UsageLogsTable): CallTotals {
+    const channel = record.channel_id ?? "none";
+    const status = String(record.status_code);
+    const key = `${record.tenant_id}\u0000${record.requested_model}\u0000${channel}\u0000${status}`;
+    let found = totals.get(key);
+    if (!found) {
+      const labels = { tenant: record.tenant_id, model: record.requested_model, channel, status };
+      found = {
+        labels,
+        duration: metrics.gatewayDuration.series(key, labels),
+        ttft: metrics.gatewayTtft.series(key, labels),
+        requests: 0,
+        prompt: 0,
+        completion: 0,
+        cost: 0,
+      };
+      totals.set(key, found);
+    }
+    return found;
+  }
 
   function apply() {
-    if (pending.length === 0) return;
-    const batch = pending;
-    pending = [];
-    const totals = new Map<string, CallTotals>();
-    // Consecutive calls mostly share their labels: such a call adds to the entry before it without
-    // building and hashing the key again.
-    let last: UsageLogsTable | undefined;
-    let entry: CallTotals | undefined;
-    function totalsFor(record: UsageLogsTable): CallTotals {
-      const channel = record.channel_id ?? "none";
-      const status = String(record.status_code);
-      const key = `${record.tenant_id}\u0000${record.requested_model}\u0000${channel}\u0000${status}`;
-      let found = totals.get(key);
-      if (!found) {
-        const labels = { tenant: record.tenant_id, model: record.requested_model, channel, status };
-        found = {
-          labels,
-          duration: metrics.gatewayDuration.series(key, labels),
-          ttft: metrics.gatewayTtft.series(key, labels),
-          requests: 0,
-          prompt: 0,
-          completion: 0,
-          cost: 0,
-        };
-        totals.set(key, found);
-      }
-      return found;
+    for (const { labels, requests, prompt, completion, cost } of totals.values()) {
+      metrics.gatewayRequests.inc(labels, requests);
+      const usage = { tenant: labels.tenant, model: labels.model, channel: labels.channel };
+      if (prompt > 0) metrics.gatewayTokens.inc({ ...usage, type: "prompt" }, prompt);
+      if (completion > 0) metrics.gatewayTokens.inc({ ...usage, type: "completion" }, completion);
+      metrics.gatewayCost.inc(usage, cost);
     }
-    for (const record of batch) {
-      if (!entry || !last || !sameLabels(last, record)) entry = totalsFor(record);
-      last = record;
+    totals.clear();
+    entry = undefined;
+  }
+
+  metrics.beforeScrape(apply);
+  return {
+    record(record: UsageLogsTable) {
+      if (
+        !entry ||
+        record.tenant_id !== tenant ||
+        record.requested_model !== model ||
+        record.channel_id !== channelId ||
+        record.status_code !== statusCode
+      ) {
+        entry = totalsFor(record);
+        tenant = record.tenant_id;
+        model = record.requested_model;
+        channelId = record.channel_id;
+        statusCode = record.status_code;
+      }
       entry.requests++;
       entry.prompt += record.prompt_tokens;
       entry.completion += record.completion_tokens;
@@ -73,21 +89,6 @@ export function createGatewayMetricsRecorder(metrics: Metrics) {
       if (typeof cost === "number" && Number.isFinite(cost) && cost >= 0) entry.cost += cost;
       metrics.gatewayDuration.observe(entry.duration, record.latency_ms / 1000);
       if (record.ttft_ms !== null && record.ttft_ms !== undefined) metrics.gatewayTtft.observe(entry.ttft, record.ttft_ms / 1000);
-    }
-    for (const { labels, requests, prompt, completion, cost } of totals.values()) {
-      metrics.gatewayRequests.inc(labels, requests);
-      const usage = { tenant: labels.tenant, model: labels.model, channel: labels.channel };
-      if (prompt > 0) metrics.gatewayTokens.inc({ ...usage, type: "prompt" }, prompt);
-      if (completion > 0) metrics.gatewayTokens.inc({ ...usage, type: "completion" }, completion);
-      metrics.gatewayCost.inc(usage, cost);
-    }
-  }
-
-  metrics.beforeScrape(apply);
-  return {
-    record(record: UsageLogsTable) {
-      pending.push(record);
-      if (pending.length >= MAX_PENDING) apply();
     },
   };
 }

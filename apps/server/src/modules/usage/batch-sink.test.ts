@@ -8,6 +8,7 @@ import type { UsageLogsTable } from "../../db/schema.ts";
 import { type Db, openSqlite } from "../../infra/db.ts";
 import { newId } from "../../infra/ids.ts";
 import { type BatchSink, startWriter, threadSink } from "./batch-sink.ts";
+import { type PackedBatch, packBatch } from "./batch-wire.ts";
 import type { UsageBatch } from "./batch-write.ts";
 import { usageRecord } from "./test-usage.ts";
 
@@ -32,12 +33,8 @@ describe("usage writer thread (SQLite)", () => {
   });
 
   const record = (id: string, fields: Parameters<typeof usageRecord>[0]): UsageLogsTable => ({ id, ...usageRecord(fields, true) });
-  const batch = (records: UsageLogsTable[], counters: UsageBatch["counters"] = []): UsageBatch => ({
-    id: newId(),
-    records,
-    counters,
-    at: "2025-07-01T10:00:00.000Z",
-  });
+  const batch = (records: UsageLogsTable[], counters: UsageBatch["counters"] = []): PackedBatch =>
+    packBatch({ id: newId(), records, counters, at: "2025-07-01T10:00:00.000Z" });
 
   it("lands a batch's records, rollups and quota counters together, before its write resolves", async () => {
     await sink.write(

@@ -5,20 +5,20 @@ import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Kysely } from "kysely";
 import type { Database } from "../../db/schema.ts";
-import { packBatch, transferables } from "./batch-wire.ts";
-import { type UsageBatch, writeUsageBatch } from "./batch-write.ts";
+import { type PackedBatch, unpackBatch } from "./batch-wire.ts";
+import { writeUsageBatch } from "./batch-write.ts";
 import type { WriterReply, WriterRequest } from "./writer-thread.ts";
 
 /** Where usage batches go: written here, or handed to a writer thread. */
 export interface BatchSink {
   /** Resolves once the batch has landed; rejects when it did not (nothing of it landed). */
-  write(batch: UsageBatch): Promise<void>;
+  write(batch: PackedBatch): Promise<void>;
   close(): Promise<void>;
 }
 
 /** Writes on the caller's own connection (PostgreSQL: the driver's I/O does not block the thread). */
 export function inlineSink(db: Kysely<Database>): BatchSink {
-  return { write: (batch) => writeUsageBatch(db, batch), close: async () => {} };
+  return { write: (batch) => writeUsageBatch(db, unpackBatch(batch)), close: async () => {} };
 }
 
 /**
@@ -78,25 +78,18 @@ export function threadSink(file: string, start: (file: string) => Worker = start
     return started;
   }
 
-  function send(
-    request: Omit<WriterRequest, "id">,
-    target: { thread: Worker; waiting: Waiting },
-    transfer: ArrayBuffer[] = [],
-  ): Promise<void> {
+  function send(request: Omit<WriterRequest, "id">, target: { thread: Worker; waiting: Waiting }): Promise<void> {
     const id = nextId++;
     return new Promise((resolve, reject) => {
       target.waiting.set(id, { resolve, reject });
       target.thread.ref();
-      target.thread.postMessage({ ...request, id }, transfer);
+      target.thread.postMessage({ ...request, id });
     });
   }
 
   return {
-    // Packed anew for each try: a batch kept after a failure stays as the recorder made it.
-    write(batch) {
-      const packed = packBatch(batch);
-      return send({ batch: packed }, writer(), transferables(packed));
-    },
+    // Copied across, not transferred: a batch that fails is kept by the recorder to be sent again.
+    write: (batch) => send({ batch }, writer()),
     /** Ends the thread once what it was sent has landed; a batch written meanwhile starts another. */
     async close() {
       const closing = current;

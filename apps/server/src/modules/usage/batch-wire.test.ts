@@ -2,7 +2,7 @@ import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { UsageLogsTable } from "../../db/schema.ts";
-import { type PackedBatch, packBatch, transferables, unpackBatch } from "./batch-wire.ts";
+import { BatchPacker, type PackedBatch, packBatch, unpackBatch } from "./batch-wire.ts";
 import type { UsageBatch } from "./batch-write.ts";
 
 const text = fc.oneof(fc.constantFrom("t1", "t2", "", "é", "日本", "gpt-4o"), fc.string({ maxLength: 8 }));
@@ -35,10 +35,10 @@ const record: fc.Arbitrary<UsageLogsTable> = fc.record({
   created_at: fc.constant("2026-12-04T10:00:00.000Z"),
 });
 
-/** Through a real message port, transferring what the writer thread's sink transfers. */
+/** Through a real message port, as the writer thread's sink sends it. */
 function across(packed: PackedBatch): PackedBatch {
   const { port1, port2 } = new MessageChannel();
-  port1.postMessage(packed, transferables(packed));
+  port1.postMessage(packed);
   const received = receiveMessageOnPort(port2)?.message as PackedBatch;
   port1.close();
   return received;
@@ -58,6 +58,23 @@ describe("usage batches packed for the writer thread", () => {
         };
         expect(unpackBatch(across(packBatch(batch)))).toEqual(batch);
       }),
+    );
+  });
+
+  it("packed one record at a time, batch after batch, each batch keeps its own records while the packer goes on", () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(record, { maxLength: 150 }), { minLength: 1, maxLength: 4 }), (batches) => {
+        const packer = new BatchPacker();
+        const taken = batches.map((records, index) => {
+          for (const one of records) packer.add(one);
+          return { batch: packer.take(`b${index}`, "2026-12-04T10:00:01.000Z", []), records };
+        });
+        expect(packer.count).toBe(0);
+        for (const [index, { batch, records }] of taken.entries()) {
+          expect(unpackBatch(across(batch))).toEqual({ id: `b${index}`, at: "2026-12-04T10:00:01.000Z", counters: [], records });
+        }
+      }),
+      { numRuns: 50 },
     );
   });
 

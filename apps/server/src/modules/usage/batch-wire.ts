@@ -38,10 +38,10 @@ const everyColumn: Exclude<keyof Row, (typeof TEXT_COLUMNS)[number] | (typeof NU
 void everyColumn;
 
 /**
- * A usage batch as it crosses to the writer thread: the records by column instead of as objects.
- * Structured clone writes each object's every field name and value (about 23 k instructions per
- * record on the serving thread); here the numbers travel in one transferred array, the text as
- * indexes into a list that holds a value once for each run of records that repeat it (the token,
+ * A usage batch as the recorder keeps it and as it crosses to the writer thread: the records by column
+ * instead of as objects. Structured clone writes each object's every field name and value (about 23 k
+ * instructions per record on the serving thread); here the numbers travel in one typed array, the text
+ * as indexes into a list that holds a value once for each run of records that repeat it (the token,
  * model and channel of consecutive records mostly do).
  */
 export interface PackedBatch {
@@ -65,21 +65,33 @@ const makeRow = new Function(
   `return { ${[...TEXT_COLUMNS, ...NUMBER_COLUMNS].map((column, index) => `${JSON.stringify(column)}: values[${index}]`).join(", ")} };`,
 ) as (values: (string | number | null)[]) => Row;
 
-export function packBatch(batch: UsageBatch): PackedBatch {
-  const records = batch.records;
-  const count = records.length;
-  const numbers = new Float64Array(count * NUMBER_COLUMNS.length);
-  const textIndexes = new Int32Array(count * TEXT_COLUMNS.length);
-  const texts: (string | null)[] = [];
+/** Records per batch a packer makes room for at first; it grows by doubling. */
+const FIRST_CAPACITY = 64;
+
+/**
+ * Packs records one at a time, as they are made: the recorder keeps its pending records as columns
+ * instead of as objects. A record object held until its batch is written (up to 500 of them, for up to
+ * a second) outlived two young-generation collections and was copied and promoted on the way; packed,
+ * the object dies young and what stays is numbers in typed arrays and the text values, each run of a
+ * repeated value once.
+ */
+export class BatchPacker {
+  private numbers = new Float64Array(FIRST_CAPACITY * NUMBER_COLUMNS.length);
+  private textIndexes = new Int32Array(FIRST_CAPACITY * TEXT_COLUMNS.length);
+  private texts: (string | null)[] = [];
   // Per text column, the value last listed and where.
-  const last: (string | null | undefined)[] = new Array(TEXT_COLUMNS.length).fill(undefined);
-  const lastAt = new Int32Array(TEXT_COLUMNS.length);
-  const values: (string | null)[] = new Array(TEXT_COLUMNS.length);
-  let t = 0;
-  for (let r = 0; r < count; r++) {
-    const record = records[r] as Row;
-    packNumbers(record, numbers, r * NUMBER_COLUMNS.length);
+  private readonly last: (string | null | undefined)[] = new Array(TEXT_COLUMNS.length).fill(undefined);
+  private readonly lastAt = new Int32Array(TEXT_COLUMNS.length);
+  private readonly values: (string | null)[] = new Array(TEXT_COLUMNS.length);
+  /** Records packed since the last `take`. */
+  count = 0;
+
+  add(record: Row) {
+    if ((this.count + 1) * NUMBER_COLUMNS.length > this.numbers.length) this.grow();
+    packNumbers(record, this.numbers, this.count * NUMBER_COLUMNS.length);
+    const { values, last, lastAt, texts, textIndexes } = this;
     copyTexts(record, values, 0);
+    let t = this.count * TEXT_COLUMNS.length;
     for (let c = 0; c < values.length; c++) {
       const value = values[c] as string | null;
       if (value !== last[c]) {
@@ -89,15 +101,43 @@ export function packBatch(batch: UsageBatch): PackedBatch {
       }
       textIndexes[t++] = lastAt[c] as number;
     }
+    this.count++;
   }
-  return { id: batch.id, at: batch.at, counters: batch.counters, count, numbers, textIndexes, texts };
+
+  /** The records packed so far as one batch (arrays of its own); the packer starts again, empty. */
+  take(id: string, at: string, counters: UsageBatch["counters"]): PackedBatch {
+    const { count } = this;
+    const packed: PackedBatch = {
+      id,
+      at,
+      counters,
+      count,
+      numbers: this.numbers.slice(0, count * NUMBER_COLUMNS.length),
+      textIndexes: this.textIndexes.slice(0, count * TEXT_COLUMNS.length),
+      texts: this.texts,
+    };
+    this.count = 0;
+    this.texts = [];
+    this.last.fill(undefined);
+    return packed;
+  }
+
+  private grow() {
+    const numbers = new Float64Array(this.numbers.length * 2);
+    numbers.set(this.numbers);
+    this.numbers = numbers;
+    const textIndexes = new Int32Array(this.textIndexes.length * 2);
+    textIndexes.set(this.textIndexes);
+    this.textIndexes = textIndexes;
+  }
 }
 
-/** What `postMessage` may move instead of copying. */
-export const transferables = (packed: PackedBatch): ArrayBuffer[] => [
-  packed.numbers.buffer as ArrayBuffer,
-  packed.textIndexes.buffer as ArrayBuffer,
-];
+/** A batch of record objects, packed. */
+export function packBatch(batch: UsageBatch): PackedBatch {
+  const packer = new BatchPacker();
+  for (const record of batch.records) packer.add(record);
+  return packer.take(batch.id, batch.at, batch.counters);
+}
 
 export function unpackBatch(packed: PackedBatch): UsageBatch {
   const { numbers, textIndexes, texts } = packed;

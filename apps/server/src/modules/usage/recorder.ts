@@ -4,7 +4,7 @@ import type { Clock } from "../../infra/clock.ts";
 import { newId } from "../../infra/ids.ts";
 import type { CounterDelta } from "../quota/counters.ts";
 import type { BatchSink } from "./batch-sink.ts";
-import type { UsageBatch } from "./batch-write.ts";
+import { BatchPacker, type PackedBatch } from "./batch-wire.ts";
 
 export type UsageRecord = Omit<UsageLogsTable, "id">;
 
@@ -28,18 +28,19 @@ export function createUsageRecorder(
 ) {
   const { logger, counters: settled, clock } = deps;
   const batchSize = options.batchSize ?? 500;
-  let pending: UsageLogsTable[] = [];
-  let failed: UsageBatch | undefined;
+  // The records waiting for the next batch, packed as they come (objects held this long cost the collector).
+  const pending = new BatchPacker();
+  let failed: PackedBatch | undefined;
   let flushing: Promise<void> | undefined;
   const listeners = new Set<(record: UsageLogsTable) => void>();
 
   /** Writes a batch; answers whether it landed. */
-  async function write(batch: UsageBatch): Promise<boolean> {
+  async function write(batch: PackedBatch): Promise<boolean> {
     try {
       await sink.write(batch);
       return true;
     } catch (error) {
-      logger.error({ err: error, records: batch.records.length }, "usage batch failed; kept for the next flush");
+      logger.error({ err: error, records: batch.count }, "usage batch failed; kept for the next flush");
       return false;
     }
   }
@@ -53,9 +54,8 @@ export function createUsageRecorder(
         failed = undefined;
       }
       const counters = settled.takeSettled();
-      if (pending.length === 0 && counters.length === 0) return;
-      const batch: UsageBatch = { id: newId(), records: pending, counters, at: clock.now().toISOString() };
-      pending = [];
+      if (pending.count === 0 && counters.length === 0) return;
+      const batch = pending.take(newId(), clock.now().toISOString(), counters);
       if (!(await write(batch))) failed = batch;
     })().finally(() => {
       flushing = undefined;
@@ -67,15 +67,15 @@ export function createUsageRecorder(
   timer.unref();
 
   return {
-    /** Queues one record; the recorder keeps the object itself (it becomes the stored row, with an id). */
+    /** Queues one record (packed: the object is not kept). */
     record(record: UsageRecord) {
       // The record is the caller's fresh object: it gets its id in place instead of being copied.
       const row = record as UsageLogsTable;
       row.id = newId();
-      pending.push(row);
+      pending.add(row);
       for (const listener of listeners) listener(row);
       // After a failure the timer retries: not every record while the database is away.
-      if (pending.length >= batchSize && !failed) void flush();
+      if (pending.count >= batchSize && !failed) void flush();
     },
     /** Observers of each record as it is made (metrics, live views). */
     onRecord(listener: (record: UsageLogsTable) => void) {
