@@ -33,5 +33,5 @@ export function isoString(ms: number): string {
 export const isoNow = (clock: Clock) => isoString(clock.ms());
 
 export function isoIn(clock: Clock, seconds: number): string {
-  return new Date(clock.ms() + seconds * 1000).toISOString();
+  return isoString(clock.ms() + seconds * 1000);
 }

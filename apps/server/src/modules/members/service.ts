@@ -1,6 +1,7 @@
 import type { TMember, TTenantRole } from "@lyss/contracts";
 import type { InvitationsTable } from "../../db/schema.ts";
 import { AppError, conflict, forbidden, notFound } from "../../errors/app-error.ts";
+import { isoIn } from "../../infra/clock.ts";
 import { hashToken, randomToken } from "../../infra/crypto.ts";
 import { newId } from "../../infra/ids.ts";
 import type { Actor } from "../audit/service.ts";
@@ -75,7 +76,7 @@ export function createMemberService(deps: ServiceDeps, users: UserService, quota
           role: input.role,
           token_hash: hashToken(token),
           invited_by: actor.userId,
-          expires_at: new Date(clock.ms() + INVITATION_TTL_SECONDS * 1000).toISOString(),
+          expires_at: isoIn(clock, INVITATION_TTL_SECONDS),
           accepted_at: null,
           created_at: now,
         };

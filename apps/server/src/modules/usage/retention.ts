@@ -1,7 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Database } from "../../db/schema.ts";
-import type { Clock } from "../../infra/clock.ts";
+import { type Clock, isoString } from "../../infra/clock.ts";
 import type { SettingsService } from "../settings/service.ts";
 import { DAY_MS } from "./rollups.ts";
 
@@ -45,7 +45,7 @@ export function createUsageRetention(options: UsageRetentionOptions) {
   async function run(): Promise<RetentionRun> {
     const days = Number((await settings.platform()).values.usage_retention_days ?? 0);
     if (!(days > 0)) return { cutoff: null, deleted: 0, more: false };
-    const cutoff = new Date(clock.ms() - days * DAY_MS).toISOString();
+    const cutoff = isoString(clock.ms() - days * DAY_MS);
     let deleted = 0;
     for (let batch = 0; batch < maxBatches && !stopping; batch += 1) {
       const result = await db
