@@ -293,4 +293,35 @@ describe("a SQLite connection", () => {
       await db.close();
     }
   });
+
+  it("binds a statement's values, up to SQLite's limit of 32,766, for reads, writes and iteration", async () => {
+    const db = openSqlite(path.join(temporaryDirectory(), "lyss.db"));
+    await sql`create table numbers (value integer, label text)`.execute(db.kysely);
+    const values = Array.from({ length: 16_383 }, (_, index) => ({ value: index, label: index % 2 ? null : `n${index}` }));
+    await db.kysely
+      .insertInto("numbers" as never)
+      .values(values as never)
+      .execute();
+    const { rows } = await sql<{ total: number; labels: number }>`select sum(value) as total, count(label) as labels from numbers`.execute(
+      db.kysely,
+    );
+    expect(rows[0]).toEqual({ total: (16_383 * 16_382) / 2, labels: 8_192 });
+    const picked = await db.kysely
+      .selectFrom("numbers" as never)
+      .select(sql<number>`value`.as("value"))
+      .where(sql`value`, "in", [0, 7, 16_382, 99_999])
+      .orderBy(sql`value`)
+      .execute();
+    expect(picked).toEqual([{ value: 0 }, { value: 7 }, { value: 16_382 }]);
+    const streamed: unknown[] = [];
+    const labels = db.kysely
+      .selectFrom("numbers" as never)
+      .select(sql<string>`label`.as("label"))
+      .where(sql`value`, "<", 3)
+      .orderBy(sql`value`);
+    for await (const row of labels.stream()) streamed.push(row);
+    expect(streamed).toEqual([{ label: "n0" }, { label: null }, { label: "n2" }]);
+    await expect(sql`select ${1} as one, ${2} as two`.execute(db.kysely)).resolves.toMatchObject({ rows: [{ one: 1, two: 2 }] });
+    await db.close();
+  });
 });
