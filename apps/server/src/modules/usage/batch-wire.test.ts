@@ -105,9 +105,24 @@ describe("usage batches packed for the writer thread", () => {
       created_at: "2026-12-04T10:00:00.000Z",
     });
     const packed = packBatch({ id: "b", at: "x", counters: [], records: [row("r1", "m"), row("r2", "m"), row("r3", "n")] });
-    // 12 text values for the first record; then its id and request id anew, and the model's change.
-    expect(packed.texts).toHaveLength(12 + 2 + 4);
+    // 9 text values for the first record (its id, request id and time go into bytes); then the model's change.
+    expect(packed.texts).toHaveLength(9 + 2);
     // Once as the requested model, once as the upstream's.
     expect(packed.texts.filter((value) => value === "m")).toHaveLength(2);
+  });
+
+  it("keeps the values that differ with every record as bytes, not strings, unless they are not short ASCII", () => {
+    const base = fc.sample(record, { numRuns: 1, seed: 7 })[0] as UsageLogsTable;
+    const records = [
+      { ...base, id: "0193a0c4-7f1e-7abc-8def-0123456789ab", request_id: "req-1", created_at: "2026-12-04T10:00:00.001Z" },
+      { ...base, id: "0193a0c4-7f1e-7abc-8def-0123456789ac", request_id: "é-2", created_at: "2026-12-04T10:00:00.002Z" },
+      { ...base, id: "0193a0c4-7f1e-7abc-8def-0123456789ad", request_id: "r".repeat(300), created_at: "2026-12-04T10:00:00.003Z" },
+    ];
+    const packed = packBatch({ id: "b", at: "x", counters: [], records });
+    for (const value of records.flatMap((one) => [one.id, one.created_at])) expect(packed.texts).not.toContain(value);
+    expect(packed.texts).not.toContain("req-1");
+    expect(packed.texts).toContain("é-2");
+    expect(packed.texts).toContain("r".repeat(300));
+    expect(unpackBatch(across(packed)).records).toEqual(records);
   });
 });

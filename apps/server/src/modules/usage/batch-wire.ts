@@ -38,11 +38,23 @@ const everyColumn: Exclude<keyof Row, (typeof TEXT_COLUMNS)[number] | (typeof NU
 void everyColumn;
 
 /**
+ * The text columns whose value differs with every record. Kept as strings, each record's would stay
+ * until its batch is written (up to a second), outliving young collections; they are ASCII (a UUID, a
+ * request id of `[\w.:-]`, a timestamp), so the packer copies their characters into bytes instead, and
+ * the strings die young.
+ */
+const BYTE_COLUMNS: readonly (typeof TEXT_COLUMNS)[number][] = ["id", "request_id", "created_at"];
+const IN_BYTES = TEXT_COLUMNS.map((column) => BYTE_COLUMNS.includes(column));
+/** The longest value kept in bytes (its length goes in the byte before it). */
+const MAX_BYTES = 255;
+
+/**
  * A usage batch as the recorder keeps it and as it crosses to the writer thread: the records by column
  * instead of as objects. Structured clone writes each object's every field name and value (about 23 k
  * instructions per record on the serving thread); here the numbers travel in one typed array, the text
  * as indexes into a list that holds a value once for each run of records that repeat it (the token,
- * model and channel of consecutive records mostly do).
+ * model and channel of consecutive records mostly do), or, for the values that differ with every
+ * record, as characters in one byte array.
  */
 export interface PackedBatch {
   id: string;
@@ -51,9 +63,13 @@ export interface PackedBatch {
   count: number;
   /** `count` × the number columns, record by record; NaN stands for null. */
   numbers: Float64Array;
-  /** `count` × the text columns, record by record: where the value is in `texts`. */
+  /**
+   * `count` × the text columns, record by record: where the value is in `texts`, or, when negative
+   * (`~at`), at `at` in `chars`: its length, then its characters.
+   */
   textIndexes: Int32Array;
   texts: (string | null)[];
+  chars: Uint8Array;
 }
 
 const packNumbers = fieldCopier<Row>(NUMBER_COLUMNS, "NaN");
@@ -79,6 +95,8 @@ export class BatchPacker {
   private numbers = new Float64Array(FIRST_CAPACITY * NUMBER_COLUMNS.length);
   private textIndexes = new Int32Array(FIRST_CAPACITY * TEXT_COLUMNS.length);
   private texts: (string | null)[] = [];
+  private chars = new Uint8Array(FIRST_CAPACITY * 96);
+  private charsUsed = 0;
   // Per text column, the value last listed and where.
   private readonly last: (string | null | undefined)[] = new Array(TEXT_COLUMNS.length).fill(undefined);
   private readonly lastAt = new Int32Array(TEXT_COLUMNS.length);
@@ -94,6 +112,11 @@ export class BatchPacker {
     let t = this.count * TEXT_COLUMNS.length;
     for (let c = 0; c < values.length; c++) {
       const value = values[c] as string | null;
+      const at = IN_BYTES[c] && value !== null ? this.addChars(value) : -1;
+      if (at >= 0) {
+        textIndexes[t++] = ~at;
+        continue;
+      }
       if (value !== last[c]) {
         last[c] = value;
         lastAt[c] = texts.length;
@@ -115,11 +138,34 @@ export class BatchPacker {
       numbers: this.numbers.slice(0, count * NUMBER_COLUMNS.length),
       textIndexes: this.textIndexes.slice(0, count * TEXT_COLUMNS.length),
       texts: this.texts,
+      chars: this.chars.slice(0, this.charsUsed),
     };
     this.count = 0;
     this.texts = [];
+    this.charsUsed = 0;
     this.last.fill(undefined);
     return packed;
+  }
+
+  /** Copies an ASCII value into `chars`, after its length: where it went, or -1 (not ASCII, or too long). */
+  private addChars(value: string): number {
+    const length = value.length;
+    if (length > MAX_BYTES) return -1;
+    if (this.charsUsed + 1 + length > this.chars.length) {
+      const chars = new Uint8Array(this.chars.length * 2 + MAX_BYTES);
+      chars.set(this.chars);
+      this.chars = chars;
+    }
+    const { chars } = this;
+    const at = this.charsUsed;
+    chars[at] = length;
+    for (let i = 0; i < length; i++) {
+      const code = value.charCodeAt(i);
+      if (code > 127) return -1;
+      chars[at + 1 + i] = code;
+    }
+    this.charsUsed = at + 1 + length;
+    return at;
   }
 
   private grow() {
@@ -141,13 +187,21 @@ export function packBatch(batch: UsageBatch): PackedBatch {
 
 export function unpackBatch(packed: PackedBatch): UsageBatch {
   const { numbers, textIndexes, texts } = packed;
+  const chars = Buffer.from(packed.chars.buffer, packed.chars.byteOffset, packed.chars.byteLength);
   const records: Row[] = new Array(packed.count);
   const values: (string | number | null)[] = new Array(TEXT_COLUMNS.length + NUMBER_COLUMNS.length);
   let n = 0;
   let t = 0;
   for (let r = 0; r < packed.count; r++) {
     let v = 0;
-    for (let c = 0; c < TEXT_COLUMNS.length; c++) values[v++] = texts[textIndexes[t++] as number] ?? null;
+    for (let c = 0; c < TEXT_COLUMNS.length; c++) {
+      const index = textIndexes[t++] as number;
+      if (index >= 0) values[v++] = texts[index] ?? null;
+      else {
+        const at = ~index + 1;
+        values[v++] = chars.toString("latin1", at, at + (chars[~index] as number));
+      }
+    }
     for (let c = 0; c < NUMBER_COLUMNS.length; c++) {
       const value = numbers[n++] as number;
       values[v++] = Number.isNaN(value) ? null : value;
