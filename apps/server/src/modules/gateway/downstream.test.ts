@@ -38,4 +38,37 @@ describe("a stream's client side", () => {
     expect((await relayed([], ["data: a\n\n", "data: ü\n\n"])).toString("utf8")).toBe("data: a\n\ndata: ü\n\n");
     expect((await relayed([["data: b\n\n"]], [])).toString("utf8")).toBe("data: b\n\n");
   });
+
+  it("answers a promise only when the client must drain first, and it resolves once the client has read", async () => {
+    const answers: ("promise" | "none")[] = [];
+    const server = http.createServer(async (_request, response) => {
+      const reply = { raw: response, hijack() {}, getHeaders: () => ({}) };
+      const downstream = new Downstream({ reply } as unknown as ChatCall, new Cancel());
+      downstream.commit();
+      for (let index = 0; index < 8; index++) {
+        const draining = downstream.write([`data: ${String(index).repeat(1 << 20)}\n\n`]);
+        answers.push(draining ? "promise" : "none");
+        if (draining) await draining;
+      }
+      answers.push(downstream.write(["data: small\n\n"]) ? "promise" : "none");
+      downstream.end(["data: [DONE]\n\n"]);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const answer = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      const text = Buffer.from(await answer.arrayBuffer()).toString("utf8");
+      const events = text.split("\n\n").filter(Boolean);
+      expect(events.map((event) => event.slice(0, 7))).toEqual([
+        ...Array.from({ length: 8 }, (_, index) => `data: ${index}`),
+        "data: s",
+        "data: [",
+      ]);
+      expect(events.slice(0, 8).every((event, index) => event === `data: ${String(index).repeat(1 << 20)}`)).toBe(true);
+      // A megabyte fills the socket's buffer: the writer waited for the client; a write with room did not.
+      expect(answers.slice(0, 8)).toContain("promise");
+      expect(answers[8]).toBe("none");
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -155,7 +155,8 @@ async function attemptAll(
       // when it held the end (or an error after the content).
       let tail = held;
       if (!finished && !streamError) {
-        await downstream.write(held);
+        const draining = downstream.write(held);
+        if (draining) await draining;
         tail = [];
       }
       try {
@@ -171,7 +172,10 @@ async function attemptAll(
           if (batch.done) finished = true;
           // The last batch goes out with the closing events, in one write.
           if (batch.error || batch.done) tail = batch.parts;
-          else await downstream.write(batch.parts);
+          else {
+            const draining = downstream.write(batch.parts);
+            if (draining) await draining;
+          }
         }
         const owed = encodeChunks(encoder, state, decoder.flush());
         if (owed) tail.push(owed);
