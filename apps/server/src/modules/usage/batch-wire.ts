@@ -84,6 +84,14 @@ const makeRow = new Function(
 /** Records per batch a packer makes room for at first; it grows by doubling. */
 const FIRST_CAPACITY = 64;
 
+/** A typed array of (at least) `length`, with what `array` holds: `array` itself when it is long enough. */
+function atLeast<T extends Float64Array | Int32Array | Uint8Array>(array: T, length: number): T {
+  if (length <= array.length) return array;
+  const larger = new (array.constructor as new (length: number) => T)(Math.max(length, array.length * 2));
+  larger.set(array);
+  return larger;
+}
+
 /**
  * Packs records one at a time, as they are made: the recorder keeps its pending records as columns
  * instead of as objects. A record object held until its batch is written (up to 500 of them, for up to
@@ -105,7 +113,8 @@ export class BatchPacker {
   count = 0;
 
   add(record: Row) {
-    if ((this.count + 1) * NUMBER_COLUMNS.length > this.numbers.length) this.grow();
+    this.numbers = atLeast(this.numbers, (this.count + 1) * NUMBER_COLUMNS.length);
+    this.textIndexes = atLeast(this.textIndexes, (this.count + 1) * TEXT_COLUMNS.length);
     packNumbers(record, this.numbers, this.count * NUMBER_COLUMNS.length);
     const { values, last, lastAt, texts, textIndexes } = this;
     copyTexts(record, values, 0);
@@ -151,12 +160,8 @@ export class BatchPacker {
   private addChars(value: string): number {
     const length = value.length;
     if (length > MAX_BYTES) return -1;
-    if (this.charsUsed + 1 + length > this.chars.length) {
-      const chars = new Uint8Array(this.chars.length * 2 + MAX_BYTES);
-      chars.set(this.chars);
-      this.chars = chars;
-    }
-    const { chars } = this;
+    const chars = atLeast(this.chars, this.charsUsed + 1 + length);
+    this.chars = chars;
     const at = this.charsUsed;
     chars[at] = length;
     for (let i = 0; i < length; i++) {
@@ -166,15 +171,6 @@ export class BatchPacker {
     }
     this.charsUsed = at + 1 + length;
     return at;
-  }
-
-  private grow() {
-    const numbers = new Float64Array(this.numbers.length * 2);
-    numbers.set(this.numbers);
-    this.numbers = numbers;
-    const textIndexes = new Int32Array(this.textIndexes.length * 2);
-    textIndexes.set(this.textIndexes);
-    this.textIndexes = textIndexes;
   }
 }
 

@@ -1,7 +1,10 @@
+import v8 from "node:v8";
+import vm from "node:vm";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { systemClock } from "../../infra/clock.ts";
 import { createTestApp, setupAdmin, type TestApp } from "../../test/test-app.ts";
+import { createGatewayMetricsRecorder } from "../metrics/gateway-metrics.ts";
 import type { CounterDelta } from "../quota/counters.ts";
 import { type BatchSink, inlineSink } from "./batch-sink.ts";
 import { createUsageRecorder } from "./recorder.ts";
@@ -42,6 +45,28 @@ describe("usage recorder", () => {
       .executeTakeFirst();
     return { logs: logs.map((row) => row.request_id), used: Number(counter?.used ?? 0), requests: Number(rollup?.requests ?? 0) };
   };
+
+  it("keeps no record object while it waits for its batch, nor do the gateway metrics, and writes every record", async () => {
+    v8.setFlagsFromString("--expose-gc");
+    const collect = vm.runInNewContext("gc") as () => void;
+    const recorder = recorderOver(inlineSink(app.infra.db.kysely));
+    recorder.onRecord(createGatewayMetricsRecorder(app.infra.metrics).record);
+    // Made and recorded in a function of their own: a suspended async function keeps its registers.
+    const recordAll = () =>
+      Array.from({ length: 200 }, (_, index) => {
+        const one = usageRecord({ tenant_id: tenant, created_at: "2025-07-01T09:00:00.000Z", request_id: `r${1000 + index}` }, withCost);
+        recorder.record(one);
+        return new WeakRef(one);
+      });
+    const kept = recordAll();
+    // WeakRefs made in this turn hold their objects until it ends; then a full collection clears them.
+    await new Promise((resolve) => setImmediate(resolve));
+    collect();
+    expect(kept.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+    await recorder.flush();
+    expect((await stored()).logs).toEqual(Array.from({ length: 200 }, (_, index) => `r${1000 + index}`));
+    expect(await app.infra.metrics.exposition()).toMatch(/lyss_gateway_requests_total\{[^}]*\} 200/);
+  });
 
   it("writes a failed batch again as it was, before newer records, and each record and counter lands once", async () => {
     const recorder = recorderOver(inlineSink(app.infra.db.kysely));

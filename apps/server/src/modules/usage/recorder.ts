@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { UsageLogsTable } from "../../db/schema.ts";
-import type { Clock } from "../../infra/clock.ts";
+import { type Clock, isoNow } from "../../infra/clock.ts";
 import { newId } from "../../infra/ids.ts";
 import type { CounterDelta } from "../quota/counters.ts";
 import type { BatchSink } from "./batch-sink.ts";
@@ -55,7 +55,7 @@ export function createUsageRecorder(
       }
       const counters = settled.takeSettled();
       if (pending.count === 0 && counters.length === 0) return;
-      const batch = pending.take(newId(), clock.now().toISOString(), counters);
+      const batch = pending.take(newId(), isoNow(clock), counters);
       if (!(await write(batch))) failed = batch;
     })().finally(() => {
       flushing = undefined;
