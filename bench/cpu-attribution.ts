@@ -1,0 +1,263 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { SourceMapConsumer } from "source-map-js";
+import type { Target } from "./gateway-report.ts";
+import {
+  argument,
+  buildServer,
+  drive,
+  freePort,
+  guard,
+  provision,
+  root,
+  runMain,
+  type Shape,
+  startHelper,
+  startLyss,
+  startProxy,
+  tempDir,
+} from "./harness.ts";
+
+/**
+ * Where each target's CPU time per request goes, by thread and by what runs: the kernel, V8's
+ * collector, its inline caches and other builtins, its runtime, Node's C++ and JavaScript, and each
+ * npm package and Lyss module (JavaScript of the production bundle placed through its source maps).
+ * The bare proxy and Lyss (one worker, SQLite) run with `--perf-basic-prof`; Linux's `perf` samples
+ * each one's threads on the CPU clock while the load runs (targets interleaved, rounds repeated), so
+ * the figures are time on this machine, cache misses and all, where `bench/instructions.ts` counts
+ * instructions. Needs `perf` (Debian: `apt-get install linux-perf`). Code the collector moved can reuse an
+ * address another function's code had, which `--perf-basic-prof`'s map keeps both of: a few samples may
+ * carry the earlier name (a regular expression of the command line's, say).
+ *
+ *   npx tsx bench/cpu-attribution.ts [--seconds 8] [--rounds 2] [--connections 50] [--plain | --stream] [--top 25]
+ */
+
+const seconds = Number(argument("--seconds", "8"));
+const rounds = Number(argument("--rounds", "2"));
+const connections = Number(argument("--connections", "50"));
+const top = Number(argument("--top", "25"));
+const shapes: Shape[] = process.argv.includes("--stream") ? ["stream"] : process.argv.includes("--plain") ? ["plain"] : ["plain", "stream"];
+/** Samples per second and thread. */
+const FREQUENCY = 999;
+
+guard(30 * 60_000);
+
+/** What a sample's function is, for the tables. */
+function categoryOf(symbol: string, dso: string, source: string | undefined): string {
+  if (dso.includes("kernel")) return "kernel";
+  if (symbol.startsWith("JS:")) {
+    if (symbol.includes("RegExp:")) return "JS regular expressions";
+    if (!source) return "JS other";
+    return source.startsWith("node:") ? "JS Node internals" : packageOf(source);
+  }
+  if (symbol.startsWith("Builtins_")) return /IC/.test(symbol) ? "V8 inline caches" : "V8 builtins";
+  if (/Scaveng|Marking|Sweep|Heap::|Evacuat|GCTracer|Collector|MemoryAllocator/.test(symbol)) return "V8 collector";
+  if (symbol.startsWith("v8::") || symbol.startsWith("Runtime_")) return "V8 runtime";
+  if (symbol.startsWith("node::")) return "Node C++";
+  if (/^uv_|^uv__/.test(symbol)) return "libuv";
+  if (dso.includes("better_sqlite3") || /^sqlite3|^Binder|^Data::|^Statement/.test(symbol)) return "SQLite and better-sqlite3";
+  if (dso.includes("libc")) return /malloc|free|unlink_chunk|consolidate|realloc|calloc/.test(symbol) ? "libc malloc" : "libc other";
+  return "other native";
+}
+
+/** The package of a source file (its path under node_modules), or Lyss's own part. */
+function packageOf(source: string): string {
+  if (source.startsWith("packages/llm")) return "lyss llm (providers)";
+  const lyss = /^apps\/server\/src\/(modules\/[^/]+|[^/]+)/.exec(source);
+  if (lyss) return `lyss ${(lyss[1] as string).replace(/^modules\//, "").replace(/\.ts(:\d+)?$/, "")}`;
+  const module = /^((?:@[^/]+\/)?[^/:]+)/.exec(source);
+  return module ? `package ${module[1]}` : "JS other";
+}
+
+/** Where a place in the production bundle comes from, by its source maps: its source file and line. */
+function bundleSources() {
+  const consumers = new Map<string, SourceMapConsumer | null>();
+  const cache = new Map<string, string | undefined>();
+  return (file: string, line: number, column: number): string | undefined => {
+    const key = `${file}:${line}:${column}`;
+    if (cache.has(key)) return cache.get(key);
+    let consumer = consumers.get(file);
+    if (consumer === undefined) {
+      const map = `${file}.map`;
+      consumer = fs.existsSync(map) ? new SourceMapConsumer(JSON.parse(fs.readFileSync(map, "utf8"))) : null;
+      consumers.set(file, consumer);
+    }
+    const position = consumer?.originalPositionFor({ line, column });
+    const source = position?.source
+      ? `${position.source.replace(/^(?:\.\.\/)+/, "").replace(/^src\//, "apps/server/src/")}:${position.line}`
+      : undefined;
+    cache.set(key, source);
+    return source;
+  };
+}
+
+/**
+ * A JavaScript function's source file and line (through the source maps for the production bundle),
+ * so that a library's function is named alike in the bare proxy (from node_modules) and in Lyss (bundled).
+ */
+function sourceOf(symbol: string, sources: ReturnType<typeof bundleSources>): string | undefined {
+  const at = /^(JS:\S*)(?: (.*))? (\S+):(\d+):(\d+)$/.exec(symbol);
+  if (!at) return undefined;
+  const file = (at[3] as string).replace(/^file:\/\//, "");
+  const source = /\/apps\/server\/dist\/[\w-]+\.js$/.test(file) ? sources(file, Number(at[4]), Number(at[5]) - 1) : `${file}:${at[4]}`;
+  return source?.replace(/^.*?node_modules\//, "").replace(/^.*?\/(apps\/server\/src|packages\/)/, "$1");
+}
+
+interface Attribution {
+  requests: number;
+  /** Samples by thread kind, by category, and by symbol (main thread). */
+  threads: Map<string, number>;
+  categories: Map<string, number>;
+  symbols: Map<string, number>;
+}
+
+const emptyAttribution = (): Attribution => ({ requests: 0, threads: new Map(), categories: new Map(), symbols: new Map() });
+const bump = (map: Map<string, number>, key: string, by = 1) => map.set(key, (map.get(key) ?? 0) + by);
+
+/** The thread ids of a process. */
+const threadIds = (pid: number) => new Set(fs.readdirSync(`/proc/${pid}/task`));
+
+/** Samples a process on the CPU clock until `stop` is called; answers the file perf wrote. */
+function record(pid: number, file: string): { stop: () => Promise<void> } {
+  const perf: ChildProcess = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-F", String(FREQUENCY), "-p", String(pid), "-o", file], {
+    stdio: "ignore",
+  });
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        perf.once("exit", () => resolve());
+        perf.kill("SIGINT");
+      }),
+  };
+}
+
+/** Adds one recording's samples: `tid ip symbol (dso)` lines from `perf script`. */
+function addSamples(into: Attribution, file: string, pid: number, helpers: Set<string>, sources: ReturnType<typeof bundleSources>) {
+  const text = execFileSync("perf", ["script", "-i", file, "-F", "tid,ip,sym,dso"], {
+    encoding: "utf8",
+    maxBuffer: 1 << 30,
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  for (const line of text.split("\n")) {
+    const match = /^\s*(\d+)\s+[0-9a-f]+\s+(.*)\s+\(([^()]*)\)\s*$/.exec(line);
+    if (!match) continue;
+    const [, tid = "", rawSymbol = "", dso = ""] = match;
+    const symbol = rawSymbol.replace(/\+0x[0-9a-f]+$/, "");
+    const thread = tid === String(pid) ? "main" : helpers.has(tid) ? "V8 and libuv helpers" : "usage writer";
+    bump(into.threads, thread);
+    if (thread !== "main") continue;
+    const source = symbol.startsWith("JS:") ? sourceOf(symbol, sources) : undefined;
+    bump(into.categories, categoryOf(symbol, dso, source));
+    // JavaScript by its tier mark, name and source place, so the same function matches in both targets.
+    const named = source ? `${symbol.split(" ")[0]} ${source}` : symbol;
+    bump(into.symbols, named || `[${dso}]`);
+  }
+}
+
+const micros = (samples: number, requests: number) => (samples / FREQUENCY / Math.max(1, requests)) * 1e6;
+const format = (value: number) => value.toFixed(1);
+
+function report(shape: Shape, bare: Attribution, lyss: Attribution): string {
+  const lines = [`### ${shape}: CPU µs per request (${bare.requests} bare and ${lyss.requests} Lyss requests sampled)`, ""];
+  const total = (attribution: Attribution) => [...attribution.threads.values()].reduce((sum, value) => sum + value, 0);
+  lines.push("| thread | bare | lyss | lyss − bare |", "|---|---:|---:|---:|");
+  const threads = new Set([...bare.threads.keys(), ...lyss.threads.keys()]);
+  for (const thread of ["main", "usage writer", "V8 and libuv helpers"].filter((name) => threads.has(name))) {
+    const b = micros(bare.threads.get(thread) ?? 0, bare.requests);
+    const l = micros(lyss.threads.get(thread) ?? 0, lyss.requests);
+    lines.push(`| ${thread} | ${format(b)} | ${format(l)} | ${format(l - b)} |`);
+  }
+  const b = micros(total(bare), bare.requests);
+  const l = micros(total(lyss), lyss.requests);
+  lines.push(`| all | ${format(b)} | ${format(l)} | ${format(l - b)} (${(l / b).toFixed(2)}×) |`, "");
+  lines.push("Serving thread, by what runs:", "", "| what | bare | lyss | lyss − bare |", "|---|---:|---:|---:|");
+  const categories = [...new Set([...bare.categories.keys(), ...lyss.categories.keys()])]
+    .map((name) => ({
+      name,
+      bare: micros(bare.categories.get(name) ?? 0, bare.requests),
+      lyss: micros(lyss.categories.get(name) ?? 0, lyss.requests),
+    }))
+    .sort((x, y) => y.lyss - x.lyss);
+  for (const row of categories.filter((item) => item.lyss >= 0.1 || item.bare >= 0.1)) {
+    lines.push(`| ${row.name} | ${format(row.bare)} | ${format(row.lyss)} | ${format(row.lyss - row.bare)} |`);
+  }
+  lines.push(
+    "",
+    `Serving thread, the ${top} functions Lyss spends most more on than the bare proxy:`,
+    "",
+    "| function | bare | lyss | lyss − bare |",
+  );
+  lines.push("|---|---:|---:|---:|");
+  const symbols = [...new Set([...bare.symbols.keys(), ...lyss.symbols.keys()])]
+    .map((name) => ({
+      name,
+      bare: micros(bare.symbols.get(name) ?? 0, bare.requests),
+      lyss: micros(lyss.symbols.get(name) ?? 0, lyss.requests),
+    }))
+    .sort((x, y) => y.lyss - y.bare - (x.lyss - x.bare))
+    .slice(0, top);
+  for (const row of symbols) {
+    const name = row.name.replace(/\|/g, "\\|").slice(0, 110);
+    lines.push(`| \`${name}\` | ${row.bare.toFixed(2)} | ${row.lyss.toFixed(2)} | ${(row.lyss - row.bare).toFixed(2)} |`);
+  }
+  return lines.join("\n");
+}
+
+async function main() {
+  try {
+    execFileSync("perf", ["--version"], { stdio: "ignore" });
+  } catch {
+    throw new Error("perf is not installed (Debian: apt-get install linux-perf)");
+  }
+  buildServer();
+  const upstream = await startHelper("fake-upstream.ts", ["0"]);
+  const bare = await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`, ["--perf-basic-prof"]);
+  const port = await freePort();
+  const lyss = await startLyss(port, tempDir("lyss-attribution-"), { env: { LYSS_WORKERS: "1" }, nodeArgs: ["--perf-basic-prof"] });
+  const { token } = await provision(`http://127.0.0.1:${port}`, upstream.port, []);
+  const targets: Target[] = [
+    { name: "bare", pid: bare.child.pid, origin: `http://127.0.0.1:${bare.port}`, headers: {} },
+    { name: "lyss", pid: lyss.child.pid, origin: `http://127.0.0.1:${port}`, headers: { authorization: `Bearer ${token.key}` } },
+  ];
+  // Threads there before any load are V8's and libuv's; Lyss's usage writer starts with the first batch.
+  const helpers = new Map(targets.map((target) => [target.name, threadIds(target.pid as number)]));
+  const sources = bundleSources();
+  const dir = tempDir("lyss-perf-");
+  const sections: string[] = [];
+  try {
+    for (const shape of shapes) {
+      const results = new Map(targets.map((target) => [target.name, emptyAttribution()]));
+      for (let round = 0; round < rounds; round++) {
+        for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
+          const pid = target.pid as number;
+          await drive(target, connections, shape, 3);
+          const file = path.join(dir, `${target.name}-${shape}-${round}.data`);
+          const recording = record(pid, file);
+          const run = await drive(target, connections, shape, seconds);
+          await recording.stop();
+          const into = results.get(target.name) as Attribution;
+          into.requests += run.requests;
+          addSamples(into, file, pid, helpers.get(target.name) as Set<string>, sources);
+          console.log(`${shape} round ${round + 1}: ${target.name} ${Math.round(run.rps)} req/s`);
+        }
+      }
+      sections.push(report(shape, results.get("bare") as Attribution, results.get("lyss") as Attribution));
+    }
+  } finally {
+    for (const target of targets) fs.rmSync(`/tmp/perf-${target.pid}.map`, { force: true });
+  }
+  console.log(
+    [
+      "",
+      `## CPU time by thread and by what runs (${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+      "",
+      `- Command: \`npx tsx bench/cpu-attribution.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(" ")}` : ""}\` (in ${path.relative(process.cwd(), root) || "."})`,
+      `- ${connections} connections (wrk), ${rounds} rounds of ${seconds} s per target and shape, targets interleaved; \`perf record -e cpu-clock -F ${FREQUENCY}\` on each target's process during its runs; µs per request are samples ÷ ${FREQUENCY} ÷ requests answered.`,
+      "",
+      ...sections.flatMap((section) => [section, ""]),
+    ].join("\n"),
+  );
+}
+
+await runMain(main);
