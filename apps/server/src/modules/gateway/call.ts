@@ -56,6 +56,9 @@ export interface Outcome {
   attempts: number;
 }
 
+const settlementFailed = (deps: RelayDeps, requestId: string, error: Error) =>
+  deps.logger.error({ err: error, request_id: requestId }, "quota settlement failed");
+
 export function recordUsage(
   deps: RelayDeps,
   call: Omit<ChatCall, "reply" | "inbound" | "candidates" | "warnings">,
@@ -64,12 +67,11 @@ export function recordUsage(
 ) {
   const usage = outcome.usage;
   const cost = call.billing?.cost(usage, outcome.channel) ?? 0;
-  const failed = (error: Error) => deps.logger.error({ err: error, request_id: call.requestId }, "quota settlement failed");
   try {
     const settled = call.billing?.settle(outcome.status, usage, cost, outcome.channel);
-    if (settled instanceof Promise) settled.catch(failed);
+    if (settled instanceof Promise) settled.catch((error: Error) => settlementFailed(deps, call.requestId, error));
   } catch (error) {
-    failed(error as Error);
+    settlementFailed(deps, call.requestId, error as Error);
   }
   deps.usage.record({
     tenant_id: call.token.tenantId,

@@ -3,10 +3,10 @@ import { after, both, type Maybe } from "../../infra/maybe.ts";
 import type { Metrics } from "../../infra/metrics.ts";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import { GatewayError } from "../gateway/gateway-error.ts";
-import { costOf, type PriceBook } from "../pricing/service.ts";
+import { costOf, type Price, type PriceBook } from "../pricing/service.ts";
 import type { RuntimeToken } from "../tokens/token-cache.ts";
-import type { RateLimiter } from "./rate-limits.ts";
-import type { Amounts, QuotaService } from "./service.ts";
+import type { RateAdmission, RateLimiter } from "./rate-limits.ts";
+import type { Amounts, QuotaPlan, QuotaService, Reservation } from "./service.ts";
 
 /** Prices a call's usage and settles its quotas when it ends. */
 export interface Billing {
@@ -61,27 +61,38 @@ function admitTo(deps: AdmissionDeps, token: RuntimeToken, body: ChatRequest, us
         const headers = rate.headers;
         quota.remainingHeaders(reservation, headers);
         const price = prices.priceFor(token.tenantId, body.model);
-        let settled = false;
-        return {
-          candidates: usable,
-          headers,
-          billing: {
-            cost: (usage, channel) => costOf(price, usage, quota.multiplier(plan, channel?.group)),
-            settle(status, usage, cost, channel) {
-              if (settled) return;
-              settled = true;
-              const actual = actualAmounts(status, usage, cost);
-              // The rate limits settle even when the quotas fail to (the failure is the caller's to report).
-              return both(
-                () => quota.settle(reservation, actual, channel),
-                () => rate.settle(actual.tokens),
-              );
-            },
-          },
-        };
+        return { candidates: usable, headers, billing: new CallBilling(quota, plan, price, reservation, rate) };
       }),
     );
   });
+}
+
+/** How one admitted call is priced and settled (once). */
+class CallBilling implements Billing {
+  private settled = false;
+
+  constructor(
+    private readonly quota: QuotaService,
+    private readonly plan: QuotaPlan,
+    private readonly price: Price | undefined,
+    private readonly reservation: Reservation,
+    private readonly rate: RateAdmission,
+  ) {}
+
+  cost(usage: Usage | undefined, channel: RuntimeChannel | undefined): number {
+    return costOf(this.price, usage, this.quota.multiplier(this.plan, channel?.group));
+  }
+
+  settle(status: number, usage: Usage | undefined, cost: number, channel: RuntimeChannel | undefined): Maybe<void> {
+    if (this.settled) return;
+    this.settled = true;
+    const actual = actualAmounts(status, usage, cost);
+    // The rate limits settle even when the quotas fail to (the failure is the caller's to report).
+    return both(
+      () => this.quota.settle(this.reservation, actual, channel),
+      () => this.rate.settle(actual.tokens),
+    );
+  }
 }
 
 /** The amounts a finished call actually used. */

@@ -120,14 +120,11 @@ export function createRateLimiter(deps: { store: RateStore; clock: Clock }) {
       // (Headers of its own: admission adds the quota's to them.)
       if (template.length === 0) return { headers: {}, settle: nothingToSettle };
       const now = clock.ms();
-      const rules = template.map(
-        (rule): Rule => ({
-          key: rule.key,
-          limit: rule.limit,
-          metric: rule.metric,
-          amount: rule.metric === "requests" ? 1 : estimatedTokens,
-        }),
-      );
+      const rules: Rule[] = new Array(template.length);
+      for (let index = 0; index < template.length; index++) {
+        const rule = template[index] as RateRule;
+        rules[index] = { key: rule.key, limit: rule.limit, metric: rule.metric, amount: rule.metric === "requests" ? 1 : estimatedTokens };
+      }
       return after(store.consume(rules, now), (result) => admitted(rules, result, estimatedTokens));
     },
   };

@@ -39,21 +39,33 @@ function waitMs(limit: number, current: number, previous: number, amount: number
   return Math.max(0, WINDOW_MS * (1 - room / previous) - elapsed);
 }
 
-function evaluate(checks: RateCheck[], counts: [number, number][], nowMs: number): RateResult {
+/** `counts`: each check's count in this minute and in the last one, in pairs (current, previous, …). */
+function evaluate(checks: RateCheck[], counts: number[], nowMs: number): RateResult {
   const { elapsed, weight } = position(nowMs);
-  const estimates = counts.map(([current, previous]) => current + previous * weight);
-  const remaining = checks.map((check, index) => Math.max(0, Math.floor(check.limit - (estimates[index] ?? 0) - check.amount)));
+  const remaining: number[] = new Array(checks.length);
+  let refused = -1;
+  for (let index = 0; index < checks.length; index++) {
+    const check = checks[index] as RateCheck;
+    const estimate = (counts[index * 2] ?? 0) + (counts[index * 2 + 1] ?? 0) * weight;
+    remaining[index] = Math.max(0, Math.floor(check.limit - estimate - check.amount));
+    if (refused < 0 && estimate + check.amount > check.limit) refused = index;
+  }
   const resetMs = WINDOW_MS - elapsed;
-  const refused = checks.findIndex((check, index) => (estimates[index] ?? 0) + check.amount > check.limit);
   if (refused < 0) return { ok: true, remaining, resetMs };
-  const [current, previous] = counts[refused] ?? [0, 0];
   const check = checks[refused] as RateCheck;
-  return { ok: false, index: refused, retryAfterMs: waitMs(check.limit, current, previous, check.amount, elapsed), remaining, resetMs };
+  const retryAfterMs = waitMs(check.limit, counts[refused * 2] ?? 0, counts[refused * 2 + 1] ?? 0, check.amount, elapsed);
+  return { ok: false, index: refused, retryAfterMs, remaining, resetMs };
+}
+
+/** A rule's count in its current minute and in the minute before. */
+interface Window {
+  bucket: number;
+  current: number;
+  previous: number;
 }
 
 export function createMemoryRateStore(): RateStore {
-  /** Each rule's count in its current minute and in the minute before. */
-  const windows = new Map<string, { bucket: number; current: number; previous: number }>();
+  const windows = new Map<string, Window>();
   let sweptBucket = 0;
   const windowOf = (key: string, bucket: number) => {
     let window = windows.get(key);
@@ -76,17 +88,17 @@ export function createMemoryRateStore(): RateStore {
     consume(checks, nowMs) {
       const { bucket } = position(nowMs);
       sweep(bucket);
-      const counts = checks.map((check) => windowOf(check.key, bucket));
-      const result = evaluate(
-        checks,
-        counts.map((window): [number, number] => [window.current, window.previous]),
-        nowMs,
-      );
-      if (result.ok) {
-        checks.forEach((check, index) => {
-          (counts[index] as { current: number }).current += check.amount;
-        });
+      const found: Window[] = new Array(checks.length);
+      const counts: number[] = new Array(checks.length * 2);
+      for (let index = 0; index < checks.length; index++) {
+        const window = windowOf((checks[index] as RateCheck).key, bucket);
+        found[index] = window;
+        counts[index * 2] = window.current;
+        counts[index * 2 + 1] = window.previous;
       }
+      const result = evaluate(checks, counts, nowMs);
+      if (result.ok)
+        for (let index = 0; index < checks.length; index++) (found[index] as Window).current += (checks[index] as RateCheck).amount;
       return result;
     },
     adjust(key, delta, nowMs) {
@@ -128,9 +140,8 @@ export function createRedisRateStore(redis: Redis, prefix: string): RateStore {
       const keys = checks.flatMap((check) => [name(check.key, bucket), name(check.key, bucket - 1)]);
       const args = [weight, ...checks.flatMap((check) => [check.limit, check.amount])];
       const reply = (await redis.eval(CONSUME, keys.length, ...keys, ...args)) as number[];
-      const pairs = checks.map((_, index) => [Number(reply[index * 2]), Number(reply[index * 2 + 1])] as [number, number]);
       // The script counted the request when it allowed it; evaluate on the counts it saw.
-      return evaluate(checks, pairs, nowMs);
+      return evaluate(checks, reply.slice(0, checks.length * 2).map(Number), nowMs);
     },
     async adjust(key, delta, nowMs) {
       const current = name(key, position(nowMs).bucket);

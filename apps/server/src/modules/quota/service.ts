@@ -12,7 +12,7 @@ import type { SettingsService } from "../settings/service.ts";
 import { type Limit, parseLimits, type RuntimeToken } from "../tokens/token-cache.ts";
 import type { CounterDelta } from "./counters.ts";
 import { type RateRule, rateRulesFor } from "./rate-limits.ts";
-import type { Charge, QuotaStore } from "./store.ts";
+import type { Charge, QuotaStore, Settlement } from "./store.ts";
 import { type Window, windowBucket } from "./windows.ts";
 
 export type Scope = "token" | "member" | "tenant" | "channel";
@@ -101,6 +101,9 @@ const TTL: Record<Window, number> = { total: 0, day: 3 * 24 * 3600, month: 40 * 
 /** Characters per token for the admission estimate; settled with the real count afterwards. */
 const CHARS_PER_TOKEN = 3;
 
+/** The metrics in the order their remaining-quota headers are written. */
+const METRICS: readonly Limit["metric"][] = ["requests", "tokens", "cost_micro_usd"];
+
 /** The header that answers what is left of the token's own limits of each metric. */
 const REMAINING_HEADER: Record<Limit["metric"], string> = {
   requests: "x-lyss-quota-remaining-requests",
@@ -125,30 +128,6 @@ export function createQuotaService(deps: {
   /** Settled amounts not yet in the database, written with the next usage batch. */
   let pending = new Map<string, { tenantId: string; delta: number }>();
   const thresholdListeners = new Set<(event: ThresholdEvent) => void>();
-
-  /** Tells listeners about every limit whose settled use just crossed 80 % or 100 % of its maximum. */
-  function checkThresholds(crossed: { key: string; tenantId: string; max: number; before: number; after: number }[]) {
-    for (const item of crossed) {
-      for (const threshold of THRESHOLDS) {
-        const line = item.max * threshold;
-        if (item.before < line && item.after >= line) {
-          const [scope, scopeId, metric, window] = parseKey(item.key);
-          for (const listener of thresholdListeners)
-            listener({
-              tenantId: item.tenantId,
-              key: item.key,
-              scope,
-              scopeId,
-              metric,
-              window,
-              max: item.max,
-              used: item.after,
-              threshold,
-            });
-        }
-      }
-    }
-  }
 
   async function timeZone(tenantId: string): Promise<string> {
     return String((await settings.tenant(tenantId)).values.time_zone ?? "UTC");
@@ -225,8 +204,35 @@ export function createQuotaService(deps: {
     return plan;
   }
 
+  /** Announces each limit whose settled use just crossed 80 % or 100 % of its maximum (`totals`: use after the settlement). */
+  function announceCrossings(settlements: Settlement[], maxima: number[], totals: number[]) {
+    for (let index = 0; index < settlements.length; index++) {
+      const item = settlements[index] as Settlement;
+      if (item.used <= 0) continue;
+      const after = totals[index] ?? 0;
+      const max = maxima[index] ?? 0;
+      for (const threshold of THRESHOLDS) {
+        const line = max * threshold;
+        if (after - item.used >= line || after < line) continue;
+        const [scope, scopeId, metric, window] = parseKey(item.key);
+        const event: ThresholdEvent = {
+          tenantId: item.tenantId,
+          key: item.key,
+          scope,
+          scopeId,
+          metric,
+          window,
+          max,
+          used: after,
+          threshold,
+        };
+        for (const listener of thresholdListeners) listener(event);
+      }
+    }
+  }
+
   /** Keeps the amounts for the database, settles the counters in the store and announces the crossings. */
-  function settled(settlements: Parameters<QuotaStore["settle"]>[0], maxima: number[]): Maybe<void> {
+  function settled(settlements: Settlement[], maxima: number[]): Maybe<void> {
     if (settlements.length === 0) return;
     // What was used goes to the database whatever the store answers: a store that fails or does not
     // answer in time (Redis away, a cluster primary behind a burst) loses no use from the lasting counters.
@@ -238,13 +244,7 @@ export function createQuotaService(deps: {
     }
     // The store answers each counter's use after this settlement, so crossings need no extra read.
     return after(store.settle(settlements), (totals) => {
-      if (thresholdListeners.size === 0) return;
-      checkThresholds(
-        settlements
-          .map((item, index) => ({ item, max: maxima[index] ?? 0, after: totals[index] ?? 0 }))
-          .filter(({ item }) => item.used > 0)
-          .map(({ item, max, after: used }) => ({ key: item.key, tenantId: item.tenantId, max, before: used - item.used, after: used })),
-      );
+      if (thresholdListeners.size > 0) announceCrossings(settlements, maxima, totals);
     });
   }
 
@@ -282,13 +282,18 @@ export function createQuotaService(deps: {
      * 429; from memory (no promise) without a shared store.
      */
     reserve(plan: QuotaPlan, amounts: Amounts): Maybe<Reservation> {
-      const charges = plan.entries.map((entry) => ({
-        key: entry.key,
-        tenantId: plan.tenantId,
-        max: entry.max,
-        amount: amounts[entry.metric],
-        ttlSeconds: entry.ttlSeconds,
-      }));
+      const entries = plan.entries;
+      const charges: Charge[] = new Array(entries.length);
+      for (let index = 0; index < entries.length; index++) {
+        const entry = entries[index] as PlanEntry;
+        charges[index] = {
+          key: entry.key,
+          tenantId: plan.tenantId,
+          max: entry.max,
+          amount: amounts[entry.metric],
+          ttlSeconds: entry.ttlSeconds,
+        };
+      }
       const reservation: Reservation = { charges, plan, totals: [], estimate: amounts };
       if (charges.length === 0) return reservation;
       return after(store.reserve(charges), (result) => {
@@ -311,14 +316,17 @@ export function createQuotaService(deps: {
      * tightest window), as `x-lyss-quota-remaining-<metric>` headers.
      */
     remainingHeaders(reservation: Reservation, headers: Record<string, string>) {
-      const least: Partial<Record<Limit["metric"], number>> = {};
-      reservation.plan.entries.forEach((entry, index) => {
-        if (!entry.own) return;
-        const left = Math.max(0, entry.max - (reservation.totals[index] ?? 0));
-        const known = least[entry.metric];
-        if (known === undefined || left < known) least[entry.metric] = left;
-      });
-      for (const metric of Object.keys(least) as Limit["metric"][]) headers[REMAINING_HEADER[metric]] = String(least[metric]);
+      const entries = reservation.plan.entries;
+      for (const metric of METRICS) {
+        let least = -1;
+        for (let index = 0; index < entries.length; index++) {
+          const entry = entries[index] as PlanEntry;
+          if (!entry.own || entry.metric !== metric) continue;
+          const left = Math.max(0, entry.max - (reservation.totals[index] ?? 0));
+          if (least < 0 || left < least) least = left;
+        }
+        if (least >= 0) headers[REMAINING_HEADER[metric]] = String(least);
+      }
     },
 
     /** Channels whose own limits are used up are left out of routing. */
@@ -350,15 +358,21 @@ export function createQuotaService(deps: {
      */
     settle(reservation: Reservation, actual: Amounts, channel: RuntimeChannel | undefined): Maybe<void> {
       const entries = reservation.plan.entries;
-      const settlements = reservation.charges.map((charge, index) => ({
-        key: charge.key,
-        tenantId: charge.tenantId,
-        reserved: charge.amount,
-        used: actual[(entries[index] as PlanEntry).metric],
-        ttlSeconds: charge.ttlSeconds,
-      }));
+      const charges = reservation.charges;
+      const settlements: Settlement[] = new Array(charges.length);
       // Each settlement's maximum, in the same order.
-      const maxima = reservation.charges.map((charge) => charge.max);
+      const maxima: number[] = new Array(charges.length);
+      for (let index = 0; index < charges.length; index++) {
+        const charge = charges[index] as Charge;
+        settlements[index] = {
+          key: charge.key,
+          tenantId: charge.tenantId,
+          reserved: charge.amount,
+          used: actual[(entries[index] as PlanEntry).metric],
+          ttlSeconds: charge.ttlSeconds,
+        };
+        maxima[index] = charge.max;
+      }
       if (!channel || channel.limits.length === 0) return settled(settlements, maxima);
       return after(timeZone(reservation.plan.tenantId), (zone) => {
         for (const limit of channel.limits) {

@@ -11,6 +11,15 @@ export interface Charge {
   ttlSeconds: number;
 }
 
+/** A reservation turned into actual use: `reserved` released, `used` added. */
+export interface Settlement {
+  key: string;
+  tenantId: string;
+  reserved: number;
+  used: number;
+  ttlSeconds: number;
+}
+
 export interface CounterState {
   used: number;
   reserved: number;
@@ -24,7 +33,7 @@ export interface QuotaStore {
   /** On success, `totals` holds each counter's used + reserved right after this reservation. */
   reserve(charges: Charge[]): Maybe<{ ok: true; totals: number[] } | { ok: false; key: string }>;
   /** Answers each counter's settled use right after this settlement, in the same order. */
-  settle(settlements: { key: string; tenantId: string; reserved: number; used: number; ttlSeconds: number }[]): Maybe<number[]>;
+  settle(settlements: Settlement[]): Maybe<number[]>;
   read(keys: string[]): Promise<Map<string, CounterState>>;
   /** Seeds a counter's settled use from the database when this store has not seen it yet. */
   seed(key: string, used: number, ttlSeconds: number): Promise<void>;
@@ -44,24 +53,32 @@ export function createMemoryQuotaStore(): QuotaStore {
   };
   return {
     reserve(charges) {
-      for (const charge of charges) {
+      // The counters looked up once, checked all, then added to: all or none.
+      const found: CounterState[] = new Array(charges.length);
+      for (let index = 0; index < charges.length; index++) {
+        const charge = charges[index] as Charge;
         const counter = get(charge.key);
         if (counter.used + counter.reserved + charge.amount > charge.max) return { ok: false, key: charge.key };
+        found[index] = counter;
       }
-      const totals = charges.map((charge) => {
-        const counter = get(charge.key);
-        counter.reserved += charge.amount;
-        return counter.used + counter.reserved;
-      });
+      const totals: number[] = new Array(charges.length);
+      for (let index = 0; index < charges.length; index++) {
+        const counter = found[index] as CounterState;
+        counter.reserved += (charges[index] as Charge).amount;
+        totals[index] = counter.used + counter.reserved;
+      }
       return { ok: true, totals };
     },
     settle(settlements) {
-      return settlements.map((settlement) => {
+      const used: number[] = new Array(settlements.length);
+      for (let index = 0; index < settlements.length; index++) {
+        const settlement = settlements[index] as Settlement;
         const counter = get(settlement.key);
         counter.reserved = Math.max(0, counter.reserved - settlement.reserved);
         counter.used += settlement.used;
-        return counter.used;
-      });
+        used[index] = counter.used;
+      }
+      return used;
     },
     async read(keys) {
       return new Map(keys.map((key) => [key, { ...get(key) }]));
