@@ -245,7 +245,13 @@ async function main() {
       sections.push(report(shape, results.get("bare") as Attribution, results.get("lyss") as Attribution));
     }
   } finally {
-    for (const target of targets) fs.rmSync(`/tmp/perf-${target.pid}.map`, { force: true });
+    // `--perf-basic-prof` also leaves V8's log of each process in its working directory.
+    for (const target of targets) {
+      fs.rmSync(`/tmp/perf-${target.pid}.map`, { force: true });
+      for (const file of fs.readdirSync(root)) {
+        if (file.startsWith("isolate-") && file.endsWith(`-${target.pid}-v8.log`)) fs.rmSync(path.join(root, file), { force: true });
+      }
+    }
   }
   console.log(
     [

@@ -143,6 +143,26 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(page.body.data[0]).toMatchObject({ status_code: 200, stream: true, completion_tokens: usage?.completion_tokens });
   });
 
+  it("passes the padding OpenAI adds to each streamed frame on as it came, renamed model or not", async () => {
+    for (const model of ["gpt-4o-mini", "smart"]) {
+      const raw = await fetch(`${baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model, messages: [{ role: "user", content: "padded" }], stream: true }),
+      });
+      const chunks = (await raw.text())
+        .split("\n\n")
+        .filter((event) => event.startsWith("data: {"))
+        .map((event) => JSON.parse(event.slice(6)) as { model: string; obfuscation?: string; choices: { delta: { content?: string } }[] });
+      expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("")).toBe("Hello from the simulator. You said: padded");
+      expect(new Set(chunks.map((chunk) => chunk.model))).toEqual(new Set([model]));
+      // Each frame's own padding, not one frame's for all.
+      const paddings = chunks.map((chunk) => chunk.obfuscation);
+      expect(paddings.every((value) => typeof value === "string" && value.length > 0)).toBe(true);
+      expect(new Set(paddings).size).toBeGreaterThan(3);
+    }
+  });
+
   it("streams tool calls with their arguments in pieces", async () => {
     const stream = client.chat.completions.stream({
       model: "gpt-4o-mini",

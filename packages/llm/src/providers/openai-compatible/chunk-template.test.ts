@@ -20,6 +20,18 @@ function both(frames: StreamFrame[]) {
   return { templated: frames.map((frame) => decoder.decode(frame)), parsed: frames.map(decodeCompatibleFrame) };
 }
 
+/** Streams of up to ten of the frames `frame` makes, compact or spaced, decode exactly as a parse of each frame does. */
+function decodesAsParsed(frame: fc.Arbitrary<unknown>) {
+  fc.assert(
+    fc.property(fc.array(frame, { minLength: 1, maxLength: 10 }), fc.boolean(), (values, spaced) => {
+      const frames = values.map((value) => ({ data: JSON.stringify(value, null, spaced ? 1 : undefined) }));
+      const { templated, parsed } = both(frames);
+      expect(templated).toEqual(parsed);
+    }),
+    { numRuns: 500 },
+  );
+}
+
 describe("OpenAI-format stream chunks decoded through a template", () => {
   it("decodes any delta text exactly as a parse does, whatever its escapes and spacing", () => {
     const text = fc.oneof(
@@ -131,14 +143,7 @@ describe("OpenAI-format stream chunks decoded through a template", () => {
         chunk({}, { choices: [{ index: 0, delta: {}, finish_reason: null }], usage: { prompt_tokens: 1 } }),
       ),
     );
-    fc.assert(
-      fc.property(fc.array(frame, { minLength: 1, maxLength: 10 }), fc.boolean(), (values, spaced) => {
-        const frames = values.map((value) => ({ data: JSON.stringify(value, null, spaced ? 1 : undefined) }));
-        const { templated, parsed } = both(frames);
-        expect(templated).toEqual(parsed);
-      }),
-      { numRuns: 500 },
-    );
+    decodesAsParsed(frame);
   });
 
   it("does not take a string elsewhere in the chunk for the delta's text", () => {
@@ -159,5 +164,41 @@ describe("OpenAI-format stream chunks decoded through a template", () => {
     ] as const) {
       expect(other.decode(escaped(value, extra))).toEqual(decodeCompatibleFrame(escaped(value, extra)));
     }
+  });
+
+  it("reads frames padded with a different obfuscation value each off the template, as a parse does", () => {
+    // OpenAI pads every streamed delta with random characters (`stream_options.include_obfuscation`).
+    const frames = ["Hel", "lo", ", ", "wor", "ld"].map((content, index) => ({
+      data: JSON.stringify(chunk({ content }, { usage: null, obfuscation: "x".repeat(index * 3 + 1) })),
+    }));
+    const decoder = compatibleStreamDecoder();
+    const parse = vi.spyOn(JSON, "parse");
+    try {
+      const decoded = frames.map((frame) => decoder.decode(frame));
+      // The first frame, and the check of where its padding sits.
+      expect(parse.mock.calls.length).toBe(2);
+      expect(decoded).toEqual(frames.map(decodeCompatibleFrame));
+      expect(decoded.map((item) => (item.chunks[0] as { obfuscation?: string }).obfuscation)).toEqual([
+        "x",
+        "xxxx",
+        "x".repeat(7),
+        "x".repeat(10),
+        "x".repeat(13),
+      ]);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it("decodes padded frames exactly as a parse does, whatever the padding and the text", () => {
+    const padding = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("", '"', "\\", 'a"', "a\\", '"obfuscation":"'));
+    const text = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('"', "\\", '","obfuscation":"'));
+    const frame = fc.oneof(
+      fc.tuple(text, padding).map(([content, pad]) => chunk({ content }, { usage: null, obfuscation: pad })),
+      fc.tuple(text, padding).map(([content, pad]) => chunk({ content }, { obfuscation: pad, usage: null })),
+      text.map((content) => chunk({ content }, { usage: null })),
+      padding.map((pad) => chunk({}, { usage: null, obfuscation: pad }, "stop")),
+    );
+    decodesAsParsed(frame);
   });
 });

@@ -4,13 +4,16 @@ type TextField = "content" | "reasoning_content";
 
 /**
  * What a stream's decoder has learned: the template chunk, its text before and after the delta's
- * string, and that text split around the delta for the finishing chunk (`reasonAt` -1: none).
+ * string, and that text split around the delta for the finishing chunk (`reasonAt` -1: none). When
+ * the chunk carries a padding that changes with every frame (`"obfuscation":"…"`), `suffix` ends
+ * where the padding's value starts and `trailer` is the text from its closing quote on.
  */
 export interface TemplateState {
   template: ChatChunk;
   field: TextField;
   prefix: string;
   suffix: string;
+  trailer: string | undefined;
   head: string;
   tail: string;
   reasonAt: number;
@@ -94,6 +97,36 @@ function located(before: string, after: string, field: TextField): boolean {
 }
 
 const DELTA_KEY = '"delta":';
+/**
+ * A chunk's field of random characters that differs in every frame: OpenAI pads each streamed delta
+ * with one (`stream_options.include_obfuscation`, on by default), against side channels on the size.
+ */
+const PADDING_KEY = '"obfuscation":"';
+
+/** The chunk's padding, when it has one. */
+const paddingOf = (chunk: ChatChunk): string | undefined => {
+  const value = (chunk as { obfuscation?: unknown }).obfuscation;
+  return typeof value === "string" ? value : undefined;
+};
+
+/**
+ * Where the chunk's padding value sits in `after` (the text after the delta's string), when it is
+ * there once and is the chunk's own: checked by parsing the text again with another value there.
+ */
+function paddingIn(before: string, after: string, padding: string): { start: number; end: number } | undefined {
+  if (after.includes("\\") || before.includes("\\")) return undefined;
+  const key = onlyAt(after, PADDING_KEY);
+  if (key < 0) return undefined;
+  const start = key + PADDING_KEY.length;
+  const end = after.indexOf('"', start);
+  if (end < 0 || after.slice(start, end) !== padding) return undefined;
+  try {
+    const probe = JSON.parse(`${before}${after.slice(0, start)}\\u0001${after.slice(end)}`) as { obfuscation?: unknown };
+    return probe.obfuscation === "\u0001" ? { start, end } : undefined;
+  } catch {
+    return undefined;
+  }
+}
 const FINISH_KEY = '"finish_reason":';
 /** A finish reason as providers spell it ("stop", "length", "tool_calls", "content_filter", …). */
 const PLAIN_REASON = /^[a-z_]{1,40}$/;
@@ -134,6 +167,9 @@ function openingDelta(chunk: ChatChunk): boolean {
 export function chunkTemplates() {
   let prefix = "";
   let suffix = "";
+  let trailer: string | undefined;
+  // The padding of the frame `textOf` matched last.
+  let padding = "";
   let template: ChatChunk | undefined;
   let field: TextField = "content";
   let learned = 0;
@@ -147,6 +183,13 @@ export function chunkTemplates() {
   function adopt(before: string, after: string, name: TextField, chunk: ChatChunk) {
     prefix = before;
     suffix = after;
+    trailer = undefined;
+    const padded = paddingOf(chunk);
+    const at = padded === undefined ? undefined : paddingIn(before, after, padded);
+    if (at) {
+      suffix = after.slice(0, at.start);
+      trailer = after.slice(at.end);
+    }
     field = name;
     template = chunk;
     reasonAt = -1;
@@ -189,11 +232,30 @@ export function chunkTemplates() {
     });
   }
 
+  /** Where the delta's string ends in a frame that fits the current template (and its padding, if any); -1 otherwise. */
+  function textEnd(data: string): number {
+    if (trailer === undefined) {
+      const end = data.length - suffix.length;
+      // (Sliced equality: quicker in V8 than startsWith and endsWith.)
+      if (end < prefix.length || data.slice(0, prefix.length) !== prefix || data.slice(end) !== suffix) return -1;
+      return end;
+    }
+    // The padding's value holds no quote: its opening quote is the last one before the trailer.
+    const close = data.length - trailer.length;
+    if (close < prefix.length + suffix.length || data.slice(close) !== trailer) return -1;
+    const open = data.lastIndexOf('"', close - 1);
+    const end = open + 1 - suffix.length;
+    if (end < prefix.length || data.slice(0, prefix.length) !== prefix || data.slice(end, open + 1) !== suffix) return -1;
+    const value = data.slice(open + 1, close);
+    if (value.includes("\\")) return -1;
+    padding = value;
+    return end;
+  }
+
   /** The delta's text of a frame that fits the current template. */
   function textOf(data: string): string | undefined {
-    const end = data.length - suffix.length;
-    // (Sliced equality: quicker in V8 than startsWith and endsWith.)
-    if (!template || end < prefix.length || data.slice(0, prefix.length) !== prefix || data.slice(end) !== suffix) return undefined;
+    const end = template ? textEnd(data) : -1;
+    if (end < 0) return undefined;
     const body = data.slice(prefix.length, end);
     if (!NEEDS_DECODING.test(body)) return body;
     try {
@@ -207,11 +269,12 @@ export function chunkTemplates() {
     textOf,
 
     /** What has been learned so far; undefined before a template. */
-    state: (): TemplateState | undefined => (template ? { template, field, prefix, suffix, head, tail, reasonAt, learned } : undefined),
+    state: (): TemplateState | undefined =>
+      template ? { template, field, prefix, suffix, trailer, head, tail, reasonAt, learned } : undefined,
 
     /** Goes on from what another stream's decoder learned (an opening like this stream's). */
     resume(state: TemplateState) {
-      ({ template, field, prefix, suffix, head, tail, reasonAt, learned } = state);
+      ({ template, field, prefix, suffix, trailer, head, tail, reasonAt, learned } = state);
     },
 
     /** The plain text chunk frames are compared with; its delta's one field is where their text goes. */
@@ -223,6 +286,7 @@ export function chunkTemplates() {
       if (text === undefined || !template) return finishOf(data);
       const choice = template.choices[0] as ChatChunk["choices"][number];
       const delta = field === "content" ? { content: text } : { reasoning_content: text };
+      if (trailer !== undefined) return { ...template, obfuscation: padding, choices: [{ ...choice, delta }] } as ChatChunk;
       return { ...template, choices: [{ ...choice, delta }] };
     },
 

@@ -17,6 +17,9 @@ export function conversationOf(messages: ChatMessage[]) {
 
 const sse = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`;
 
+/** A frame's padding, as OpenAI's stream obfuscation adds one: letters and digits of a length that varies. */
+const padding = (index: number) => "Zq3xY7pLw0Kd".slice(0, 1 + ((index * 5) % 11));
+
 /** OpenAI's chat completions, embeddings and models, at any path prefix (`/v1`, `/v4`, `/api/v1`, …). */
 export function openAIProtocol(options: { models?: string[] } = {}): SimProtocol {
   const models = options.models ?? ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"];
@@ -97,6 +100,9 @@ export function openAIProtocol(options: { models?: string[] } = {}): SimProtocol
         });
         return;
       }
+      // OpenAI pads each streamed delta with random characters unless asked not to (`include_obfuscation`).
+      const padded = (body.stream_options as { include_obfuscation?: boolean } | undefined)?.include_obfuscation !== false;
+      let frameIndex = 0;
       const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
         sse({
           id,
@@ -104,6 +110,7 @@ export function openAIProtocol(options: { models?: string[] } = {}): SimProtocol
           created,
           model: body.model,
           choices: [{ index: 0, delta, finish_reason: finishReason }],
+          ...(padded ? { obfuscation: padding(frameIndex++) } : {}),
         });
       const frames = [chunk({ role: "assistant", content: "" })];
       if (reply.toolCall) {
