@@ -101,13 +101,28 @@ const DELTA_KEY = '"delta":';
  * A chunk's field of random characters that differs in every frame: OpenAI pads each streamed delta
  * with one (`stream_options.include_obfuscation`, on by default), against side channels on the size.
  */
-const PADDING_KEY = '"obfuscation":"';
+export const PADDING_KEY = '"obfuscation":"';
 
 /** The chunk's padding, when it has one. */
-const paddingOf = (chunk: ChatChunk): string | undefined => {
+export const paddingOf = (chunk: ChatChunk): string | undefined => {
   const value = (chunk as { obfuscation?: unknown }).obfuscation;
   return typeof value === "string" ? value : undefined;
 };
+
+/**
+ * The padding of a text that should be `head`, a padding's value (no quote or backslash in it), then
+ * `trailer`; undefined when the text is not that.
+ */
+export function paddingBetween(text: string, head: string, trailer: string): string | undefined {
+  const end = text.length - trailer.length;
+  if (end < head.length || text.slice(0, head.length) !== head || text.slice(end) !== trailer) return undefined;
+  const value = text.slice(head.length, end);
+  return value.includes('"') || value.includes("\\") ? undefined : value;
+}
+
+/** The chunk with the padding of its own frame. */
+export const withPadding = (chunk: ChatChunk, padding: string | undefined): ChatChunk =>
+  padding === undefined ? chunk : ({ ...chunk, obfuscation: padding } as ChatChunk);
 
 /**
  * Where the chunk's padding value sits in `after` (the text after the delta's string), when it is
@@ -198,7 +213,8 @@ export function chunkTemplates() {
     // Without escapes every quote is a string's edge, so a key spelled once is the one the chunk has.
     if (!onceIn(before, after, '"delta"') || !onceIn(before, after, '"finish_reason"')) return;
     head = before.slice(0, before.length - opening.length + DELTA_KEY.length);
-    tail = after.slice(2);
+    // (To the padding's value, when the chunk has one: `finishOf` reads the trailer apart.)
+    tail = (trailer === undefined ? after : suffix).slice(2);
     const key = tail.indexOf(`${FINISH_KEY}null`);
     if (key >= 0 && chunk.choices[0]?.finish_reason === null) reasonAt = key + FINISH_KEY.length;
   }
@@ -212,9 +228,14 @@ export function chunkTemplates() {
     if (data.slice(head.length + 2, start) !== tail.slice(0, reasonAt)) return undefined;
     const close = data.indexOf('"', start + 1);
     const reason = close < 0 ? "" : data.slice(start + 1, close);
-    if (!PLAIN_REASON.test(reason) || data.slice(close + 1) !== tail.slice(reasonAt + 4)) return undefined;
+    if (!PLAIN_REASON.test(reason)) return undefined;
+    const rest = data.slice(close + 1);
+    const expected = tail.slice(reasonAt + 4);
+    const padded = trailer === undefined ? undefined : paddingBetween(rest, expected, trailer);
+    if (trailer === undefined ? rest !== expected : padded === undefined) return undefined;
     const choice = template.choices[0] as ChatChunk["choices"][number];
-    return { ...template, choices: [{ ...choice, delta: {}, finish_reason: reason as ChatChunk["choices"][number]["finish_reason"] }] };
+    const finish = reason as ChatChunk["choices"][number]["finish_reason"];
+    return withPadding({ ...template, choices: [{ ...choice, delta: {}, finish_reason: finish }] }, padded);
   }
 
   /** Takes the opening role chunk's text, with `{"content":"…"}` for its delta, as the template. */
@@ -286,8 +307,9 @@ export function chunkTemplates() {
       if (text === undefined || !template) return finishOf(data);
       const choice = template.choices[0] as ChatChunk["choices"][number];
       const delta = field === "content" ? { content: text } : { reasoning_content: text };
-      if (trailer !== undefined) return { ...template, obfuscation: padding, choices: [{ ...choice, delta }] } as ChatChunk;
-      return { ...template, choices: [{ ...choice, delta }] };
+      const choices = [{ ...choice, delta }];
+      // (One copy of the template either way: the padding put in as it is copied.)
+      return trailer === undefined ? { ...template, choices } : ({ ...template, choices, obfuscation: padding } as ChatChunk);
     },
 
     /** Keeps a parsed frame as the template when it is a plain text chunk whose text can be located. */

@@ -23,6 +23,14 @@ function stream(id: string, created: number, texts: string[], model = "gpt-x"): 
   ];
 }
 
+/** The same stream with OpenAI's padding (`"obfuscation":"…"`, random characters) on each of its delta chunks. */
+function padded(id: string, created: number, texts: string[], paddings: string[]): string[] {
+  return stream(id, created, texts).map((frame, index, frames) => {
+    if (index === frames.length - 1) return frame;
+    return `${frame.slice(0, -1)},"usage":null,"obfuscation":${JSON.stringify(paddings[index % paddings.length] ?? "")}}`;
+  });
+}
+
 /** What one stream's decoder makes of the frames, and how many times it called JSON.parse. */
 function decodeAll(frames: string[], kept: ReturnType<typeof streamOpenings>) {
   const decoder = compatibleStreamDecoder(kept);
@@ -92,5 +100,37 @@ describe("stream openings kept across streams", () => {
     expect(decodeAll(stream("b", 2, [], "model-8"), kept).parses).toBe(1);
     expect(decodeAll(stream("b", 2, [], "model-1"), kept).parses).toBe(1);
     expect(decodeAll(stream("b", 2, [], "model-0"), kept).parses).toBe(2);
+  });
+
+  it("spare padded streams the parses too: the padding of each frame is its own", () => {
+    const kept = streamOpenings();
+    const firstFrames = padded("chatcmpl-a", 1_700_000_000, ["Hel", "lo"], ["Zq3", "x", "LwK0p", "7"]);
+    const first = decodeAll(firstFrames, kept);
+    // The opening, the check of where its padding sits, and the usage chunk.
+    expect(first.parses).toBe(3);
+    expect(first.decoded).toEqual(parsedEach(firstFrames));
+    const frames = padded("chatcmpl-b", 1_700_000_123, ["Good", "bye", "!"], ["q", "WeRt", "", "9Yh", "Pp2"]);
+    const second = decodeAll(frames, kept);
+    expect(second.parses).toBe(1);
+    expect(second.decoded).toEqual(parsedEach(frames));
+  });
+
+  it("decode padded streams that open like an earlier one exactly as a parse would, whatever the padding", () => {
+    const padding = fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('"', "\\", "a\\", '"}'));
+    const texts = fc.array(fc.string({ maxLength: 8 }), { minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(
+        fc.array(padding, { minLength: 1, maxLength: 5 }),
+        fc.array(padding, { minLength: 1, maxLength: 5 }),
+        texts,
+        (one, two, words) => {
+          const kept = streamOpenings();
+          decodeAll(padded("chatcmpl-a", 1, ["a"], one), kept);
+          const frames = padded("chatcmpl-b", 2, words, two);
+          expect(decodeAll(frames, kept).decoded).toEqual(parsedEach(frames));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

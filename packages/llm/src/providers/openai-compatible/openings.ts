@@ -1,5 +1,5 @@
 import type { ChatChunk } from "../../chat-types.ts";
-import { NEEDS_DECODING, onlyAt, type TemplateState } from "./chunk-template.ts";
+import { NEEDS_DECODING, onlyAt, PADDING_KEY, paddingBetween, paddingOf, type TemplateState, withPadding } from "./chunk-template.ts";
 
 /** Openings kept: about one per upstream model in use. */
 const KEPT = 8;
@@ -15,8 +15,10 @@ interface Opening {
   before: string;
   /** From the id's closing quote to the creation time's first digit. */
   between: string;
-  /** From the creation time's last digit on. */
+  /** From the creation time's last digit on (to the padding's value, when the chunk has one). */
   after: string;
+  /** From the padding value's closing quote on, when the chunk has one (OpenAI's, `"obfuscation":"…"`). */
+  trailer: string | undefined;
   /** How long the text up to the creation time's end was: the template's texts begin with it. */
   lead: number;
   chunk: ChatChunk;
@@ -57,7 +59,8 @@ export function streamOpenings() {
         const timeStart = idEnd + opening.between.length;
         if (idEnd < 0 || data.slice(idEnd, timeStart) !== opening.between) continue;
         const timeEnd = digitsEnd(data, timeStart);
-        if (data.slice(timeEnd) !== opening.after) continue;
+        const padding = opening.trailer === undefined ? undefined : paddingBetween(data.slice(timeEnd), opening.after, opening.trailer);
+        if (opening.trailer === undefined ? data.slice(timeEnd) !== opening.after : padding === undefined) continue;
         const id = data.slice(idStart, idEnd);
         const time = data.slice(timeStart, timeEnd);
         if (NEEDS_DECODING.test(id) || !WHOLE_NUMBER.test(time)) continue;
@@ -65,7 +68,7 @@ export function streamOpenings() {
         const lead = data.slice(0, timeEnd);
         const state = opening.state;
         return {
-          chunk: copyChunk(opening.chunk, id, created),
+          chunk: withPadding(copyChunk(opening.chunk, id, created), padding),
           state: {
             ...state,
             template: { ...state.template, id, created },
@@ -93,11 +96,23 @@ export function streamOpenings() {
       if (idEnd > timeKey || data.slice(idStart, idEnd) !== chunk.id || String(chunk.created) !== data.slice(timeStart, timeEnd)) return;
       const lead = data.slice(0, timeEnd);
       if (!state.prefix.startsWith(lead) || !state.head.startsWith(lead)) return;
+      // A padding (text that differs in every frame) is kept apart, as the template keeps it.
+      let after = data.slice(timeEnd);
+      let trailer: string | undefined;
+      const padding = paddingOf(chunk);
+      if (padding !== undefined) {
+        const key = onlyAt(after, PADDING_KEY);
+        const start = key + PADDING_KEY.length;
+        if (state.trailer === undefined || key < 0 || after.slice(start, start + padding.length + 1) !== `${padding}"`) return;
+        trailer = after.slice(start + padding.length);
+        after = after.slice(0, start);
+      }
       if (kept.length >= KEPT) kept.pop();
       kept.unshift({
         before: data.slice(0, idStart),
         between: data.slice(idEnd, timeStart),
-        after: data.slice(timeEnd),
+        after,
+        trailer,
         lead: timeEnd,
         chunk: copyChunk(chunk, chunk.id, chunk.created),
         state,
