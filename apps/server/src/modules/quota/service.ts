@@ -213,7 +213,7 @@ export function createQuotaService(deps: {
       const max = maxima[index] ?? 0;
       for (const threshold of THRESHOLDS) {
         const line = max * threshold;
-        if (after - item.used >= line || after < line) continue;
+        if (!(after - item.used < line && after >= line)) continue;
         const [scope, scopeId, metric, window] = parseKey(item.key);
         const event: ThresholdEvent = {
           tenantId: item.tenantId,

@@ -110,14 +110,14 @@ export const paddingOf = (chunk: ChatChunk): string | undefined => {
 };
 
 /**
- * The padding of a text that should be `head`, a padding's value (no quote or backslash in it), then
+ * The padding of a text that should be `head`, a padding's value (no quote, backslash or control character in it), then
  * `trailer`; undefined when the text is not that.
  */
 export function paddingBetween(text: string, head: string, trailer: string): string | undefined {
   const end = text.length - trailer.length;
   if (end < head.length || text.slice(0, head.length) !== head || text.slice(end) !== trailer) return undefined;
   const value = text.slice(head.length, end);
-  return value.includes('"') || value.includes("\\") ? undefined : value;
+  return NEEDS_DECODING.test(value) ? undefined : value;
 }
 
 /** The chunk with the padding of its own frame. */
@@ -268,7 +268,7 @@ export function chunkTemplates() {
     const end = open + 1 - suffix.length;
     if (end < prefix.length || data.slice(0, prefix.length) !== prefix || data.slice(end, open + 1) !== suffix) return -1;
     const value = data.slice(open + 1, close);
-    if (value.includes("\\")) return -1;
+    if (NEEDS_DECODING.test(value)) return -1;
     padding = value;
     return end;
   }

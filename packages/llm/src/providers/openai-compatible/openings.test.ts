@@ -133,4 +133,16 @@ describe("stream openings kept across streams", () => {
       { numRuns: 300 },
     );
   });
+
+  it("parse a frame whose padding holds a raw control character, as JSON refuses it", () => {
+    const kept = streamOpenings();
+    decodeAll(padded("chatcmpl-a", 1, ["a", "b"], ["Zq", "x1"]), kept);
+    // Raw (unescaped) control characters in the padding of the opening, a text chunk and the finishing chunk.
+    for (const raw of ["\u0000", "\t", "\n", "\u001f"]) {
+      const frames = padded("chatcmpl-b", 2, ["c"], ["PAD"]).map((frame) => frame.replace('"PAD"', `"p${raw}q"`));
+      const { decoded } = decodeAll(frames, kept);
+      expect(decoded).toEqual(parsedEach(frames));
+      expect(decoded.slice(0, 3).every((item) => item.error?.status === 502)).toBe(true);
+    }
+  });
 });
