@@ -17,6 +17,8 @@ import {
   startLyss,
   startProxy,
   tempDir,
+  threadIds,
+  threadKind,
 } from "./harness.ts";
 
 /**
@@ -115,8 +117,8 @@ interface Attribution {
 const emptyAttribution = (): Attribution => ({ requests: 0, threads: new Map(), categories: new Map(), symbols: new Map() });
 const bump = (map: Map<string, number>, key: string, by = 1) => map.set(key, (map.get(key) ?? 0) + by);
 
-/** The thread ids of a process. */
-const threadIds = (pid: number) => new Set(fs.readdirSync(`/proc/${pid}/task`));
+/** How the tables name each kind of thread. */
+const THREAD_LABEL = { main: "main", helpers: "V8 and libuv helpers", writer: "usage writer" } as const;
 
 /** Samples a process on the CPU clock until `stop` is called; answers the file perf wrote. */
 function record(pid: number, file: string): { stop: () => Promise<void> } {
@@ -144,7 +146,7 @@ function addSamples(into: Attribution, file: string, pid: number, helpers: Set<s
     if (!match) continue;
     const [, tid = "", rawSymbol = "", dso = ""] = match;
     const symbol = rawSymbol.replace(/\+0x[0-9a-f]+$/, "");
-    const thread = tid === String(pid) ? "main" : helpers.has(tid) ? "V8 and libuv helpers" : "usage writer";
+    const thread = THREAD_LABEL[threadKind(pid, tid, helpers)];
     bump(into.threads, thread);
     if (thread !== "main") continue;
     const source = symbol.startsWith("JS:") ? sourceOf(symbol, sources) : undefined;
@@ -163,7 +165,7 @@ function report(shape: Shape, bare: Attribution, lyss: Attribution): string {
   const total = (attribution: Attribution) => [...attribution.threads.values()].reduce((sum, value) => sum + value, 0);
   lines.push("| thread | bare | lyss | lyss − bare |", "|---|---:|---:|---:|");
   const threads = new Set([...bare.threads.keys(), ...lyss.threads.keys()]);
-  for (const thread of ["main", "usage writer", "V8 and libuv helpers"].filter((name) => threads.has(name))) {
+  for (const thread of [THREAD_LABEL.main, THREAD_LABEL.writer, THREAD_LABEL.helpers].filter((name) => threads.has(name))) {
     const b = micros(bare.threads.get(thread) ?? 0, bare.requests);
     const l = micros(lyss.threads.get(thread) ?? 0, lyss.requests);
     lines.push(`| ${thread} | ${format(b)} | ${format(l)} | ${format(l - b)} |`);
@@ -220,7 +222,6 @@ async function main() {
     { name: "bare", pid: bare.child.pid, origin: `http://127.0.0.1:${bare.port}`, headers: {} },
     { name: "lyss", pid: lyss.child.pid, origin: `http://127.0.0.1:${port}`, headers: { authorization: `Bearer ${token.key}` } },
   ];
-  // Threads there before any load are V8's and libuv's; Lyss's usage writer starts with the first batch.
   const helpers = new Map(targets.map((target) => [target.name, threadIds(target.pid as number)]));
   const sources = bundleSources();
   const dir = tempDir("lyss-perf-");

@@ -383,3 +383,10 @@ export async function drive(
     errors: result.errors + result.timeouts,
   };
 }
+
+/** A process's thread ids now. Taken before any load, they are V8's and libuv's helpers (every thread is named "node"). */
+export const threadIds = (pid: number) => new Set(fs.readdirSync(`/proc/${pid}/task`));
+
+/** Which thread of process `pid` `tid` is: its serving thread, a helper there before the load (`helpers`), or Lyss's usage writer (it starts with the first batch). */
+export const threadKind = (pid: number, tid: string, helpers: Set<string>): "main" | "helpers" | "writer" =>
+  tid === String(pid) ? "main" : helpers.has(tid) ? "helpers" : "writer";

@@ -13,6 +13,8 @@ import {
   startLyss,
   startProxy,
   tempDir,
+  threadIds,
+  threadKind,
 } from "./harness.ts";
 
 /**
@@ -63,8 +65,7 @@ async function main() {
   // Every thread is named "node": the ones there once a target serves are V8's and libuv's helpers, and
   // one started later is Lyss's usage writer (it starts with the first batch).
   const helpers = new Map<number | undefined, Set<string>>();
-  for (const child of [bare.child, floor.child, lyss.child])
-    helpers.set(child.pid, new Set(child.pid ? threadTimes(child.pid).keys() : []));
+  for (const child of [bare.child, floor.child, lyss.child]) helpers.set(child.pid, child.pid ? threadIds(child.pid) : new Set());
   const targets: Target[] = [
     { name: "bare", pid: bare.child.pid, origin: `http://127.0.0.1:${bare.port}`, headers: {} },
     { name: "floor", pid: floor.child.pid, origin: `http://127.0.0.1:${floor.port}`, headers: {} },
@@ -84,7 +85,7 @@ async function main() {
       const rows = new Map<string, { user: number; system: number }>();
       for (const [tid, now] of after) {
         const then = before.get(tid) ?? { user: 0, system: 0 };
-        const name = tid === String(target.pid) ? "main" : helpers.get(target.pid)?.has(tid) ? "helpers" : "writer";
+        const name = threadKind(target.pid, tid, helpers.get(target.pid) ?? new Set());
         const row = rows.get(name) ?? { user: 0, system: 0 };
         row.user += ((now.user - then.user) * 1e6) / requests;
         row.system += ((now.system - then.system) * 1e6) / requests;

@@ -101,15 +101,15 @@ const TTL: Record<Window, number> = { total: 0, day: 3 * 24 * 3600, month: 40 * 
 /** Characters per token for the admission estimate; settled with the real count afterwards. */
 const CHARS_PER_TOKEN = 3;
 
-/** The metrics in the order their remaining-quota headers are written. */
-const METRICS: readonly Limit["metric"][] = ["requests", "tokens", "cost_micro_usd"];
-
 /** The header that answers what is left of the token's own limits of each metric. */
 const REMAINING_HEADER: Record<Limit["metric"], string> = {
   requests: "x-lyss-quota-remaining-requests",
   tokens: "x-lyss-quota-remaining-tokens",
   cost_micro_usd: "x-lyss-quota-remaining-cost-micro-usd",
 };
+
+/** The metrics, in the order their remaining-quota headers are written. */
+const METRICS = Object.keys(REMAINING_HEADER) as Limit["metric"][];
 
 /**
  * Multi-dimensional quotas. Admission reserves an estimate against every limit of the token, the
