@@ -1,6 +1,6 @@
 import { validate, version } from "uuid";
 import { describe, expect, it } from "vitest";
-import { newId } from "./ids.ts";
+import { newId, writeNewId } from "./ids.ts";
 
 describe("newId", () => {
   it("makes valid, unique v7 UUIDs that ascend in the order they were made, across pool refills", () => {
@@ -17,5 +17,22 @@ describe("newId", () => {
     const ms = Number.parseInt(id.replace(/-/g, "").slice(0, 12), 16);
     expect(ms).toBeGreaterThanOrEqual(before);
     expect(ms).toBeLessThanOrEqual(Date.now() + 1);
+  });
+
+  it("writes an id's text into bytes as newId answers it, in the same ascending order", () => {
+    const into = new Uint8Array(40);
+    const ids: string[] = [];
+    for (let index = 0; index < 3000; index++) {
+      if (index % 3 === 0) ids.push(newId());
+      else {
+        writeNewId(into, 2);
+        ids.push(Buffer.from(into.subarray(2, 38)).toString("latin1"));
+      }
+    }
+    expect(ids.every((id) => validate(id) && version(id) === 7 && id === id.toLowerCase())).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort()).toEqual(ids);
+    // Nothing written outside its 36 bytes.
+    expect([into[0], into[1], into[38], into[39]]).toEqual([0, 0, 0, 0]);
   });
 });

@@ -1,7 +1,7 @@
-import type { UsageLogsTable } from "../../db/schema.ts";
 import type { HistogramSeries } from "../../infra/histogram.ts";
 import type { ChannelGaugeSample, Metrics } from "../../infra/metrics.ts";
 import type { ChannelStats } from "../gateway/channel-stats.ts";
+import type { UsageRecord } from "../usage/recorder.ts";
 
 const CIRCUIT_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
 
@@ -32,7 +32,7 @@ export function createGatewayMetricsRecorder(metrics: Metrics) {
   let channelId: string | null = null;
   let statusCode = 0;
 
-  function totalsFor(record: UsageLogsTable): CallTotals {
+  function totalsFor(record: UsageRecord): CallTotals {
     const channel = record.channel_id ?? "none";
     const status = String(record.status_code);
     const key = `${record.tenant_id}\u0000${record.requested_model}\u0000${channel}\u0000${status}`;
@@ -67,7 +67,7 @@ export function createGatewayMetricsRecorder(metrics: Metrics) {
 
   metrics.beforeScrape(apply);
   return {
-    record(record: UsageLogsTable) {
+    record(record: UsageRecord) {
       if (
         !entry ||
         record.tenant_id !== tenant ||

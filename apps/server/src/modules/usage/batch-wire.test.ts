@@ -1,7 +1,9 @@
 import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import fc from "fast-check";
+import { validate, version } from "uuid";
 import { describe, expect, it } from "vitest";
 import type { UsageLogsTable } from "../../db/schema.ts";
+import { newId } from "../../infra/ids.ts";
 import { BatchPacker, type PackedBatch, packBatch, unpackBatch } from "./batch-wire.ts";
 import type { UsageBatch } from "./batch-write.ts";
 
@@ -124,5 +126,24 @@ describe("usage batches packed for the writer thread", () => {
     expect(packed.texts).toContain("é-2");
     expect(packed.texts).toContain("r".repeat(300));
     expect(unpackBatch(across(packed)).records).toEqual(records);
+  });
+
+  it("gives a record packed without an id a fresh time-ordered UUID, made as bytes", () => {
+    const base = fc.sample(record, { numRuns: 1, seed: 11 })[0] as UsageLogsTable;
+    const { id: _given, ...withoutId } = base;
+    const packer = new BatchPacker();
+    const before = newId();
+    for (let index = 0; index < 300; index++) packer.add({ ...withoutId });
+    const after = newId();
+    const packed = packer.take("b", "x", []);
+    const records = unpackBatch(across(packed)).records;
+    const ids = records.map((one) => one.id);
+    expect(ids.every((id) => validate(id) && version(id) === 7)).toBe(true);
+    expect(new Set(ids).size).toBe(300);
+    // In the order they were made, between the ids made before and after them.
+    expect([before, ...ids, after]).toEqual([before, ...ids, after].sort());
+    expect(records.map(({ id: _id, ...rest }) => rest)).toEqual(records.map(() => withoutId));
+    // No id string was kept in the batch's text values.
+    expect(packed.texts.some((value) => value !== null && validate(value))).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
 import { fieldCopier } from "../../db/field-copier.ts";
 import type { UsageLogsTable } from "../../db/schema.ts";
+import { writeNewId } from "../../infra/ids.ts";
 import type { UsageBatch } from "./batch-write.ts";
 
 type Row = UsageLogsTable;
@@ -47,6 +48,9 @@ const BYTE_COLUMNS: readonly (typeof TEXT_COLUMNS)[number][] = ["id", "request_i
 const IN_BYTES = TEXT_COLUMNS.map((column) => BYTE_COLUMNS.includes(column));
 /** The longest value kept in bytes (its length goes in the byte before it). */
 const MAX_BYTES = 255;
+const ID = TEXT_COLUMNS.indexOf("id");
+/** A UUID's text. */
+const ID_LENGTH = 36;
 
 /**
  * A usage batch as the recorder keeps it and as it crosses to the writer thread: the records by column
@@ -112,16 +116,17 @@ export class BatchPacker {
   /** Records packed since the last `take`. */
   count = 0;
 
-  add(record: Row) {
+  /** Packs a record; one without an id (absent or null) gets a fresh one, written as bytes (the string is never made). */
+  add(record: Omit<Row, "id"> & { id?: string }) {
     this.numbers = atLeast(this.numbers, (this.count + 1) * NUMBER_COLUMNS.length);
     this.textIndexes = atLeast(this.textIndexes, (this.count + 1) * TEXT_COLUMNS.length);
-    packNumbers(record, this.numbers, this.count * NUMBER_COLUMNS.length);
+    packNumbers(record as Row, this.numbers, this.count * NUMBER_COLUMNS.length);
     const { values, last, lastAt, texts, textIndexes } = this;
-    copyTexts(record, values, 0);
+    copyTexts(record as Row, values, 0);
     let t = this.count * TEXT_COLUMNS.length;
     for (let c = 0; c < values.length; c++) {
       const value = values[c] as string | null;
-      const at = IN_BYTES[c] && value !== null ? this.addChars(value) : -1;
+      const at = c === ID && value === null ? this.addNewId() : IN_BYTES[c] && value !== null ? this.addChars(value) : -1;
       if (at >= 0) {
         textIndexes[t++] = ~at;
         continue;
@@ -154,6 +159,17 @@ export class BatchPacker {
     this.charsUsed = 0;
     this.last.fill(undefined);
     return packed;
+  }
+
+  /** Writes a fresh id into `chars`, after its length: where it went. */
+  private addNewId(): number {
+    const chars = atLeast(this.chars, this.charsUsed + 1 + ID_LENGTH);
+    this.chars = chars;
+    const at = this.charsUsed;
+    chars[at] = ID_LENGTH;
+    writeNewId(chars, at + 1);
+    this.charsUsed = at + 1 + ID_LENGTH;
+    return at;
   }
 
   /** Copies an ASCII value into `chars`, after its length: where it went, or -1 (not ASCII, or too long). */

@@ -32,7 +32,7 @@ export function createUsageRecorder(
   const pending = new BatchPacker();
   let failed: PackedBatch | undefined;
   let flushing: Promise<void> | undefined;
-  const listeners = new Set<(record: UsageLogsTable) => void>();
+  const listeners = new Set<(record: UsageRecord) => void>();
 
   /** Writes a batch; answers whether it landed. */
   async function write(batch: PackedBatch): Promise<boolean> {
@@ -67,18 +67,15 @@ export function createUsageRecorder(
   timer.unref();
 
   return {
-    /** Queues one record (packed: the object is not kept). */
+    /** Queues one record (packed, with a fresh id: the object is not kept). */
     record(record: UsageRecord) {
-      // The record is the caller's fresh object: it gets its id in place instead of being copied.
-      const row = record as UsageLogsTable;
-      row.id = newId();
-      pending.add(row);
-      for (const listener of listeners) listener(row);
+      pending.add(record);
+      for (const listener of listeners) listener(record);
       // After a failure the timer retries: not every record while the database is away.
       if (pending.count >= batchSize && !failed) void flush();
     },
     /** Observers of each record as it is made (metrics, live views). */
-    onRecord(listener: (record: UsageLogsTable) => void) {
+    onRecord(listener: (record: UsageRecord) => void) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
