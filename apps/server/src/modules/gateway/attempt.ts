@@ -48,27 +48,32 @@ export function contextFor(channel: RuntimeChannel, publicModel: string, rawBody
 
 /**
  * One attempt's signal: the client's cancellation, plus the channel's total time limit; released (timer
- * cleared, listener removed) as soon as the exchange is over.
+ * cleared, let go of by the call's cancel) as soon as the exchange is over.
  */
-function upstreamDeadline(client: Cancel, timeoutMs: number) {
-  const cancel = new Cancel();
-  let expired = false;
-  const timer = setTimeout(() => {
-    expired = true;
-    cancel.abort(new DOMException("upstream timed out", "TimeoutError"));
-  }, timeoutMs);
-  timer.unref();
-  const forward = () => cancel.abort(client.reason);
-  if (client.aborted) forward();
-  else client.once("abort", forward);
-  return {
-    signal: cancel,
-    timedOut: () => expired,
-    release() {
-      clearTimeout(timer);
-      client.off("abort", forward);
-    },
+class AttemptDeadline extends Cancel {
+  expired = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly client: Cancel,
+    timeoutMs: number,
+  ) {
+    super();
+    this.timer = setTimeout(expire, timeoutMs, this);
+    this.timer.unref();
+    client.lead(this);
+  }
+
+  /** The exchange is over (bound: it is the body's "close" listener). */
+  readonly done = () => {
+    clearTimeout(this.timer);
+    this.client.release(this);
   };
+}
+
+function expire(deadline: AttemptDeadline) {
+  deadline.expired = true;
+  deadline.abort(new DOMException("upstream timed out", "TimeoutError"));
 }
 
 /**
@@ -85,28 +90,29 @@ export async function attempt(
 ): Promise<AttemptOutcome> {
   const started = performance.now();
   stats.started(channel.id, channel.tenantId);
-  const deadline = upstreamDeadline(signal, channel.timeoutMs);
+  const deadline = new AttemptDeadline(signal, channel.timeoutMs);
   let response: Dispatcher.ResponseData;
   try {
     response = await upstream.send(request, {
       firstByteMs: channel.firstByteTimeoutMs,
       totalMs: channel.timeoutMs,
-      signal: deadline.signal,
+      signal: deadline,
     });
   } catch (error) {
-    deadline.release();
+    deadline.done();
     if (signal.aborted) {
       stats.released(channel.id);
       return { kind: "aborted" };
     }
-    const timedOut = deadline.timedOut() || error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError;
+    const timedOut = deadline.expired || error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError;
     const message = timedOut ? "upstream timed out" : `upstream unreachable: ${(error as Error).message}`;
     stats.failed(channel.id, message);
     if (!timedOut && !isTransportError(error)) throw error;
     return { kind: "retry", failure: { status: timedOut ? 504 : 502, message } };
   }
-  // The deadline covers the whole exchange: it ends when the body has been read or dropped.
-  response.body.once("close", deadline.release);
+  // The deadline covers the whole exchange: it ends when the body has been read or dropped (a body
+  // closes once: \`on\` spares the wrapper \`once\` makes).
+  response.body.on("close", deadline.done);
   const latencyMs = performance.now() - started;
   if (response.statusCode < 400) return { kind: "response", response, latencyMs };
 
