@@ -7,12 +7,11 @@ import {
   drive,
   freePort,
   guard,
-  provision,
+  proxyTarget,
   runMain,
   startHelper,
-  startLyss,
+  startLyssTarget,
   startProxy,
-  tempDir,
 } from "./harness.ts";
 
 /**
@@ -143,21 +142,12 @@ async function main() {
     ["floor", "framework-floor.ts"],
   ] as const) {
     const helper = await startProxy(script, upstreamOrigin, ["--trace-gc-nvp"]);
-    targets.push({ name, pid: helper.child.pid, origin: `http://127.0.0.1:${helper.port}`, headers: {}, take: collecting(helper.child) });
+    targets.push({ ...proxyTarget(name, helper), take: collecting(helper.child) });
   }
-  const port = await freePort();
   const inspectPort = await freePort();
   const nodeArgs = ["--trace-gc-nvp", ...(sites ? [`--inspect=127.0.0.1:${inspectPort}`] : [])];
-  const lyss = await startLyss(port, tempDir("lyss-allocations-"), { env: { LYSS_WORKERS: "1" }, nodeArgs, pipeStdout: true });
-  const origin = `http://127.0.0.1:${port}`;
-  const { token } = await provision(origin, upstream.port, []);
-  const lyssTarget: Traced = {
-    name: "lyss",
-    pid: lyss.child.pid,
-    origin,
-    headers: { authorization: `Bearer ${token.key}` },
-    take: collecting(lyss.child),
-  };
+  const lyss = await startLyssTarget(upstream.port, "lyss-allocations-", { nodeArgs, pipeStdout: true });
+  const lyssTarget: Traced = { ...lyss.target, take: collecting(lyss.child) };
   targets.push(lyssTarget);
 
   console.log(`${requests} requests per target and shape after as many to warm up, ${connections} connections; KB per request`);

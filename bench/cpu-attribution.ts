@@ -7,14 +7,13 @@ import {
   argument,
   buildServer,
   drive,
-  freePort,
   guard,
-  provision,
+  proxyTarget,
   root,
   runMain,
   type Shape,
   startHelper,
-  startLyss,
+  startLyssTarget,
   startProxy,
   tempDir,
   threadIds,
@@ -214,14 +213,9 @@ async function main() {
   }
   buildServer();
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
-  const bare = await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`, ["--perf-basic-prof"]);
-  const port = await freePort();
-  const lyss = await startLyss(port, tempDir("lyss-attribution-"), { env: { LYSS_WORKERS: "1" }, nodeArgs: ["--perf-basic-prof"] });
-  const { token } = await provision(`http://127.0.0.1:${port}`, upstream.port, []);
-  const targets: Target[] = [
-    { name: "bare", pid: bare.child.pid, origin: `http://127.0.0.1:${bare.port}`, headers: {} },
-    { name: "lyss", pid: lyss.child.pid, origin: `http://127.0.0.1:${port}`, headers: { authorization: `Bearer ${token.key}` } },
-  ];
+  const bare = proxyTarget("bare", await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`, ["--perf-basic-prof"]));
+  const { target: lyss } = await startLyssTarget(upstream.port, "lyss-attribution-", { nodeArgs: ["--perf-basic-prof"] });
+  const targets: Target[] = [bare, lyss];
   const helpers = new Map(targets.map((target) => [target.name, threadIds(target.pid as number)]));
   const sources = bundleSources();
   const dir = tempDir("lyss-perf-");

@@ -126,6 +126,27 @@ export function startProxy(script: "bare-proxy.ts" | "framework-floor.ts", upstr
   return startHelper(script, ["0", upstreamOrigin], [...startFlags(), "--no-allocation-site-pretenuring", ...nodeArgs], startEnv());
 }
 
+/** A proxy started by `startProxy`, as a load target. */
+export function proxyTarget(name: string, proxy: { child: ChildProcess; port: number }): Target {
+  return { name, pid: proxy.child.pid, origin: `http://127.0.0.1:${proxy.port}`, headers: {} };
+}
+
+/**
+ * Lyss as the benchmarks measure it alone: one worker on SQLite in a fresh data dir (`dirPrefix`),
+ * provisioned against the upstream with the benchmark's token, as a load target.
+ */
+export async function startLyssTarget(
+  upstreamPort: number,
+  dirPrefix: string,
+  options: Pick<LyssOptions, "nodeArgs" | "pipeStdout"> = {},
+): Promise<{ child: ChildProcess; target: Target }> {
+  const port = await freePort();
+  const { child } = await startLyss(port, tempDir(dirPrefix), { ...options, env: { LYSS_WORKERS: "1" } });
+  const origin = `http://127.0.0.1:${port}`;
+  const { token } = await provision(origin, upstreamPort, []);
+  return { child, target: { name: "lyss", pid: child.pid, origin, headers: { authorization: `Bearer ${token.key}` } } };
+}
+
 export interface LyssOptions {
   /** Extra node flags (e.g. `--cpu-prof`). */
   nodeArgs?: string[];

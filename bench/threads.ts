@@ -4,15 +4,13 @@ import {
   argument,
   buildServer,
   drive,
-  freePort,
   guard,
-  provision,
+  proxyTarget,
   runMain,
   SHAPES,
   startHelper,
-  startLyss,
+  startLyssTarget,
   startProxy,
-  tempDir,
   threadIds,
   threadKind,
 } from "./harness.ts";
@@ -57,20 +55,14 @@ function threadTimes(pid: number): Map<string, ThreadTimes> {
 async function main() {
   buildServer();
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
-  const bare = await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`);
-  const floor = await startProxy("framework-floor.ts", `http://127.0.0.1:${upstream.port}`);
-  const port = await freePort();
-  const lyss = await startLyss(port, tempDir("lyss-threads-"), { env: { LYSS_WORKERS: "1" } });
-  const { token } = await provision(`http://127.0.0.1:${port}`, upstream.port, []);
+  const bare = proxyTarget("bare", await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`));
+  const floor = proxyTarget("floor", await startProxy("framework-floor.ts", `http://127.0.0.1:${upstream.port}`));
+  const { target: lyss } = await startLyssTarget(upstream.port, "lyss-threads-");
+  const targets: Target[] = [bare, floor, lyss];
   // Every thread is named "node": the ones there once a target serves are V8's and libuv's helpers, and
   // one started later is Lyss's usage writer (it starts with the first batch).
   const helpers = new Map<number | undefined, Set<string>>();
-  for (const child of [bare.child, floor.child, lyss.child]) helpers.set(child.pid, child.pid ? threadIds(child.pid) : new Set());
-  const targets: Target[] = [
-    { name: "bare", pid: bare.child.pid, origin: `http://127.0.0.1:${bare.port}`, headers: {} },
-    { name: "floor", pid: floor.child.pid, origin: `http://127.0.0.1:${floor.port}`, headers: {} },
-    { name: "lyss", pid: lyss.child.pid, origin: `http://127.0.0.1:${port}`, headers: { authorization: `Bearer ${token.key}` } },
-  ];
+  for (const { pid } of targets) helpers.set(pid, pid ? threadIds(pid) : new Set());
   console.log(
     `CPU µs per request by thread, user + system (main; V8's and libuv's helpers; Lyss's usage writer), ${connections} connections, ${seconds} s after a 3 s warm-up`,
   );
