@@ -351,4 +351,23 @@ describe("routing through the server", () => {
     expect((error as { status: number }).status).toBe(504);
     expect(reached()).toEqual(["slow", "backup", "slow"]);
   });
+
+  it("ends an attempt at the channel's total time limit even before the first-byte timeout, and fails over", async () => {
+    await start();
+    const slow = await addChannel("slow", { priority: 10, first_byte_timeout_ms: 20_000, timeout_ms: 1000 });
+    await addChannel("backup");
+    sim.fail({ path: "/chat/completions" }, { hang: true, times: 1 });
+    const started = Date.now();
+    expect(await chat()).toBe(ok);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(reached()).toEqual(["slow", "backup"]);
+    // The hung request was cut at the limit, not left open.
+    expect(sim.requestsTo("/chat/completions")[0]?.aborted).toBe(true);
+    await app.services.usage.flush();
+    const logs = await app.call("GET", "/api/v1/usage/logs", { token: admin.token });
+    expect(logs.body.data[0]).toMatchObject({ attempts: 2, status_code: 200 });
+    // Counted against the channel as a timeout, not as an unreachable upstream.
+    const stats = await app.call("GET", `/api/v1/channels/${slow}/stats`, { token: admin.token });
+    expect(stats.body.last_error).toBe("upstream timed out");
+  });
 });
