@@ -35,6 +35,8 @@ export interface Measured {
   loadAfter: number[];
   repeats: number;
   durationS: number;
+  /** Unrecorded runs per target and shape before the recorded ones, and their length. */
+  warmup: { runs: number; seconds: number };
   /** The load generator of the closed-loop runs. */
   driver: "wrk" | "autocannon";
   connections: number[];
@@ -138,7 +140,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
         "apps/server/bin/lyss.js start",
       ].join(" ") +
       "`, as `npm start` runs it, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
-    `- Load: ${m.driver === "wrk" ? "wrk (2 threads)" : "autocannon"}, POST /v1/chat/completions, ${m.durationS} s per run after a 1 s warm-up per target and shape, targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
+    `- Load: ${m.driver === "wrk" ? "wrk (2 threads)" : "autocannon"}, POST /v1/chat/completions, ${m.durationS} s per run after a warm-up of ${m.warmup.runs} × ${m.warmup.seconds} s per target and shape (new connections each run), targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
     "",
     "| shape | connections | bare req/s | lyss req/s | lyss / bare | lyss×2 req/s | lyss×2 / bare | bare p50 / p99 | lyss p50 / p99 | added p50 | CPU per request bare / lyss | framework floor | lyss CPU over the floor | lyss req/s per repeat | non-2xx + errors |",
     "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---|---:|",
