@@ -21,6 +21,8 @@ import {
   startProxy,
   stopChild,
   tempDir,
+  WARMUP,
+  warmUp,
 } from "./harness.ts";
 
 /**
@@ -107,7 +109,7 @@ async function main() {
     for (const commit of commits) started.push(await startCommit(commit, upstream.port, worktrees));
     const targets = [bare, ...started.map((item) => item.target)];
     const runs = new Map<string, Run[]>(targets.flatMap((target) => shapes.map((shape) => [`${target.name}:${shape}`, []])));
-    for (const shape of shapes) for (const target of targets) await drive(target, 50, shape, 3);
+    await warmUp(targets, shapes);
     for (let round = 0; round < repeats; round++) {
       for (const shape of shapes) {
         // The order rotates each round, so no target always runs right after another.
@@ -154,7 +156,7 @@ async function main() {
       .loadavg()
       .map((value) => value.toFixed(1))
       .join(" / ")}`,
-    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs after a 3 s warm-up; every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.`,
+    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs after a warm-up of ${WARMUP.runs} × ${WARMUP.seconds} s per target and shape (new connections each run); every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.`,
     "",
     `| commit | ready | ${shapes.map((shape) => `${LABELS[shape]} req/s (of bare) | ${LABELS[shape]} CPU/request lyss / bare`).join(" | ")} |`,
     `|---|---:|${shapes.map(() => "---:|---:|").join("")}`,

@@ -18,6 +18,8 @@ import {
   tempDir,
   threadIds,
   threadKind,
+  WARMUP,
+  warmUp,
 } from "./harness.ts";
 
 /**
@@ -217,6 +219,7 @@ async function main() {
   const { target: lyss } = await startLyssTarget(upstream.port, "lyss-attribution-", { nodeArgs: ["--perf-basic-prof"] });
   const targets: Target[] = [bare, lyss];
   const helpers = new Map(targets.map((target) => [target.name, threadIds(target.pid as number)]));
+  await warmUp(targets, shapes);
   const sources = bundleSources();
   const dir = tempDir("lyss-perf-");
   const sections: string[] = [];
@@ -226,7 +229,6 @@ async function main() {
       for (let round = 0; round < rounds; round++) {
         for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
           const pid = target.pid as number;
-          await drive(target, connections, shape, 3);
           const file = path.join(dir, `${target.name}-${shape}-${round}.data`);
           const recording = record(pid, file);
           const run = await drive(target, connections, shape, seconds);
@@ -254,7 +256,7 @@ async function main() {
       `## CPU time by thread and by what runs (${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
       "",
       `- Command: \`npx tsx bench/cpu-attribution.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(" ")}` : ""}\` (in ${path.relative(process.cwd(), root) || "."})`,
-      `- ${connections} connections (wrk), ${rounds} rounds of ${seconds} s per target and shape, targets interleaved; \`perf record -e cpu-clock -F ${FREQUENCY}\` on each target's process during its runs; µs per request are samples ÷ ${FREQUENCY} ÷ requests answered.`,
+      `- ${connections} connections (wrk), ${rounds} rounds of ${seconds} s per target and shape after a warm-up of ${WARMUP.runs} × ${WARMUP.seconds} s each, targets interleaved; \`perf record -e cpu-clock -F ${FREQUENCY}\` on each target's process during its runs; µs per request are samples ÷ ${FREQUENCY} ÷ requests answered.`,
       "",
       ...sections.flatMap((section) => [section, ""]),
     ].join("\n"),

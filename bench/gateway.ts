@@ -26,6 +26,8 @@ import {
   startProxy,
   stopChild,
   tempDir,
+  WARMUP,
+  warmUp,
 } from "./harness.ts";
 
 /**
@@ -43,16 +45,7 @@ const short = process.argv.includes("--short");
 const REPEATS = short ? 1 : 3;
 const DURATION_S = short ? 2 : 10;
 const CONNECTIONS = short ? [50] : [50, 200];
-/**
- * The warm-up: V8 kept optimizing Lyss's code through the first 15 s of a load (one worker, streamed,
- * 50 connections: 898 functions optimized in the first 5 s run, 124 and 88 in the next two 6 s runs,
- * 14 in the fourth; its compiler threads 96, 7, 7, then 0.6 µs of CPU per request), and each new set of
- * connections deoptimized some 20 functions again the first two times (code that had not yet seen a
- * connection open or close). After a 1 s warm-up the first repeat measured that, not the gateway at
- * work; the bare proxy settles sooner.
- */
-const WARMUP_S = short ? 1 : 5;
-const WARMUP_RUNS = short ? 1 : 2;
+const WARM_UP = short ? { runs: 1, seconds: 1 } : WARMUP;
 const TTFB_SAMPLES = short ? 100 : 300;
 /** Requests per second of the fixed-rate latency runs: well within what one Lyss worker serves here. */
 const FIXED_RATE = 500;
@@ -251,11 +244,8 @@ async function main() {
     }
   }
 
-  // Warm-up (JIT, connection pools), not recorded: each shape twice, on new connections each time, so
-  // that the first measured runs find the code of requests and of connections opening and closing
-  // optimized (see WARMUP_S).
-  for (const target of targets)
-    for (let round = 0; round < WARMUP_RUNS; round++) for (const shape of SHAPES) await drive(target, 50, shape, WARMUP_S);
+  // Warm-up (JIT, connection pools), not recorded.
+  await warmUp(targets, SHAPES, WARM_UP);
   const idle = rssMiB(one.target.pid);
 
   const runs = new Map<string, Run[]>();
@@ -329,7 +319,7 @@ async function main() {
     loadAfter: os.loadavg(),
     repeats: REPEATS,
     durationS: DURATION_S,
-    warmup: { runs: WARMUP_RUNS, seconds: WARMUP_S },
+    warmup: WARM_UP,
     driver: driver(),
     connections: CONNECTIONS,
     runs,

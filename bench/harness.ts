@@ -405,6 +405,23 @@ export async function drive(
   };
 }
 
+/**
+ * The warm-up before measured runs, not recorded: each shape `runs` times for `seconds` at 50
+ * connections, on new connections each run. V8 kept optimizing Lyss's code through the first 15 s of a
+ * load (one worker, streamed, 50 connections: 898 functions optimized in the first 5 s run, 124 and 88
+ * in the next two 6 s runs, 14 in the fourth; its compiler threads 96, 7, 7, then 0.6 µs of CPU per
+ * request), and each new set of connections deoptimized some 20 functions again the first two times
+ * (code that had not yet seen a connection open or close). After a few seconds of warm-up the first
+ * measured runs measured that, not the gateway at work; the bare proxy settles sooner.
+ */
+export async function warmUp(targets: readonly Target[], shapes: readonly Shape[], options: { runs?: number; seconds?: number } = {}) {
+  const { runs = WARMUP.runs, seconds = WARMUP.seconds } = options;
+  for (const target of targets) for (let run = 0; run < runs; run++) for (const shape of shapes) await drive(target, 50, shape, seconds);
+}
+
+/** The warm-up's default: each shape twice for 5 s. */
+export const WARMUP = { runs: 2, seconds: 5 } as const;
+
 /** A process's thread ids now. Taken before any load, they are V8's and libuv's helpers (every thread is named "node"). */
 export const threadIds = (pid: number) => new Set(fs.readdirSync(`/proc/${pid}/task`));
 

@@ -13,6 +13,8 @@ import {
   startProxy,
   threadIds,
   threadKind,
+  WARMUP,
+  warmUp,
 } from "./harness.ts";
 
 /**
@@ -63,13 +65,13 @@ async function main() {
   // one started later is Lyss's usage writer (it starts with the first batch).
   const helpers = new Map<number | undefined, Set<string>>();
   for (const { pid } of targets) helpers.set(pid, pid ? threadIds(pid) : new Set());
+  await warmUp(targets, shapes);
   console.log(
-    `CPU µs per request by thread, user + system (main; V8's and libuv's helpers; Lyss's usage writer), ${connections} connections, ${seconds} s after a 3 s warm-up`,
+    `CPU µs per request by thread, user + system (main; V8's and libuv's helpers; Lyss's usage writer), ${connections} connections, ${seconds} s runs after a warm-up of ${WARMUP.runs} × ${WARMUP.seconds} s per target and shape`,
   );
   for (const shape of shapes) {
     for (const target of targets) {
       if (target.pid === undefined) throw new Error(`${target.name} has no pid`);
-      await drive(target, connections, shape, 3);
       const before = threadTimes(target.pid);
       const result = await drive(target, connections, shape, seconds);
       const after = threadTimes(target.pid);
