@@ -6,6 +6,7 @@ import { ABLATIONS, ablate, parseTarget } from "./ablations.ts";
 import type { Run, Target } from "./gateway-report.ts";
 import {
   argument,
+  DEFAULT_WARM_UP,
   drive,
   driver,
   freePort,
@@ -21,7 +22,6 @@ import {
   startProxy,
   stopChild,
   tempDir,
-  WARMUP,
   warmUp,
 } from "./harness.ts";
 
@@ -156,7 +156,7 @@ async function main() {
       .loadavg()
       .map((value) => value.toFixed(1))
       .join(" / ")}`,
-    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs after a warm-up of ${WARMUP.runs} × ${WARMUP.seconds} s per target and shape (new connections each run); every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.`,
+    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s per target and shape (new connections each run); every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.`,
     "",
     `| commit | ready | ${shapes.map((shape) => `${LABELS[shape]} req/s (of bare) | ${LABELS[shape]} CPU/request lyss / bare`).join(" | ")} |`,
     `|---|---:|${shapes.map(() => "---:|---:|").join("")}`,

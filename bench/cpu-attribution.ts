@@ -6,6 +6,7 @@ import type { Target } from "./gateway-report.ts";
 import {
   argument,
   buildServer,
+  DEFAULT_WARM_UP,
   drive,
   guard,
   proxyTarget,
@@ -18,7 +19,6 @@ import {
   tempDir,
   threadIds,
   threadKind,
-  WARMUP,
   warmUp,
 } from "./harness.ts";
 
@@ -256,7 +256,7 @@ async function main() {
       `## CPU time by thread and by what runs (${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
       "",
       `- Command: \`npx tsx bench/cpu-attribution.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(" ")}` : ""}\` (in ${path.relative(process.cwd(), root) || "."})`,
-      `- ${connections} connections (wrk), ${rounds} rounds of ${seconds} s per target and shape after a warm-up of ${WARMUP.runs} × ${WARMUP.seconds} s each, targets interleaved; \`perf record -e cpu-clock -F ${FREQUENCY}\` on each target's process during its runs; µs per request are samples ÷ ${FREQUENCY} ÷ requests answered.`,
+      `- ${connections} connections (wrk), ${rounds} rounds of ${seconds} s per target and shape after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s each, targets interleaved; \`perf record -e cpu-clock -F ${FREQUENCY}\` on each target's process during its runs; µs per request are samples ÷ ${FREQUENCY} ÷ requests answered.`,
       "",
       ...sections.flatMap((section) => [section, ""]),
     ].join("\n"),

@@ -1,5 +1,5 @@
 import os from "node:os";
-import { SHAPES, startEnv, startFlags } from "./harness.ts";
+import { SHAPES, startEnv, startFlags, type WarmUp } from "./harness.ts";
 
 /** The tables and figures of one gateway benchmark run, rendered for bench/RESULTS.md. */
 
@@ -36,7 +36,7 @@ export interface Measured {
   repeats: number;
   durationS: number;
   /** Unrecorded runs per target and shape before the recorded ones, and their length. */
-  warmup: { runs: number; seconds: number };
+  warmup: WarmUp;
   /** The load generator of the closed-loop runs. */
   driver: "wrk" | "autocannon";
   connections: number[];

@@ -8,6 +8,7 @@ import {
   api,
   buildServer,
   chatBody,
+  DEFAULT_WARM_UP,
   drive,
   driver,
   freePort,
@@ -26,7 +27,6 @@ import {
   startProxy,
   stopChild,
   tempDir,
-  WARMUP,
   warmUp,
 } from "./harness.ts";
 
@@ -45,7 +45,7 @@ const short = process.argv.includes("--short");
 const REPEATS = short ? 1 : 3;
 const DURATION_S = short ? 2 : 10;
 const CONNECTIONS = short ? [50] : [50, 200];
-const WARM_UP = short ? { runs: 1, seconds: 1 } : WARMUP;
+const WARM_UP = short ? { runs: 1, seconds: 1 } : DEFAULT_WARM_UP;
 const TTFB_SAMPLES = short ? 100 : 300;
 /** Requests per second of the fixed-rate latency runs: well within what one Lyss worker serves here. */
 const FIXED_RATE = 500;

@@ -405,6 +405,15 @@ export async function drive(
   };
 }
 
+/** How long targets are warmed up: each shape `runs` times for `seconds`. */
+export interface WarmUp {
+  runs: number;
+  seconds: number;
+}
+
+/** Each shape twice for 5 s (see `warmUp`). */
+export const DEFAULT_WARM_UP: WarmUp = { runs: 2, seconds: 5 };
+
 /**
  * The warm-up before measured runs, not recorded: each shape `runs` times for `seconds` at 50
  * connections, on new connections each run. V8 kept optimizing Lyss's code through the first 15 s of a
@@ -414,13 +423,10 @@ export async function drive(
  * (code that had not yet seen a connection open or close). After a few seconds of warm-up the first
  * measured runs measured that, not the gateway at work; the bare proxy settles sooner.
  */
-export async function warmUp(targets: readonly Target[], shapes: readonly Shape[], options: { runs?: number; seconds?: number } = {}) {
-  const { runs = WARMUP.runs, seconds = WARMUP.seconds } = options;
-  for (const target of targets) for (let run = 0; run < runs; run++) for (const shape of shapes) await drive(target, 50, shape, seconds);
+export async function warmUp(targets: readonly Target[], shapes: readonly Shape[], plan: WarmUp = DEFAULT_WARM_UP) {
+  for (const target of targets)
+    for (let run = 0; run < plan.runs; run++) for (const shape of shapes) await drive(target, 50, shape, plan.seconds);
 }
-
-/** The warm-up's default: each shape twice for 5 s. */
-export const WARMUP = { runs: 2, seconds: 5 } as const;
 
 /** A process's thread ids now. Taken before any load, they are V8's and libuv's helpers (every thread is named "node"). */
 export const threadIds = (pid: number) => new Set(fs.readdirSync(`/proc/${pid}/task`));

@@ -3,6 +3,7 @@ import type { Target } from "./gateway-report.ts";
 import {
   argument,
   buildServer,
+  DEFAULT_WARM_UP,
   drive,
   guard,
   proxyTarget,
@@ -13,7 +14,6 @@ import {
   startProxy,
   threadIds,
   threadKind,
-  WARMUP,
   warmUp,
 } from "./harness.ts";
 
@@ -67,7 +67,7 @@ async function main() {
   for (const { pid } of targets) helpers.set(pid, pid ? threadIds(pid) : new Set());
   await warmUp(targets, shapes);
   console.log(
-    `CPU µs per request by thread, user + system (main; V8's and libuv's helpers; Lyss's usage writer), ${connections} connections, ${seconds} s runs after a warm-up of ${WARMUP.runs} × ${WARMUP.seconds} s per target and shape`,
+    `CPU µs per request by thread, user + system (main; V8's and libuv's helpers; Lyss's usage writer), ${connections} connections, ${seconds} s runs after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s per target and shape`,
   );
   for (const shape of shapes) {
     for (const target of targets) {
