@@ -254,6 +254,21 @@ describe("routing through the server", () => {
   /** The channels (by their upstream key) that the simulator's chat requests came from, in order. */
   const reached = () => sim.requestsTo("/chat/completions").map((request) => String(request.headers.authorization).slice(10));
   const ok = "Hello from the simulator. You said: route me";
+  /**
+   * A "slow" channel with these time limits before a "backup", the upstream hanging once: the call fails
+   * over and is answered within 5 s, by way of both.
+   */
+  const failOverFromHang = async (limits: { first_byte_timeout_ms: number; timeout_ms: number }) => {
+    await start();
+    const slow = await addChannel("slow", { priority: 10, ...limits });
+    const backup = await addChannel("backup");
+    sim.fail({ path: "/chat/completions" }, { hang: true, times: 1 });
+    const started = Date.now();
+    expect(await chat()).toBe(ok);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(reached()).toEqual(["slow", "backup"]);
+    return { slow, backup };
+  };
 
   beforeAll(async () => {
     sim = await startSimulator();
@@ -334,14 +349,7 @@ describe("routing through the server", () => {
   });
 
   it("fails over when the upstream hangs past the first-byte timeout, and answers 504 when nothing is left", async () => {
-    await start();
-    await addChannel("slow", { priority: 10, first_byte_timeout_ms: 600, timeout_ms: 1000 });
-    const backup = await addChannel("backup");
-    sim.fail({ path: "/chat/completions" }, { hang: true, times: 1 });
-    const started = Date.now();
-    expect(await chat()).toBe(ok);
-    expect(Date.now() - started).toBeLessThan(5000);
-    expect(reached()).toEqual(["slow", "backup"]);
+    const { backup } = await failOverFromHang({ first_byte_timeout_ms: 600, timeout_ms: 1000 });
     expect(sim.requestsTo("/chat/completions")[0]?.completed).toBe(false);
 
     await app.call("PATCH", `/api/v1/channels/${backup}`, { token: admin.token, body: { status: "disabled" } });
@@ -353,14 +361,7 @@ describe("routing through the server", () => {
   });
 
   it("ends an attempt at the channel's total time limit even before the first-byte timeout, and fails over", async () => {
-    await start();
-    const slow = await addChannel("slow", { priority: 10, first_byte_timeout_ms: 20_000, timeout_ms: 1000 });
-    await addChannel("backup");
-    sim.fail({ path: "/chat/completions" }, { hang: true, times: 1 });
-    const started = Date.now();
-    expect(await chat()).toBe(ok);
-    expect(Date.now() - started).toBeLessThan(5000);
-    expect(reached()).toEqual(["slow", "backup"]);
+    const { slow } = await failOverFromHang({ first_byte_timeout_ms: 20_000, timeout_ms: 1000 });
     // The hung request was cut at the limit, not left open.
     expect(sim.requestsTo("/chat/completions")[0]?.aborted).toBe(true);
     await app.services.usage.flush();
