@@ -11,6 +11,7 @@ import {
   driver,
   freePort,
   guard,
+  pinTo,
   here,
   provision,
   root,
@@ -34,7 +35,12 @@ import {
  * and is built the way `npm install` builds it, where it has a build. `<commit>+<ablation>…` builds the
  * commit without a part of the gateway's work (bench/ablations.ts): what that part costs.
  *
- *   npx tsx bench/compare.ts <commit>[+<ablation>…] [<commit>[+<ablation>…] …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked]
+ * With `--pin` the targets (the bare proxy and every gateway, threads included) run on the last core and
+ * everything else (this process, the upstream, the load generator) on the others: a target's CPU per
+ * request then moves less with what else the machine runs (the same build's ratio to the bare proxy
+ * moved by 0.1–0.4 between rounds unpinned on 2 cores).
+ *
+ *   npx tsx bench/compare.ts <commit>[+<ablation>…] [<commit>[+<ablation>…] …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked] [--pin]
  */
 
 const seconds = Number(argument("--seconds", "5"));
@@ -42,7 +48,14 @@ const repeats = Number(argument("--repeats", "4"));
 const shapes = argument("--shapes", SHAPES.join(","))
   .split(",")
   .filter((shape): shape is Shape => (SHAPES as readonly string[]).includes(shape));
-const commits = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith("--") && !all[i - 1]?.startsWith("--"));
+const pinned = process.argv.includes("--pin");
+const commits = process.argv
+  .slice(2)
+  .filter((arg, i, all) => !arg.startsWith("--") && (!all[i - 1]?.startsWith("--") || all[i - 1] === "--pin"));
+/** With `--pin`: the targets' core, and the others' (on one core, both are that one). */
+const lastCpu = os.cpus().length - 1;
+const targetCpus = String(lastCpu);
+const otherCpus = lastCpu > 0 ? `0-${lastCpu - 1}` : "0";
 
 const LABELS: Record<Shape, string> = { plain: "plain", stream: "stream", chunked: "chunked stream" };
 
@@ -91,15 +104,19 @@ async function startCommit(spec: string, upstreamPort: number, worktrees: string
     headers: { authorization: `Bearer ${token.key}` },
     pid: lyss.child.pid,
   };
+  if (pinned && lyss.child.pid) pinTo(lyss.child.pid, targetCpus);
   return { commit, ablations, target, child: lyss.child, readyMs: lyss.readyMs };
 }
 
 async function main() {
   guard(60 * 60_000);
   if (commits.length === 0) throw new Error("name at least one commit");
+  // Set before anything starts: the upstream, the builds and the load generator inherit it.
+  if (pinned) pinTo(process.pid, otherCpus);
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
   const bareProxy = await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`);
   const bare: Target = { name: "bare", origin: `http://127.0.0.1:${bareProxy.port}`, headers: {}, pid: bareProxy.child.pid };
+  if (pinned && bare.pid) pinTo(bare.pid, targetCpus);
   const rows: string[] = [];
   const worktrees: string[] = [];
   try {
@@ -156,7 +173,7 @@ async function main() {
       .loadavg()
       .map((value) => value.toFixed(1))
       .join(" / ")}`,
-    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s per target and shape (new connections each run); every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.`,
+    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s per target and shape (new connections each run); every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.${pinned ? ` Pinned (\`--pin\`): the targets on CPU ${targetCpus}, the upstream and the load generator on CPU ${otherCpus}.` : ""}`,
     "",
     `| commit | ready | ${shapes.map((shape) => `${LABELS[shape]} req/s (of bare) | ${LABELS[shape]} CPU/request lyss / bare`).join(" | ")} |`,
     `|---|---:|${shapes.map(() => "---:|---:|").join("")}`,

@@ -248,6 +248,15 @@ export function rssMiB(pid: number | undefined): { rss: number; hwm: number } {
   return total;
 }
 
+/**
+ * Pins a process, its threads and its child processes to `cpus` (a taskset list, "1" or "0-2"): for
+ * runs that keep the targets on one core and the load generator and upstream on the others. Threads
+ * and processes started later inherit it.
+ */
+export function pinTo(pid: number, cpus: string) {
+  for (const id of [pid, ...childPids(pid)]) execFileSync("taskset", ["-a", "-p", "-c", cpus, String(id)], { stdio: "ignore" });
+}
+
 function childPids(pid: number): number[] {
   try {
     return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
