@@ -49,9 +49,9 @@ const shapes = argument("--shapes", SHAPES.join(","))
   .split(",")
   .filter((shape): shape is Shape => (SHAPES as readonly string[]).includes(shape));
 const pinned = process.argv.includes("--pin");
-const commits = process.argv
-  .slice(2)
-  .filter((arg, i, all) => !arg.startsWith("--") && (!all[i - 1]?.startsWith("--") || all[i - 1] === "--pin"));
+/** The options that take a value: what follows one of them is no commit. */
+const VALUED = new Set(["--seconds", "--repeats", "--shapes"]);
+const commits = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith("--") && !VALUED.has(all[i - 1] ?? ""));
 /** With `--pin`: the targets' core, and the others' (on one core, both are that one). */
 const lastCpu = os.cpus().length - 1;
 const targetCpus = String(lastCpu);
