@@ -44,7 +44,7 @@ export function startWriter(file: string): Worker {
 
 /**
  * Writes on a thread of its own with its own connection (SQLite: better-sqlite3 blocks the thread that
- * calls it, and a batch of 500 records takes milliseconds). The thread starts with the first batch; if
+ * calls it, and a batch of 2,000 records takes milliseconds). The thread starts with the first batch; if
  * it dies, the batch in flight fails (and is retried by the recorder) and the next batch starts another.
  * `start` makes a thread (tests keep a hold of theirs).
  */

@@ -14,6 +14,16 @@ export interface SettledCounters {
 }
 
 /**
+ * Records a batch holds at most before it is written without waiting for the timer. Each batch costs
+ * the writer about 0.7 ms besides its records (the transaction, its id, the tokens' last use, the
+ * rollups, the counters, and the pages at the end of each index written to the log again at every
+ * commit): SQLite, batches written in a loop, 6.2 µs a record at 500 a batch (1.3 of them the batch's
+ * share), 5.5 µs at 2,000. Records wait packed (about 100 bytes each), so a larger batch costs little
+ * memory; below 2,000 calls a second the timer cuts the batches anyway.
+ */
+const BATCH_SIZE = 2000;
+
+/**
  * Usage records are buffered in memory and written in batches, off the request path: every
  * `intervalMs`, when `batchSize` records wait, and on shutdown; each batch also carries the quota use
  * settled since the last one. The sink writes a batch in one transaction (on SQLite, on a thread of its
@@ -27,7 +37,7 @@ export function createUsageRecorder(
   options: { intervalMs?: number; batchSize?: number } = {},
 ) {
   const { logger, counters: settled, clock } = deps;
-  const batchSize = options.batchSize ?? 500;
+  const batchSize = options.batchSize ?? BATCH_SIZE;
   // The records waiting for the next batch, packed as they come (objects held this long cost the collector).
   const pending = new BatchPacker();
   let failed: PackedBatch | undefined;
