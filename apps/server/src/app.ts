@@ -96,7 +96,7 @@ export async function createInfra(options: BuildOptions): Promise<Infra> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
   const masterKey = loadMasterKey(config.secretKey, config.dataDir);
-  const db = openDatabase(config);
+  const db = await openDatabase(config);
   try {
     if (options.migrate === false) await assertSchemaNotNewer(db);
     else await migrateToLatest(db);
@@ -104,8 +104,8 @@ export async function createInfra(options: BuildOptions): Promise<Infra> {
     await db.close();
     throw error;
   }
-  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, "main") : undefined;
-  const subscriber = config.redisUrl ? createRedis(config.redisUrl, logger, "subscriber") : undefined;
+  const redis = config.redisUrl ? await createRedis(config.redisUrl, logger, "main") : undefined;
+  const subscriber = config.redisUrl ? await createRedis(config.redisUrl, logger, "subscriber") : undefined;
   // A cluster worker (LYSS_WORKERS > 1) reaches the other workers through the primary when Redis is absent.
   const link = primaryLink();
   const bus = createEventBus({ publisher: redis, subscriber, relay: redis ? undefined : link?.bus, prefix: config.redisPrefix, logger });

@@ -225,7 +225,7 @@ describe("lyss CLI", { timeout: 90_000 }, () => {
 
   it("start and migrate refuse a database migrated by a newer Lyss", async () => {
     storage = await freshStorage();
-    const db = openDatabase({ databaseUrl: storage.databaseUrl, dataDir: storage.dataDir });
+    const db = await openDatabase({ databaseUrl: storage.databaseUrl, dataDir: storage.dataDir });
     try {
       await migrateToLatest(db);
     } finally {

@@ -74,7 +74,7 @@ program
   .description("apply pending database migrations and exit")
   .action(async () => {
     const current = config();
-    const db = openDatabase(current);
+    const db = await openDatabase(current);
     try {
       const results = await migrateToLatest(db);
       if (results.length === 0) process.stdout.write(`${db.location}: up to date\n`);
@@ -137,7 +137,7 @@ program
     if (newKeyText.length < 32) fail("the new key must have at least 32 characters");
     const oldMaster = loadMasterKey(current.secretKey, current.dataDir);
     const newMaster = decodeKey(newKeyText);
-    const db = openDatabase(current);
+    const db = await openDatabase(current);
     const keyFile = path.join(current.dataDir, "secret.key");
     const staged = `${keyFile}.new`;
     try {
@@ -184,7 +184,7 @@ program
     } catch (error) {
       report(false, "data directory", (error as Error).message);
     }
-    const db = openDatabase(current);
+    const db = await openDatabase(current);
     try {
       await pingDatabase(db);
       const pending = await pendingMigrations(db);
@@ -196,7 +196,7 @@ program
       await db.close();
     }
     if (current.redisUrl) {
-      const redis = createRedis(current.redisUrl, createLogger("silent"), "doctor");
+      const redis = await createRedis(current.redisUrl, createLogger("silent"), "doctor");
       try {
         const pong = await Promise.race([
           redis.ping(),

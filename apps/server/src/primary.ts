@@ -46,7 +46,7 @@ export async function runPrimary(config: Config, options: { migrate: boolean }):
   const logger = createLogger(config.logLevel).child({ role: "primary" });
   // The master key file and the schema are made here once, so the workers do not race for them.
   loadMasterKey(config.secretKey, config.dataDir);
-  const db = openDatabase(config);
+  const db = await openDatabase(config);
   try {
     if (options.migrate) await migrateToLatest(db);
     else await assertSchemaNotNewer(db);
