@@ -89,7 +89,13 @@ export function functionReport(dumpFile: string, perfMapFile: string | undefined
       .sort((a, b) => b[1] - a[1])
       .slice(0, count)
       .map(([name, cost]) => `${(cost / requests).toFixed(0).padStart(9)}  ${name.slice(0, 150)}`);
+  // How much distinct code a request runs: each function is code the caches must hold or fetch again.
+  const ran = (filter: (name: string) => boolean) =>
+    [...self.entries()].filter(([name, cost]) => cost / requests >= 5 && filter(name)).length;
+  const isBuiltin = (name: string) => name.startsWith("Builtins_");
   return [
+    `functions run per request (5 or more instructions a request): JavaScript ${ran((name) => name.startsWith("JS "))}, V8's builtins ${ran(isBuiltin)}, native ${ran((name) => !name.startsWith("JS ") && !isBuiltin(name))}`,
+    "",
     "instructions per request by JavaScript function, inclusive of what it calls:",
     ...top(inclusive, (name) => name.startsWith("JS ")),
     "",
