@@ -127,18 +127,17 @@ export function renderSection(m: Measured): { section: string; summary: string }
   const starts = m.readyMs.fresh.length;
   const each = (values: number[]) => (starts > 1 ? ` (${values.map((value) => fmt(value, 0)).join(", ")})` : "");
   const cpus = os.cpus();
+  // `npm start`'s environment and Node flags, which the proxies run on too.
+  const runtime = [...Object.entries(startEnv()).map(([name, value]) => `${name}=${value}`), "node", ...startFlags()];
   const section = [
     `## Gateway overhead (${m.date.toISOString().slice(0, 16).replace("T", " ")} UTC${m.short ? ", short run" : ""})`,
     "",
     `- Command: \`npx tsx bench/gateway.ts${m.short ? " --short" : ""}\` (or \`npm run bench${m.short ? " -- --short" : ""}\`)`,
     `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; load average before ${m.loadBefore.map((v) => fmt(v)).join(" / ")}, after ${m.loadAfter.map((v) => fmt(v)).join(" / ")} (the load generator, the proxies and the upstream share these cores)`,
-    "- Setup: a minimal node:http upstream speaking the OpenAI format (`bench/fake-upstream.ts`: plain JSON; `stream`: 20 SSE chunks + usage + [DONE] in one write; `chunked`: the same stream one write per chunk, each on the next turn of the upstream's event loop, as a model sends it); a bare pass-through proxy on an undici keep-alive Pool that streams the request body through (`bench/bare-proxy.ts`); the framework floor, one Fastify route with Lyss's request schema that parses and validates the body and passes the answer through, with no gateway work (`bench/framework-floor.ts`), both on Lyss's runtime (`MALLOC_ARENA_MAX=2 node --single-threaded-gc --no-allocation-site-pretenuring`, the flags Lyss runs with); Lyss from its production build (`" +
-      [
-        ...Object.entries(startEnv()).map(([name, value]) => `${name}=${value}`),
-        "node",
-        ...startFlags(),
-        "apps/server/bin/lyss.js start",
-      ].join(" ") +
+    "- Setup: a minimal node:http upstream speaking the OpenAI format (`bench/fake-upstream.ts`: plain JSON; `stream`: 20 SSE chunks + usage + [DONE] in one write; `chunked`: the same stream one write per chunk, each on the next turn of the upstream's event loop, as a model sends it); a bare pass-through proxy on an undici keep-alive Pool that streams the request body through (`bench/bare-proxy.ts`); the framework floor, one Fastify route with Lyss's request schema that parses and validates the body and passes the answer through, with no gateway work (`bench/framework-floor.ts`), both on Lyss's runtime (`" +
+      [...runtime, "--no-allocation-site-pretenuring"].join(" ") +
+      "`, the flags Lyss runs with); Lyss from its production build (`" +
+      [...runtime, "apps/server/bin/lyss.js start"].join(" ") +
       "`, as `npm start` runs it, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
     `- Load: ${m.driver === "wrk" ? "wrk (2 threads)" : "autocannon"}, POST /v1/chat/completions, ${m.durationS} s per run after a warm-up of ${m.warmup.runs} × ${m.warmup.seconds} s per target and shape (new connections each run), targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
     "",

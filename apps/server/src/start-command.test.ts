@@ -54,7 +54,7 @@ describe.runIf(process.platform === "linux")("start commands", { timeout: 60_000
     ["npm start", ["npm", "start"]],
     ["the lyss program (bin/lyss.js run as it is)", [BIN, "start"]],
   ] as const) {
-    it(`${name} runs the server with two malloc arenas and the single-threaded collector`, async () => {
+    it(`${name} runs the server with two malloc arenas, the single-threaded collector and the larger inlining budget`, async () => {
       storage = await freshStorage();
       server = await startServer(storage, { LYSS_WORKERS: "1" }, command);
       const processes = serverProcesses(server.child.pid as number);
@@ -64,6 +64,7 @@ describe.runIf(process.platform === "linux")("start commands", { timeout: 60_000
         expect(process.environ).toContain("MALLOC_ARENA_MAX=2");
         // The command line the process was started with, Node's flags included.
         expect(process.argv).toContain("--single-threaded-gc");
+        expect(process.argv).toContain("--max-inlined-bytecode-size-cumulative=3680");
       }
     });
   }
