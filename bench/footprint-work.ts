@@ -4,7 +4,8 @@ import http from "node:http";
  * Synthetic work for `bench/footprint.ts`, preloaded into the bare proxy (`--import`): before each
  * request the proxy runs `FOOTPRINT_FUNCTIONS` distinct small functions (each its own compiled code)
  * and allocates `FOOTPRINT_KB` kilobytes of small objects, held until the answer is done with
- * `FOOTPRINT_RETAIN=1` or dropped at once otherwise. It tells what code spread over more functions, and
+ * `FOOTPRINT_RETAIN=1` (through a `close` listener on the answer, a small cost of its own) or dropped
+ * at once otherwise. It tells what code spread over more functions, and
  * objects that live as long as a request, cost on this machine apart from the instructions they run.
  */
 

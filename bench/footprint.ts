@@ -9,9 +9,8 @@ import {
   proxyTarget,
   runMain,
   type Shape,
-  startEnv,
-  startFlags,
   startHelper,
+  startProxy,
   warmUp,
 } from "./harness.ts";
 
@@ -49,8 +48,7 @@ async function main() {
   const targets: Target[] = [];
   for (const name of variants) {
     const preload = name === "base" ? [] : ["--import", "tsx", "--import", path.join(here, "footprint-work.ts")];
-    const flags = [...startFlags(), "--no-allocation-site-pretenuring", ...preload];
-    targets.push(proxyTarget(name, await startHelper("bare-proxy.ts", ["0", origin], flags, { ...startEnv(), ...variantEnv(name) })));
+    targets.push(proxyTarget(name, await startProxy("bare-proxy.ts", origin, preload, variantEnv(name))));
   }
   await warmUp(targets, [shape]);
   const cpu = new Map<string, number[]>();

@@ -122,8 +122,16 @@ export async function startHelper(
  * `apps/server/src/infra/collector.ts`). With Node's defaults the bare proxy spent 35–40 % more CPU per
  * request in some runs and not in others, so the limit moved with the collector instead of the code.
  */
-export function startProxy(script: "bare-proxy.ts" | "framework-floor.ts", upstreamOrigin: string, nodeArgs: string[] = []) {
-  return startHelper(script, ["0", upstreamOrigin], [...startFlags(), "--no-allocation-site-pretenuring", ...nodeArgs], startEnv());
+export function startProxy(
+  script: "bare-proxy.ts" | "framework-floor.ts",
+  upstreamOrigin: string,
+  nodeArgs: string[] = [],
+  env: Record<string, string> = {},
+) {
+  return startHelper(script, ["0", upstreamOrigin], [...startFlags(), "--no-allocation-site-pretenuring", ...nodeArgs], {
+    ...startEnv(),
+    ...env,
+  });
 }
 
 /** A proxy started by `startProxy`, as a load target. */
