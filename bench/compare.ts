@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ABLATIONS, ablate, parseTarget } from "./ablations.ts";
-import type { Run, Target } from "./gateway-report.ts";
+import { median, type Run, type Target } from "./gateway-report.ts";
 import {
   argument,
   DEFAULT_WARM_UP,
@@ -83,8 +83,6 @@ function checkout(commit: string, ablations: string[]): string {
   if (fs.existsSync(build)) execFileSync(process.execPath, [build], { cwd: dir, stdio: "ignore" });
   return dir;
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 /** One commit's gateway (`commit[+ablation…]`), built, provisioned and running. */
 async function startCommit(spec: string, upstreamPort: number, worktrees: string[]) {

@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { Target } from "./gateway-report.ts";
+import { median, type Target } from "./gateway-report.ts";
 import {
   argument,
   DEFAULT_WARM_UP,
@@ -39,8 +39,6 @@ function variantEnv(name: string): Record<string, string> {
   if (name === "base") return {};
   throw new Error(`unknown variant ${name} (base, fn<n>, kb<n>, kb<n>r)`);
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 async function main() {
   const upstream = await startHelper("fake-upstream.ts", ["0"]);

@@ -54,7 +54,8 @@ export interface Measured {
   accounting: { requests: number; cost: number };
 }
 
-const median = (values: number[]) => {
+/** The median (the mean of the two middle values for an even count); NaN for none. */
+export const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   if (sorted.length === 0) return Number.NaN;

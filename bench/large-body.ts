@@ -1,4 +1,4 @@
-import type { Target } from "./gateway-report.ts";
+import { median, type Target } from "./gateway-report.ts";
 import { api, argument, buildServer, drive, freePort, guard, provision, runMain, startHelper, startLyss, tempDir } from "./harness.ts";
 
 /**
@@ -71,8 +71,7 @@ async function main() {
       `round ${round + 1}: passed on ${passed.rps.toFixed(0)} req/s, ${passed.us.toFixed(0)} µs | serialised ${serialised.rps.toFixed(0)} req/s, ${serialised.us.toFixed(0)} µs | ${(passed.us / serialised.us).toFixed(2)}×`,
     );
   }
-  const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)] as number;
-  console.log(`CPU per request passed on / serialised, median of ${rounds} rounds: ${median.toFixed(2)}×`);
+  console.log(`CPU per request passed on / serialised, median of ${rounds} rounds: ${median(ratios).toFixed(2)}×`);
 }
 
 await runMain(main);
