@@ -1,5 +1,5 @@
-import { LRUCache } from "lru-cache";
 import type { Maybe } from "../../infra/maybe.ts";
+import { RefreshingCache } from "../../infra/refreshing-cache.ts";
 import type { Actor } from "../audit/service.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { PLATFORM_SETTINGS, type SettingsRegistry, TENANT_SETTINGS } from "./registry.ts";
@@ -26,9 +26,13 @@ const freeze = (result: { values: Values; overrides: Values }): Resolved => ({
  */
 export function createSettingsService(deps: ServiceDeps) {
   const { db, clock, bus, audit } = deps;
-  const cache = new LRUCache<string, Values>({ max: 10_000, ttl: 60_000 });
+  const cache = new RefreshingCache({ max: 10_000, ttlMs: 60_000, load });
   /** Effective values (defaults, inherited and stored merged), read on every gateway request. */
-  const resolved = new LRUCache<string, Resolved>({ max: 10_000, ttl: 60_000 });
+  const resolved = new RefreshingCache({
+    max: 10_000,
+    ttlMs: 60_000,
+    load: (scope) => (scope === PLATFORM ? resolvePlatform() : resolveTenant(scope)),
+  });
   /** Counts the changes seen, so what others derive from these values knows when to derive it again. */
   let generation = 0;
   const unsubscribe = bus.subscribe(TOPIC, (payload) => {
@@ -44,8 +48,10 @@ export function createSettingsService(deps: ServiceDeps) {
   });
 
   async function stored(scope: string): Promise<Values> {
-    const hit = cache.get(scope);
-    if (hit) return hit;
+    return cache.get(scope);
+  }
+
+  async function load(scope: string): Promise<Values> {
     const rows =
       scope === PLATFORM
         ? await db.selectFrom("platform_settings").select(["key", "value"]).execute()
@@ -53,7 +59,6 @@ export function createSettingsService(deps: ServiceDeps) {
     const registry: SettingsRegistry = scope === PLATFORM ? PLATFORM_SETTINGS : TENANT_SETTINGS;
     const values: Values = {};
     for (const row of rows) if (row.key in registry) values[row.key] = JSON.parse(row.value);
-    cache.set(scope, values);
     return values;
   }
 
@@ -63,27 +68,23 @@ export function createSettingsService(deps: ServiceDeps) {
 
   /** The platform's settings; from memory (no promise) once resolved. */
   function platform(): Maybe<Resolved> {
-    return resolved.get(PLATFORM) ?? resolvePlatform();
+    return resolved.get(PLATFORM);
   }
 
   async function resolvePlatform(): Promise<Resolved> {
     const overrides = await stored(PLATFORM);
-    const result = freeze({ values: { ...defaults(PLATFORM_SETTINGS), ...overrides }, overrides });
-    resolved.set(PLATFORM, result);
-    return result;
+    return freeze({ values: { ...defaults(PLATFORM_SETTINGS), ...overrides }, overrides });
   }
 
   /** A tenant's settings, the platform's inherited; from memory (no promise) once resolved. */
   function tenant(tenantId: string): Maybe<Resolved> {
-    return resolved.get(tenantId) ?? resolveTenant(tenantId);
+    return resolved.get(tenantId);
   }
 
   async function resolveTenant(tenantId: string): Promise<Resolved> {
     const [base, overrides] = await Promise.all([platform(), stored(tenantId)]);
     const inherited = { ...base.values, time_zone: base.values.default_time_zone };
-    const result = freeze({ values: { ...defaults(TENANT_SETTINGS, inherited), ...overrides }, overrides });
-    resolved.set(tenantId, result);
-    return result;
+    return freeze({ values: { ...defaults(TENANT_SETTINGS, inherited), ...overrides }, overrides });
   }
 
   async function write(actor: Actor, tenantId: string | null, patch: Values) {

@@ -1,9 +1,9 @@
 import ipaddr from "ipaddr.js";
 import type { Kysely } from "kysely";
-import { LRUCache } from "lru-cache";
 import type { AccessTokensTable, Database } from "../../db/schema.ts";
 import type { EventBus } from "../../infra/bus.ts";
 import type { Maybe } from "../../infra/maybe.ts";
+import { RefreshingCache } from "../../infra/refreshing-cache.ts";
 import { findTokenByHash, listEnabledTokens } from "./repository.ts";
 
 export const TOKENS_TOPIC = "gateway.tokens";
@@ -73,10 +73,14 @@ export function ipAllowed(token: RuntimeToken, address: string): boolean {
   return token.ipRanges.some(([range, bits]) => range.kind() === parsed.kind() && parsed.match([range, bits] as never));
 }
 
-const MISSING = Symbol("missing");
-
 /** Tokens (and unknown keys) kept at most. */
 const MAX_TOKENS = 200_000;
+
+// The object kept is the one answered: what is derived from a token (its quota plan) is kept by it.
+async function loadToken(db: Kysely<Database>, hash: string): Promise<RuntimeToken | undefined> {
+  const row = await findTokenByHash(db, hash);
+  return row ? toRuntimeToken(row) : undefined;
+}
 
 /**
  * Access tokens by key hash, in memory: warmed at start, filled on first use, and dropped on every
@@ -84,39 +88,21 @@ const MAX_TOKENS = 200_000;
  * database.
  */
 export function createTokenCache(db: Kysely<Database>, bus: EventBus, options: { maxTokens?: number } = {}) {
-  // Bounded by a count through `maxSize` rather than `max`: with `max` the cache allocates its index
-  // arrays for every entry it could hold when it is made (about 5.5 MB for 200,000, and 3 MB more for
-  // the TTL arrays on the first unknown key), where most instances hold a few hundred tokens.
-  const cache = new LRUCache<string, RuntimeToken | typeof MISSING>({
-    maxSize: options.maxTokens ?? MAX_TOKENS,
-    sizeCalculation: () => 1,
-  });
+  // Known tokens stay until a change drops them or newer ones push them out; an unknown key is
+  // remembered for a minute.
+  const cache = new RefreshingCache({ max: options.maxTokens ?? MAX_TOKENS, missingTtlMs: 60_000, load: (hash) => loadToken(db, hash) });
   const unsubscribe = bus.subscribe(TOKENS_TOPIC, (payload) => {
     const hash = (payload as { hash?: string } | null)?.hash;
     if (hash) cache.delete(hash);
     else cache.clear();
   });
-  async function load(hash: string): Promise<RuntimeToken | undefined> {
-    const row = await findTokenByHash(db, hash);
-    if (!row) {
-      cache.set(hash, MISSING, { ttl: 60_000 });
-      return undefined;
-    }
-    // The object kept is the one answered: what is derived from a token (its quota plan) is kept by it.
-    const token = toRuntimeToken(row);
-    cache.set(hash, token);
-    return token;
-  }
-
   return {
     async warm() {
       for (const row of await listEnabledTokens(db, 100_000)) cache.set(row.key_hash, toRuntimeToken(row));
     },
     /** The token with this key hash; from memory (no promise) once it has been seen. */
     byHash(hash: string): Maybe<RuntimeToken | undefined> {
-      const hit = cache.get(hash);
-      if (hit !== undefined) return hit === MISSING ? undefined : hit;
-      return load(hash);
+      return cache.get(hash);
     },
     changed(hash: string) {
       bus.publish(TOKENS_TOPIC, { hash });
