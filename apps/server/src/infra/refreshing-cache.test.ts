@@ -32,6 +32,23 @@ describe("RefreshingCache", () => {
     expect(loads).toHaveLength(3);
   });
 
+  it("waits for the one load when knowing there is none has expired", async () => {
+    let now = 10_000;
+    const { loads, load } = source();
+    const cache = new RefreshingCache({ max: 10, ttlMs: 60_000, missingTtlMs: 1000, now: () => now, load });
+    const first = cache.get("a");
+    loads[0]?.settle(undefined);
+    expect(await first).toBeUndefined();
+    expect(cache.get("a")).toBeUndefined();
+    now += 1500;
+    const asks = [cache.get("a"), cache.get("a")];
+    expect(asks[0]).toBeInstanceOf(Promise);
+    expect(asks[1]).toBe(asks[0]);
+    loads[1]?.settle("made meanwhile");
+    expect(await asks[0]).toBe("made meanwhile");
+    expect(cache.get("a")).toBe("made meanwhile");
+  });
+
   it("does not keep what a load read before the key was dropped", async () => {
     const { loads, load } = source();
     const cache = new RefreshingCache({ max: 10, load });

@@ -18,11 +18,11 @@ export interface RefreshingCacheOptions<T> {
 }
 
 /**
- * Values loaded from the database, kept in memory by key. Once a key has been loaded, asking for it
- * never waits: a value past its time to live is answered as it is while one load refreshes it behind
- * the caller (a refresh that fails leaves it as it was, for the next caller to try again). Only a key
- * never loaded, or dropped by `delete`/`clear` (a change seen on the bus), waits for its load, and
- * every caller asking meanwhile shares that one load. A plain TTL cache made every request in flight
+ * Values loaded from the database, kept in memory by key. Once a key's value has been loaded, asking
+ * for it never waits: past its time to live it is answered as it is while one load refreshes it behind
+ * the caller (a refresh that fails leaves it as it was, for the next caller to try again). A key never
+ * loaded, dropped by `delete`/`clear` (a change seen on the bus), or known to have no value past that
+ * knowledge's time to live waits for its load, and every caller asking meanwhile shares that one load. A plain TTL cache made every request in flight
  * when an entry expired query the database at once, and wait for it, on the gateway's hot path.
  */
 export class RefreshingCache<T extends NonNullable<unknown> | undefined> {
@@ -58,7 +58,11 @@ export class RefreshingCache<T extends NonNullable<unknown> | undefined> {
   get(key: string): Maybe<T> {
     const held = this.#values.get(key);
     if (held === undefined) return this.#loadOnce(key);
-    if (this.#values.getRemainingTTL(key) <= 0) this.#loadOnce(key).catch(() => undefined);
+    if (this.#values.getRemainingTTL(key) <= 0) {
+      // "There is none" past its time waits for the one load: a key made meanwhile is not refused again.
+      if (held === MISSING) return this.#loadOnce(key);
+      this.#loadOnce(key).catch(() => undefined);
+    }
     return (held === MISSING ? undefined : held) as T;
   }
 
