@@ -31,15 +31,21 @@ import {
  * the figures are time on this machine, cache misses and all, where `bench/instructions.ts` counts
  * instructions. Needs `perf` (Debian: `apt-get install linux-perf`). Code the collector moved can reuse an
  * address another function's code had, which `--perf-basic-prof`'s map keeps both of: a few samples may
- * carry the earlier name (a regular expression of the command line's, say).
+ * carry the earlier name (a regular expression of the command line's, say). With `--against floor` the
+ * framework floor (`bench/framework-floor.ts`) stands in for the bare proxy: what Lyss's own work adds
+ * over the same framework, validator and upstream client.
  *
- *   npx tsx bench/cpu-attribution.ts [--seconds 8] [--rounds 2] [--connections 50] [--plain | --stream] [--top 25]
+ *   npx tsx bench/cpu-attribution.ts [--seconds 8] [--rounds 2] [--connections 50] [--plain | --stream] [--top 25] [--against bare|floor]
  */
 
 const seconds = Number(argument("--seconds", "8"));
 const rounds = Number(argument("--rounds", "2"));
 const connections = Number(argument("--connections", "50"));
 const top = Number(argument("--top", "25"));
+const against = argument("--against", "bare");
+if (against !== "bare" && against !== "floor") throw new Error("--against takes bare or floor");
+/** The baseline's name in the tables. */
+const BASE = against === "floor" ? "floor" : "bare";
 const shapes: Shape[] = process.argv.includes("--stream") ? ["stream"] : process.argv.includes("--plain") ? ["plain"] : ["plain", "stream"];
 /** Samples per second and thread. */
 const FREQUENCY = 999;
@@ -162,9 +168,9 @@ const micros = (samples: number, requests: number) => (samples / FREQUENCY / Mat
 const format = (value: number) => value.toFixed(1);
 
 function report(shape: Shape, bare: Attribution, lyss: Attribution): string {
-  const lines = [`### ${shape}: CPU µs per request (${bare.requests} bare and ${lyss.requests} Lyss requests sampled)`, ""];
+  const lines = [`### ${shape}: CPU µs per request (${bare.requests} ${BASE} and ${lyss.requests} Lyss requests sampled)`, ""];
   const total = (attribution: Attribution) => [...attribution.threads.values()].reduce((sum, value) => sum + value, 0);
-  lines.push("| thread | bare | lyss | lyss − bare |", "|---|---:|---:|---:|");
+  lines.push(`| thread | ${BASE} | lyss | lyss − ${BASE} |`, "|---|---:|---:|---:|");
   const threads = new Set([...bare.threads.keys(), ...lyss.threads.keys()]);
   for (const thread of [THREAD_LABEL.main, THREAD_LABEL.writer, THREAD_LABEL.helpers].filter((name) => threads.has(name))) {
     const b = micros(bare.threads.get(thread) ?? 0, bare.requests);
@@ -174,7 +180,7 @@ function report(shape: Shape, bare: Attribution, lyss: Attribution): string {
   const b = micros(total(bare), bare.requests);
   const l = micros(total(lyss), lyss.requests);
   lines.push(`| all | ${format(b)} | ${format(l)} | ${format(l - b)} (${(l / b).toFixed(2)}×) |`, "");
-  lines.push("Serving thread, by what runs:", "", "| what | bare | lyss | lyss − bare |", "|---|---:|---:|---:|");
+  lines.push("Serving thread, by what runs:", "", `| what | ${BASE} | lyss | lyss − ${BASE} |`, "|---|---:|---:|---:|");
   const categories = [...new Set([...bare.categories.keys(), ...lyss.categories.keys()])]
     .map((name) => ({
       name,
@@ -187,9 +193,9 @@ function report(shape: Shape, bare: Attribution, lyss: Attribution): string {
   }
   lines.push(
     "",
-    `Serving thread, the ${top} functions Lyss spends most more on than the bare proxy:`,
+    `Serving thread, the ${top} functions Lyss spends most more on than the ${against === "floor" ? "framework floor" : "bare proxy"}:`,
     "",
-    "| function | bare | lyss | lyss − bare |",
+    `| function | ${BASE} | lyss | lyss − ${BASE} |`,
   );
   lines.push("|---|---:|---:|---:|");
   const symbols = [...new Set([...bare.symbols.keys(), ...lyss.symbols.keys()])]
@@ -215,7 +221,8 @@ async function main() {
   }
   buildServer();
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
-  const bare = proxyTarget("bare", await startProxy("bare-proxy.ts", `http://127.0.0.1:${upstream.port}`, ["--perf-basic-prof"]));
+  const script = against === "floor" ? "framework-floor.ts" : "bare-proxy.ts";
+  const bare = proxyTarget(BASE, await startProxy(script, `http://127.0.0.1:${upstream.port}`, ["--perf-basic-prof"]));
   const { target: lyss } = await startLyssTarget(upstream.port, "lyss-attribution-", { nodeArgs: ["--perf-basic-prof"] });
   const targets: Target[] = [bare, lyss];
   const helpers = new Map(targets.map((target) => [target.name, threadIds(target.pid as number)]));
@@ -239,7 +246,7 @@ async function main() {
           console.log(`${shape} round ${round + 1}: ${target.name} ${Math.round(run.rps)} req/s`);
         }
       }
-      sections.push(report(shape, results.get("bare") as Attribution, results.get("lyss") as Attribution));
+      sections.push(report(shape, results.get(BASE) as Attribution, results.get("lyss") as Attribution));
     }
   } finally {
     // `--perf-basic-prof` also leaves V8's log of each process in its working directory.
