@@ -42,10 +42,13 @@ const seconds = Number(argument("--seconds", "8"));
 const rounds = Number(argument("--rounds", "2"));
 const connections = Number(argument("--connections", "50"));
 const top = Number(argument("--top", "25"));
-const against = argument("--against", "bare");
-if (against !== "bare" && against !== "floor") throw new Error("--against takes bare or floor");
-/** The baseline's name in the tables. */
-const BASE = against === "floor" ? "floor" : "bare";
+/** What Lyss is measured against, and its name in the tables. */
+const BASELINES = {
+  bare: { script: "bare-proxy.ts", title: "bare proxy" },
+  floor: { script: "framework-floor.ts", title: "framework floor" },
+} as const;
+const BASE = argument("--against", "bare") as keyof typeof BASELINES;
+if (!(BASE in BASELINES)) throw new Error("--against takes bare or floor");
 const shapes: Shape[] = process.argv.includes("--stream") ? ["stream"] : process.argv.includes("--plain") ? ["plain"] : ["plain", "stream"];
 /** Samples per second and thread. */
 const FREQUENCY = 999;
@@ -167,48 +170,48 @@ function addSamples(into: Attribution, file: string, pid: number, helpers: Set<s
 const micros = (samples: number, requests: number) => (samples / FREQUENCY / Math.max(1, requests)) * 1e6;
 const format = (value: number) => value.toFixed(1);
 
-function report(shape: Shape, bare: Attribution, lyss: Attribution): string {
-  const lines = [`### ${shape}: CPU µs per request (${bare.requests} ${BASE} and ${lyss.requests} Lyss requests sampled)`, ""];
+function report(shape: Shape, base: Attribution, lyss: Attribution): string {
+  const lines = [`### ${shape}: CPU µs per request (${base.requests} ${BASE} and ${lyss.requests} Lyss requests sampled)`, ""];
   const total = (attribution: Attribution) => [...attribution.threads.values()].reduce((sum, value) => sum + value, 0);
   lines.push(`| thread | ${BASE} | lyss | lyss − ${BASE} |`, "|---|---:|---:|---:|");
-  const threads = new Set([...bare.threads.keys(), ...lyss.threads.keys()]);
+  const threads = new Set([...base.threads.keys(), ...lyss.threads.keys()]);
   for (const thread of [THREAD_LABEL.main, THREAD_LABEL.writer, THREAD_LABEL.helpers].filter((name) => threads.has(name))) {
-    const b = micros(bare.threads.get(thread) ?? 0, bare.requests);
+    const b = micros(base.threads.get(thread) ?? 0, base.requests);
     const l = micros(lyss.threads.get(thread) ?? 0, lyss.requests);
     lines.push(`| ${thread} | ${format(b)} | ${format(l)} | ${format(l - b)} |`);
   }
-  const b = micros(total(bare), bare.requests);
+  const b = micros(total(base), base.requests);
   const l = micros(total(lyss), lyss.requests);
   lines.push(`| all | ${format(b)} | ${format(l)} | ${format(l - b)} (${(l / b).toFixed(2)}×) |`, "");
   lines.push("Serving thread, by what runs:", "", `| what | ${BASE} | lyss | lyss − ${BASE} |`, "|---|---:|---:|---:|");
-  const categories = [...new Set([...bare.categories.keys(), ...lyss.categories.keys()])]
+  const categories = [...new Set([...base.categories.keys(), ...lyss.categories.keys()])]
     .map((name) => ({
       name,
-      bare: micros(bare.categories.get(name) ?? 0, bare.requests),
+      base: micros(base.categories.get(name) ?? 0, base.requests),
       lyss: micros(lyss.categories.get(name) ?? 0, lyss.requests),
     }))
     .sort((x, y) => y.lyss - x.lyss);
-  for (const row of categories.filter((item) => item.lyss >= 0.1 || item.bare >= 0.1)) {
-    lines.push(`| ${row.name} | ${format(row.bare)} | ${format(row.lyss)} | ${format(row.lyss - row.bare)} |`);
+  for (const row of categories.filter((item) => item.lyss >= 0.1 || item.base >= 0.1)) {
+    lines.push(`| ${row.name} | ${format(row.base)} | ${format(row.lyss)} | ${format(row.lyss - row.base)} |`);
   }
   lines.push(
     "",
-    `Serving thread, the ${top} functions Lyss spends most more on than the ${against === "floor" ? "framework floor" : "bare proxy"}:`,
+    `Serving thread, the ${top} functions Lyss spends most more on than the ${BASELINES[BASE].title}:`,
     "",
     `| function | ${BASE} | lyss | lyss − ${BASE} |`,
   );
   lines.push("|---|---:|---:|---:|");
-  const symbols = [...new Set([...bare.symbols.keys(), ...lyss.symbols.keys()])]
+  const symbols = [...new Set([...base.symbols.keys(), ...lyss.symbols.keys()])]
     .map((name) => ({
       name,
-      bare: micros(bare.symbols.get(name) ?? 0, bare.requests),
+      base: micros(base.symbols.get(name) ?? 0, base.requests),
       lyss: micros(lyss.symbols.get(name) ?? 0, lyss.requests),
     }))
-    .sort((x, y) => y.lyss - y.bare - (x.lyss - x.bare))
+    .sort((x, y) => y.lyss - y.base - (x.lyss - x.base))
     .slice(0, top);
   for (const row of symbols) {
     const name = row.name.replace(/\|/g, "\\|").slice(0, 110);
-    lines.push(`| \`${name}\` | ${row.bare.toFixed(2)} | ${row.lyss.toFixed(2)} | ${(row.lyss - row.bare).toFixed(2)} |`);
+    lines.push(`| \`${name}\` | ${row.base.toFixed(2)} | ${row.lyss.toFixed(2)} | ${(row.lyss - row.base).toFixed(2)} |`);
   }
   return lines.join("\n");
 }
@@ -221,10 +224,9 @@ async function main() {
   }
   buildServer();
   const upstream = await startHelper("fake-upstream.ts", ["0"]);
-  const script = against === "floor" ? "framework-floor.ts" : "bare-proxy.ts";
-  const bare = proxyTarget(BASE, await startProxy(script, `http://127.0.0.1:${upstream.port}`, ["--perf-basic-prof"]));
+  const base = proxyTarget(BASE, await startProxy(BASELINES[BASE].script, `http://127.0.0.1:${upstream.port}`, ["--perf-basic-prof"]));
   const { target: lyss } = await startLyssTarget(upstream.port, "lyss-attribution-", { nodeArgs: ["--perf-basic-prof"] });
-  const targets: Target[] = [bare, lyss];
+  const targets: Target[] = [base, lyss];
   const helpers = new Map(targets.map((target) => [target.name, threadIds(target.pid as number)]));
   await warmUp(targets, shapes);
   const sources = bundleSources();

@@ -36,8 +36,8 @@ export class RefreshingCache<T extends NonNullable<unknown> | undefined> {
   constructor(options: RefreshingCacheOptions<T>) {
     const now = options.now;
     // Bounded by a count through `maxSize` rather than `max`: with `max` the cache allocates its index
-    // arrays for every entry it could hold when it is made (about 5.5 MB for 200,000), where most
-    // instances hold a few hundred entries.
+    // arrays for every entry it could hold when it is made (about 5.5 MB for 200,000, and 3 MB more for
+    // the TTL arrays once an entry has a time to live), where most instances hold a few hundred entries.
     this.#values = new LRUCache<string, Held<T>>({
       maxSize: options.max,
       sizeCalculation: () => 1,
