@@ -1,5 +1,5 @@
 import os from "node:os";
-import { SHAPES, startEnv, startFlags, type WarmUp } from "./harness.ts";
+import { SHAPES, type Stop, startEnv, startFlags, type WarmUp } from "./harness.ts";
 
 /** The tables and figures of one gateway benchmark run, rendered for bench/RESULTS.md. */
 
@@ -51,8 +51,14 @@ export interface Measured {
   memory: { idle: Memory; afterLoad: Memory };
   /** `opening`: 2 s after the last stream opened; `during`: after they were held open a while longer. */
   streams: { label: string; count: number; started: number; failed: number; before: Memory; opening: Memory; during: Memory }[];
+  /** How each Lyss ended on SIGTERM at the end, after its last streams were closed by their clients. */
+  stops: ({ name: string } & Stop)[];
   accounting: { requests: number; cost: number };
 }
+
+/** A stop as the results tell it: exit 0 in 412 ms. */
+const stopText = (stop: { name: string } & Stop) =>
+  `${stop.name} ${stop.signal ? `killed by ${stop.signal}` : `exit ${stop.code}`} in ${Math.round(stop.ms)} ms`;
 
 /** The median (the mean of the two middle values for an even count); NaN for none. */
 export const median = (values: number[]) => {
@@ -110,6 +116,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
   const ttfbRow = (name: string) =>
     `| ${name} | ${fmt(percentile(t(name), 50), 2)} ms | ${fmt(percentile(t(name), 90), 2)} ms | ${fmt(percentile(t(name), 99), 2)} ms | ${fmt(percentile(t(name), 50) - percentile(t("upstream"), 50), 2)} ms |`;
   const addedTtfb = percentile(t("lyss"), 50) - percentile(t("bare"), 50);
+  summary.push(`stops: ${m.stops.map(stopText).join("; ")}`);
   summary.push(`ttfb p50 added over bare: ${fmt(addedTtfb, 2)} ms; ready ${fmt(median(m.readyMs.existing), 0)} ms`);
   const streamLines = m.streams.map((run) => {
     const perStream = (run.during.rss - run.before.rss) / Math.max(1, run.started);
@@ -165,6 +172,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
     `- Ready time (spawn to first 200 from /health, one worker${starts > 1 ? `, the median of ${starts} starts` : ""}): ${fmt(median(m.readyMs.fresh), 0)} ms on a fresh data dir${each(m.readyMs.fresh)} (migrations included), ${fmt(median(m.readyMs.existing), 0)} ms on existing data${each(m.readyMs.existing)}.`,
     `- Lyss RSS (one worker): ${fmt(m.memory.idle.rss)} MiB after warm-up; ${fmt(m.memory.afterLoad.rss)} MiB after the load runs (peak ${fmt(m.memory.afterLoad.hwm)} MiB).`,
     ...streamLines,
+    `- Stops (SIGTERM after the clients closed their streams): ${m.stops.map(stopText).join("; ")}.`,
     `- Accounting check: the token's requests quota shows ${m.accounting.requests} used and ${m.accounting.cost} micro-USD of cost after the run (one-worker Lyss).`,
     "",
   ].join("\n");

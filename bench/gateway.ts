@@ -297,11 +297,12 @@ async function main() {
   }
   // The same 2,000 streams in a worker started afresh (warmed up for a second, no load run before):
   // what the streams themselves cost, without the heap V8 grew during the load runs and keeps.
-  await stopChild(two.child);
+  // How each Lyss stops after its streams were closed by their clients: a graceful stop, exit 0.
+  const stops: Measured["stops"] = [{ name: "lyss×2", ...(await stopChild(two.child)) }];
   const fresh = await lyssTarget("lyss fresh", 1, upstream.port, extraHosts);
   await drive(fresh.target, 50, "stream", 1);
   streams.push({ label: "one worker started afresh, no load run before", ...(await streamMemory(fresh.target, OPEN_STREAMS)) });
-  await stopChild(fresh.child);
+  stops.push({ name: "lyss fresh", ...(await stopChild(fresh.child)) });
 
   const tokenAfter = await api<{ limits: { metric: string; used: number }[] }>(
     one.target.origin,
@@ -310,7 +311,7 @@ async function main() {
     undefined,
     await signIn(one.target.origin, one.auth["x-tenant-id"] as string),
   );
-  await stopChild(one.child);
+  stops.push({ name: "lyss", ...(await stopChild(one.child)) });
 
   const measured: Measured = {
     date,
@@ -330,6 +331,7 @@ async function main() {
     readyMs: one.readyMs,
     memory: { idle, afterLoad },
     streams,
+    stops,
     accounting: {
       requests: tokenAfter.limits.find((limit) => limit.metric === "requests")?.used ?? Number.NaN,
       cost: tokenAfter.limits.find((limit) => limit.metric === "cost_micro_usd")?.used ?? Number.NaN,

@@ -184,6 +184,13 @@ export function startEnv(checkout = root): Record<string, string> {
   return Object.fromEntries(assignments.map((word) => [word.slice(0, word.indexOf("=")), word.slice(word.indexOf("=") + 1)]));
 }
 
+/** How a process ended after SIGTERM: its exit code or signal, and how long it took. */
+export interface Stop {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  ms: number;
+}
+
 /** Starts `node <npm start's flags> apps/server/bin/lyss.js start` on SQLite in `dir` and waits for /health. */
 export async function startLyss(port: number, dir: string, options: LyssOptions = {}): Promise<{ child: ChildProcess; readyMs: number }> {
   const env: NodeJS.ProcessEnv = {
@@ -230,14 +237,17 @@ export async function startLyss(port: number, dir: string, options: LyssOptions 
   throw new Error("lyss did not answer /health within 60 s");
 }
 
-export async function stopChild(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+/** Stops a process with SIGTERM (SIGKILL after 20 s). */
+export async function stopChild(child: ChildProcess): Promise<Stop> {
+  if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode, ms: 0 };
+  const exited = new Promise<Pick<Stop, "code" | "signal">>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const at = performance.now();
   child.kill("SIGTERM");
   const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  await exited;
+  const exit = await exited;
   clearTimeout(timer);
   children.delete(child);
+  return { ...exit, ms: performance.now() - at };
 }
 
 /** Resident memory of a process and its children (the workers), in MiB. */

@@ -3,6 +3,7 @@ import type { Config } from "./config/env.ts";
 import { primaryLink, workerIndex } from "./infra/cluster-rpc.ts";
 import { tuneCollector } from "./infra/collector.ts";
 import { createLogger } from "./infra/logger.ts";
+import { trackSilentConnections } from "./infra/silent-connections.ts";
 
 /**
  * Starts Lyss: builds the app, listens, and closes gracefully on SIGTERM or SIGINT. In a cluster
@@ -16,6 +17,7 @@ export async function startServer(config: Config, options: { migrate?: boolean }
   const inCluster =
     worker === undefined ? {} : { migrate: false, leader: worker === 1, logger: createLogger(config.logLevel).child({ worker }) };
   const { app, infra, services } = await buildApp({ config, ...options, ...inCluster });
+  const connections = trackSilentConnections(app.server);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
@@ -51,8 +53,12 @@ export async function startServer(config: Config, options: { migrate?: boolean }
     }, config.shutdownTimeoutMs);
     timer.unref();
     // A keep-alive connection whose request was in flight at the close turns idle only afterwards;
-    // close such connections as they go idle, instead of waiting for their keep-alive timeout.
-    setInterval(() => app.server.closeIdleConnections(), 100).unref();
+    // close such connections as they go idle, instead of waiting for their keep-alive timeout, and
+    // those that never sent a request.
+    setInterval(() => {
+      app.server.closeIdleConnections();
+      connections.closeSilent();
+    }, 100).unref();
     try {
       await app.close();
       infra.logger.info("shut down cleanly");

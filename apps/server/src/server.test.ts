@@ -196,6 +196,33 @@ describe("graceful shutdown", { timeout: 60_000 }, () => {
     expect(await connectionRefused(server.port)).toBe(true);
   });
 
+  it("does not wait for connections that never sent a request, nor for idle keep-alive ones", async () => {
+    const storage = await freshStorage();
+    storages.push(storage);
+    // A timeout far above what the stop should take: waiting on a connection would show as exit 1 after it.
+    const server = await startServer(storage, { LYSS_SHUTDOWN_TIMEOUT: "20000" });
+    // A connection opened ahead of a request (as browsers and pools do), and one idle after its request.
+    const silent = net.connect(server.port, "127.0.0.1");
+    const silentClosed = new Promise((resolve) => silent.once("close", resolve));
+    silent.on("error", () => {});
+    await new Promise((resolve) => silent.once("connect", resolve));
+    const agent = new http.Agent({ keepAlive: true });
+    const health = await new Promise<number>((resolve, reject) =>
+      http
+        .get(`${server.url}/health`, { agent }, (response) => response.resume().on("end", () => resolve(response.statusCode ?? 0)))
+        .on("error", reject),
+    );
+    expect(health).toBe(200);
+
+    const stopping = Date.now();
+    server.child.kill("SIGTERM");
+    const exit = await exitWithin(server, 15_000);
+    expect(exit, server.output.stderr).toEqual({ code: 0, signal: null });
+    expect(Date.now() - stopping).toBeLessThan(5_000);
+    await silentClosed;
+    agent.destroy();
+  });
+
   it("stops on SIGINT too, and does not print the first-run hint once an administrator exists", async () => {
     const storage = await freshStorage();
     storages.push(storage);
