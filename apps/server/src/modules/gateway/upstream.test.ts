@@ -54,4 +54,31 @@ describe("upstream client", () => {
     await expect(pending).rejects.toThrow();
     await client.close();
   });
+
+  it("opens no connection for a request aborted while its answer streams (undici patched: patches/)", async () => {
+    // A streaming upstream: the head and one chunk, then nothing until the client goes.
+    const streaming = http.createServer((_request, response) => {
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.write("data: {}\n\n");
+    });
+    let accepted = 0;
+    streaming.on("connection", () => accepted++);
+    await new Promise<void>((resolve) => streaming.listen(0, "127.0.0.1", resolve));
+    const client = createUpstreamClient();
+    const cancel = new Cancel();
+    const response = await client.send(
+      { method: "POST", url: `http://127.0.0.1:${(streaming.address() as AddressInfo).port}/v1/chat/completions`, headers: {}, body: "{}" },
+      { firstByteMs: 5000, totalMs: 5000, signal: cancel },
+    );
+    const reading = (async () => {
+      for await (const _chunk of response.body) cancel.abort();
+    })();
+    await expect(reading).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // undici 7 re-queued the aborted request and connected again for it, leaving an idle connection.
+    expect(accepted).toBe(1);
+    await client.close();
+    streaming.closeAllConnections();
+    await new Promise((resolve) => streaming.close(resolve));
+  });
 });
