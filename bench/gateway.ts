@@ -295,10 +295,10 @@ async function main() {
   if (MANY_STREAMS) {
     streams.push({ label: "two workers, primary included, after the load runs", ...(await streamMemory(two.target, MANY_STREAMS)) });
   }
-  // The same 2,000 streams in a worker started afresh (warmed up for a second, no load run before):
-  // what the streams themselves cost, without the heap V8 grew during the load runs and keeps.
   // How each Lyss stops after its streams were closed by their clients: a graceful stop, exit 0.
   const stops: Measured["stops"] = [{ name: "lyss×2", ...(await stopChild(two.child)) }];
+  // The same 2,000 streams in a worker started afresh (warmed up for a second, no load run before):
+  // what the streams themselves cost, without the heap V8 grew during the load runs and keeps.
   const fresh = await lyssTarget("lyss fresh", 1, upstream.port, extraHosts);
   await drive(fresh.target, 50, "stream", 1);
   streams.push({ label: "one worker started afresh, no load run before", ...(await streamMemory(fresh.target, OPEN_STREAMS)) });
