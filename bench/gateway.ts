@@ -1,4 +1,3 @@
-import { setMaxListeners } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -14,11 +13,13 @@ import {
   freePort,
   guard,
   here,
+  openSlowStreams,
   provision,
   root,
   rssMiB,
   runMain,
   SHAPES,
+  SLOW_HOSTS,
   shapeBody,
   signIn,
   sleep,
@@ -51,7 +52,6 @@ const TTFB_SAMPLES = short ? 100 : 300;
 const FIXED_RATE = 500;
 const OPEN_STREAMS = 2000;
 const MANY_STREAMS = short ? 0 : 10_000;
-const SLOW_CHANNELS = 10;
 /** One worker's ready time is measured this many times on a fresh data directory and on existing data. */
 const READY_STARTS = short ? 1 : 3;
 /** How long the open streams are held before their steady-state memory is read. */
@@ -109,55 +109,10 @@ async function fixedRate(target: Target, stream: boolean, rate: number, seconds:
   return latencies;
 }
 
-/** Opens `count` slow streams and waits (up to `waitMs`) until each has its first body chunk. */
-async function openStreams(target: Target, count: number, waitMs: number) {
-  const agent = new Agent({ connections: count + 10, keepAliveTimeout: 5_000, pipelining: 1 });
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal);
-  let started = 0;
-  let failed = 0;
-  const all = Array.from({ length: count }, async () => {
-    try {
-      const answer = await request(`${target.origin}/v1/chat/completions`, {
-        method: "POST",
-        dispatcher: agent,
-        signal: controller.signal,
-        headers: { "content-type": "application/json", ...target.headers },
-        body: chatBody(true, "bench-slow"),
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      });
-      if (answer.statusCode !== 200) {
-        failed++;
-        await answer.body.text();
-        return;
-      }
-      let first = true;
-      for await (const _part of answer.body) {
-        if (first) started++;
-        first = false;
-      }
-    } catch {
-      // aborted at the end, or refused
-    }
-  });
-  const deadline = performance.now() + waitMs;
-  while (started + failed < count && performance.now() < deadline) await sleep(100);
-  return {
-    started,
-    failed,
-    close: async () => {
-      controller.abort();
-      await Promise.allSettled(all);
-      await agent.close();
-    },
-  };
-}
-
 /** RSS of a Lyss with `count` concurrent slow streams open. */
 async function streamMemory(target: Target, count: number) {
   const before = rssMiB(target.pid);
-  const opened = await openStreams(target, count, 120_000);
+  const opened = await openSlowStreams(target, count, 120_000);
   await sleep(2_000);
   const opening = rssMiB(target.pid);
   // Then the streams stay open while only their chunks flow: V8 gives back the heap it grew during the
@@ -207,7 +162,7 @@ async function main() {
   buildServer();
   const date = new Date();
   const loadBefore = os.loadavg();
-  const extraHosts = Array.from({ length: SLOW_CHANNELS }, (_, i) => `127.0.0.${i + 2}`);
+  const extraHosts = SLOW_HOSTS;
   console.log(
     `gateway benchmark${short ? " (short)" : ""}: ${REPEATS} repeat(s), ${DURATION_S} s runs, connections ${CONNECTIONS.join(", ")}`,
   );

@@ -1,9 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { setMaxListeners } from "node:events";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
+import { Agent, request } from "undici";
 import type { Run, Target } from "./gateway-report.ts";
 import { usesWrk, wrk } from "./wrk.ts";
 
@@ -317,6 +319,60 @@ const ADMIN = { email: "bench@example.com", password: "bench-password-1234" };
 export async function signIn(base: string, tenantId: string): Promise<Record<string, string>> {
   const session = await api<{ access_token: string }>(base, "POST", "/api/v1/auth/login", ADMIN);
   return { authorization: `Bearer ${session.access_token}`, "x-tenant-id": tenantId };
+}
+
+/**
+ * Loopback hosts for the upstream's slow channels (`provision` makes one "bench-slow" channel per host):
+ * thousands of open streams need more upstream connections than one address's ports allow.
+ */
+export const SLOW_HOSTS = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 2}`);
+
+/**
+ * Opens `count` slow streams ("bench-slow": a chunk a second until the client goes) and waits (up to
+ * `waitMs`) until each has its first body chunk; `close` ends them all at once, as their client.
+ */
+export async function openSlowStreams(target: Target, count: number, waitMs: number) {
+  const agent = new Agent({ connections: count + 10, keepAliveTimeout: 5_000, pipelining: 1 });
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  let started = 0;
+  let failed = 0;
+  const all = Array.from({ length: count }, async () => {
+    try {
+      const answer = await request(`${target.origin}/v1/chat/completions`, {
+        method: "POST",
+        dispatcher: agent,
+        signal: controller.signal,
+        headers: { "content-type": "application/json", ...target.headers },
+        body: chatBody(true, "bench-slow"),
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      });
+      if (answer.statusCode !== 200) {
+        failed++;
+        await answer.body.text();
+        return;
+      }
+      let first = true;
+      for await (const _part of answer.body) {
+        if (first) started++;
+        first = false;
+      }
+    } catch {
+      // aborted at the end, or refused
+    }
+  });
+  const deadline = performance.now() + waitMs;
+  while (started + failed < count && performance.now() < deadline) await sleep(100);
+  return {
+    started,
+    failed,
+    close: async () => {
+      controller.abort();
+      await Promise.allSettled(all);
+      await agent.close();
+    },
+  };
 }
 
 /**
