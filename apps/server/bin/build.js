@@ -9,8 +9,8 @@ import { build } from "esbuild";
 
 const server = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const root = path.resolve(server, "../..");
-// Left out of the bundle: native addons, packages that read their own files at run time, and the
-// tokenizer's vocabularies (loaded only when a usage estimate needs them).
+// Left out of the bundle: native addons and packages that read their own files at run time (the
+// tokenizer's vocabulary file, read when a usage estimate first needs it).
 const external = ["better-sqlite3", "pg-native", "@fastify/swagger-ui", "gpt-tokenizer", "tsx", "esbuild"];
 
 const outdir = path.join(server, "dist");

@@ -308,6 +308,30 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(logs[0].status_code).toBe(499);
   });
 
+  it("records an estimate of a stream stopped mid-way, its text naming special tokens included", async () => {
+    sim.fail({ path: "/chat/completions" }, { frameDelayMs: 300, times: 1 });
+    const controller = new AbortController();
+    const content = "What does <|endoftext|> mean to a tokenizer, and <|fim_prefix|>?";
+    const stream = await client.chat.completions.create(
+      { model: "gpt-4o-mini", messages: [{ role: "user", content }], stream: true },
+      { signal: controller.signal },
+    );
+    await (async () => {
+      for await (const chunk of stream) {
+        if (chunk.choices[0]?.delta.content) controller.abort();
+      }
+    })().catch(() => undefined);
+    const logs = await eventually(async () => {
+      await app.services.usage.flush();
+      const page = await app.call("GET", "/api/v1/usage/logs", { token: admin.token });
+      return page.body.data.length ? page.body.data : undefined;
+    });
+    expect(logs[0].status_code).toBe(499);
+    // The special tokens count as the text they are: "<|endoftext|>" alone is several tokens.
+    expect(logs[0].prompt_tokens).toBeGreaterThan(20);
+    expect(logs[0].completion_tokens).toBeGreaterThan(0);
+  });
+
   it("lets go of an upstream that keeps its stream open after [DONE], and answers the client at once", async () => {
     sim.fail({ path: "/chat/completions" }, { holdOpen: true, times: 1 });
     expect(await streamedText("and then?")).toBe("Hello from the simulator. You said: and then?");

@@ -1,25 +1,21 @@
 import type { ChatRequest, Usage } from "@lyss/llm";
 import { textOf } from "@lyss/llm";
+import { type TokenCounter, tokenCounter } from "../../infra/tokenizer.ts";
 
-type Encoder = (text: string) => number;
-let encoder: Encoder | undefined;
+/** Four characters a token, should the vocabulary be unreadable: the call is still recorded and billed. */
+const rough: TokenCounter = { count: (text) => Math.ceil(text.length / 4) };
 
-/** Counts tokens with the o200k vocabulary (loaded on first use); a close estimate for any model. */
-async function count(text: string): Promise<number> {
-  if (!text) return 0;
-  if (!encoder) {
-    const module = await import("gpt-tokenizer");
-    encoder = (value: string) => module.encode(value).length;
-  }
-  return encoder(text);
-}
-
-/** Usage when the upstream reported none: the prompt's and the answer's text, tokenized. */
+/**
+ * Usage when the upstream reported none (a stream stopped before its end, an upstream that counts
+ * nothing): the prompt's and the answer's text counted in the o200k vocabulary, a close estimate
+ * for any model.
+ */
 export async function estimateUsage(body: ChatRequest, completionText: string): Promise<Usage> {
+  const counter = await tokenCounter().catch(() => rough);
   const promptText = body.messages
     .map((message) => `${message.role}: ${textOf(message.content)}${message.tool_calls ? JSON.stringify(message.tool_calls) : ""}`)
     .join("\n");
-  const prompt = (await count(promptText)) + body.messages.length * 3;
-  const completion = await count(completionText);
+  const prompt = counter.count(promptText) + body.messages.length * 3;
+  const completion = counter.count(completionText);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
