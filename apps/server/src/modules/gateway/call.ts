@@ -115,11 +115,24 @@ export const hasContent = (chunk: ChatChunk) =>
       choice.finish_reason !== null,
   );
 
+/**
+ * Why a call is cancelled when its client goes: an error without a stack. Node's streams read the
+ * stack of the error they are destroyed with, so one captured here (or undici's own error, made when
+ * the cancel carries no reason) is also formatted, for every stream a client leaves.
+ */
+function clientClosed(): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  const error = new Error("client closed the request");
+  Error.stackTraceLimit = limit;
+  return error;
+}
+
 /** Aborts the upstream side as soon as the client goes away, and lets go of the client's socket. */
 export function watchClient(call: ChatCall, abort: Cancel) {
   call.reply.raw.on("close", () => {
     if (call.reply.raw.writableFinished) return;
-    abort.abort();
+    abort.abort(clientClosed());
     call.reply.raw.socket?.destroy();
   });
 }
