@@ -49,8 +49,20 @@ export interface Measured {
   fixedRate: number;
   readyMs: { fresh: number[]; existing: number[] };
   memory: { idle: Memory; afterLoad: Memory };
-  /** `opening`: 2 s after the last stream opened; `during`: after they were held open a while longer. */
-  streams: { label: string; count: number; started: number; failed: number; before: Memory; opening: Memory; during: Memory }[];
+  /**
+   * `stoppedFirst`: streams stopped by their client before the reading (their usage estimated);
+   * `opening`: 2 s after the last stream opened; `during`: after they were held open a while longer.
+   */
+  streams: {
+    label: string;
+    count: number;
+    stoppedFirst: number;
+    started: number;
+    failed: number;
+    before: Memory;
+    opening: Memory;
+    during: Memory;
+  }[];
   /** How each Lyss ended on SIGTERM at the end, after its last streams were closed by their clients. */
   stops: ({ name: string } & Stop)[];
   accounting: { requests: number; cost: number };
@@ -121,7 +133,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
   const streamLines = m.streams.map((run) => {
     const perStream = (run.during.rss - run.before.rss) / Math.max(1, run.started);
     summary.push(`RSS with ${run.started} streams: ${fmt(run.during.rss)} MiB`);
-    return `- **${fmt(run.during.rss)} MiB (${fmt((run.during.rss * 2 ** 20) / 1e6, 0)} MB) RSS with ${run.started} of ${run.count} concurrent streams open**, held open for a while (${run.label}; ${run.failed} refused; ${fmt(run.before.rss)} MiB before they opened, ${fmt(run.opening.rss)} MiB 2 s after the last one opened, peak ${fmt(run.during.hwm)} MiB; ≈ ${fmt(perStream * 1024, 0)} KiB per stream; the upstream sends one chunk per second).`;
+    return `- **${fmt(run.during.rss)} MiB (${fmt((run.during.rss * 2 ** 20) / 1e6, 0)} MB) RSS with ${run.started} of ${run.count} concurrent streams open**, held open for a while (${run.label}; after ${run.stoppedFirst} streams stopped by their client; ${run.failed} refused; ${fmt(run.before.rss)} MiB before they opened, ${fmt(run.opening.rss)} MiB 2 s after the last one opened, peak ${fmt(run.during.hwm)} MiB; ≈ ${fmt(perStream * 1024, 0)} KiB per stream; the upstream sends one chunk per second).`;
   });
   const fixed = (name: string, shape: string) => m.fixed.get(`${name}|${shape}`) ?? [];
   const fixedRows = ["plain", "stream"].map((shape) => {

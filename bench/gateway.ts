@@ -109,8 +109,17 @@ async function fixedRate(target: Target, stream: boolean, rate: number, seconds:
   return latencies;
 }
 
-/** RSS of a Lyss with `count` concurrent slow streams open. */
+/** Streams stopped by their client before a memory reading: what a gateway that has served stops holds. */
+const STOPPED_FIRST = 20;
+
+/**
+ * RSS of a Lyss with `count` concurrent slow streams open, after a few streams were stopped by their
+ * client (their usage estimated: the token counter loaded).
+ */
 async function streamMemory(target: Target, count: number) {
+  const stopped = await openSlowStreams(target, STOPPED_FIRST, 30_000);
+  await stopped.close();
+  await sleep(500);
   const before = rssMiB(target.pid);
   const opened = await openSlowStreams(target, count, 120_000);
   await sleep(2_000);
@@ -123,7 +132,7 @@ async function streamMemory(target: Target, count: number) {
     `  ${target.name}: ${opened.started}/${count} streams open (${opened.failed} refused), RSS ${opening.rss.toFixed(1)} MiB after 2 s, ${during.rss.toFixed(1)} MiB after ${(2_000 + STEADY_MS) / 1000} s`,
   );
   await opened.close();
-  return { count, started: opened.started, failed: opened.failed, before, opening, during };
+  return { count, stoppedFirst: STOPPED_FIRST, started: opened.started, failed: opened.failed, before, opening, during };
 }
 
 /**
