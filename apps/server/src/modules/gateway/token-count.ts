@@ -6,6 +6,18 @@ import { type TokenCounter, tokenCounter } from "../../infra/tokenizer.ts";
 const rough: TokenCounter = { count: (text) => Math.ceil(text.length / 4) };
 
 /**
+ * Characters counted exactly; a longer text is estimated from their tokens per character. Counting
+ * takes about 0.1 ms per thousand characters on the serving thread: a 20 MB prompt counted whole
+ * would stall it for seconds at each stopped stream.
+ */
+export const COUNTED_CHARS = 256 * 1024;
+
+const tokensOf = (counter: TokenCounter, text: string) =>
+  text.length <= COUNTED_CHARS
+    ? counter.count(text)
+    : Math.round((counter.count(text.slice(0, COUNTED_CHARS)) * text.length) / COUNTED_CHARS);
+
+/**
  * Usage when the upstream reported none (a stream stopped before its end, an upstream that counts
  * nothing): the prompt's and the answer's text counted in the o200k vocabulary, a close estimate
  * for any model.
@@ -15,7 +27,7 @@ export async function estimateUsage(body: ChatRequest, completionText: string): 
   const promptText = body.messages
     .map((message) => `${message.role}: ${textOf(message.content)}${message.tool_calls ? JSON.stringify(message.tool_calls) : ""}`)
     .join("\n");
-  const prompt = counter.count(promptText) + body.messages.length * 3;
-  const completion = counter.count(completionText);
+  const prompt = tokensOf(counter, promptText) + body.messages.length * 3;
+  const completion = tokensOf(counter, completionText);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
