@@ -78,7 +78,7 @@ describe("token counter (o200k)", () => {
     expect(counterFor(vocabulary).count("tokens, counted twice")).toBe(reference("tokens, counted twice"));
   });
 
-  it("shares one load among concurrent first uses", async () => {
+  it("answers one counter to every caller: the vocabulary is read once", async () => {
     const [a, b] = await Promise.all([tokenCounter(), tokenCounter()]);
     expect(a).toBe(b);
   });

@@ -285,33 +285,10 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(backup.requests).toHaveLength(0);
   });
 
-  it("aborts the upstream request when the client goes away", async () => {
+  /** A slow stream to `content`, stopped by the client at its first content. */
+  async function stopAtFirstContent(content: string) {
     sim.fail({ path: "/chat/completions" }, { frameDelayMs: 300, times: 1 });
     const controller = new AbortController();
-    const stream = await client.chat.completions.create(
-      { model: "gpt-4o-mini", messages: [{ role: "user", content: "slow" }], stream: true },
-      { signal: controller.signal },
-    );
-    await (async () => {
-      for await (const chunk of stream) {
-        if (chunk.choices[0]?.delta.content) controller.abort();
-      }
-    })().catch(() => undefined);
-    const upstream = await eventually(() => (sim.requests[0]?.aborted ? sim.requests[0] : undefined));
-    expect(upstream.completed).toBe(false);
-    await app.services.usage.flush();
-    const logs = await eventually(async () => {
-      await app.services.usage.flush();
-      const page = await app.call("GET", "/api/v1/usage/logs", { token: admin.token });
-      return page.body.data.length ? page.body.data : undefined;
-    });
-    expect(logs[0].status_code).toBe(499);
-  });
-
-  it("records an estimate of a stream stopped mid-way, its text naming special tokens included", async () => {
-    sim.fail({ path: "/chat/completions" }, { frameDelayMs: 300, times: 1 });
-    const controller = new AbortController();
-    const content = "What does <|endoftext|> mean to a tokenizer, and <|fim_prefix|>?";
     const stream = await client.chat.completions.create(
       { model: "gpt-4o-mini", messages: [{ role: "user", content }], stream: true },
       { signal: controller.signal },
@@ -321,11 +298,27 @@ describe("OpenAI-compatible data plane through a listening server", () => {
         if (chunk.choices[0]?.delta.content) controller.abort();
       }
     })().catch(() => undefined);
-    const logs = await eventually(async () => {
+  }
+
+  /** The usage logs once the call's record has been written. */
+  const usageLogs = () =>
+    eventually(async () => {
       await app.services.usage.flush();
       const page = await app.call("GET", "/api/v1/usage/logs", { token: admin.token });
       return page.body.data.length ? page.body.data : undefined;
     });
+
+  it("aborts the upstream request when the client goes away", async () => {
+    await stopAtFirstContent("slow");
+    const upstream = await eventually(() => (sim.requests[0]?.aborted ? sim.requests[0] : undefined));
+    expect(upstream.completed).toBe(false);
+    const logs = await usageLogs();
+    expect(logs[0].status_code).toBe(499);
+  });
+
+  it("records an estimate of a stream stopped mid-way, its text naming special tokens included", async () => {
+    await stopAtFirstContent("What does <|endoftext|> mean to a tokenizer, and <|fim_prefix|>?");
+    const logs = await usageLogs();
     expect(logs[0].status_code).toBe(499);
     // The special tokens count as the text they are: "<|endoftext|>" alone is several tokens.
     expect(logs[0].prompt_tokens).toBeGreaterThan(20);
