@@ -7,6 +7,7 @@ import pg from "pg";
 import { buildApp, type LyssApp } from "../app.ts";
 import { type Config, loadConfig } from "../config/env.ts";
 import type { Clock } from "../infra/clock.ts";
+import { eventually } from "./eventually.ts";
 
 /**
  * Tests run on a fresh SQLite file by default. With TEST_DATABASE_URL (and TEST_REDIS_URL) set, each
@@ -192,6 +193,14 @@ export async function listen(app: TestApp): Promise<string> {
   if (!address || typeof address === "string") throw new Error("no address");
   return `http://127.0.0.1:${address.port}`;
 }
+
+/** The tenant's usage records, newest first, once the writer has flushed at least one. */
+export const usageLogsOf = (app: TestApp, adminToken: string) =>
+  eventually(async () => {
+    await app.services.usage.flush();
+    const page = await app.call("GET", "/api/v1/usage/logs", { token: adminToken });
+    return page.body.data.length ? page.body.data : undefined;
+  });
 
 /** Creates a channel in the tenant and answers its id. */
 export async function createChannel(app: TestApp, token: string, tenantId: string, body: Record<string, unknown>) {

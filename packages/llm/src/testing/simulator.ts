@@ -7,6 +7,8 @@ export interface Fault {
   status?: number;
   message?: string;
   headers?: Record<string, string>;
+  /** Answer 200 with this text as the JSON body, in place of the protocol's answer (a malformed one, say). */
+  body?: string;
   /** Wait this long before answering. */
   delayMs?: number;
   /** Wait this long between streamed frames. */
@@ -208,6 +210,10 @@ export class UpstreamSimulator {
       res
         .writeHead(fault.status, { "content-type": "application/json", ...fault.headers })
         .end(JSON.stringify(protocol.errorBody(fault.status, fault.message ?? `simulated ${fault.status}`)));
+      return;
+    }
+    if (fault?.body !== undefined) {
+      res.writeHead(200, { "content-type": "application/json", ...fault.headers }).end(fault.body);
       return;
     }
     const request: SimRequest = {

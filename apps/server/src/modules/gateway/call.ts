@@ -44,6 +44,8 @@ export interface ChatCall {
   reply: FastifyReply;
   /** Prices the usage and settles quotas; absent for calls that were never admitted. */
   billing?: Billing;
+  /** Its usage record written and its quotas settled (once per call). */
+  recorded: boolean;
 }
 
 /** What a finished call records. */
@@ -65,6 +67,7 @@ export function recordUsage(
   outcome: Outcome,
   startedAt: number,
 ) {
+  call.recorded = true;
   const usage = outcome.usage;
   const cost = call.billing?.cost(usage, outcome.channel) ?? 0;
   try {
@@ -97,6 +100,27 @@ export function recordUsage(
     request_id: call.requestId,
     created_at: isoNow(deps.clock),
   });
+}
+
+/**
+ * A call that threw where no path of its relay expected it to: its quotas are settled and its record
+ * written as a 500 (once: not when the call was recorded before it threw), so its reservation is not
+ * held for good. An answer not yet begun is the error handler's to give, in the client's protocol; a
+ * stream already begun ends with `closing`'s error event.
+ */
+export function unforeseen(
+  deps: RelayDeps,
+  call: ChatCall,
+  error: Error,
+  startedAt: number,
+  closing?: (message: string) => string,
+): unknown {
+  if (!call.recorded) recordUsage(deps, call, { status: 500, error: `internal error: ${error.message}`, attempts: 1 }, startedAt);
+  const raw = call.reply.raw;
+  if (!raw.headersSent) throw error;
+  deps.logger.error({ err: error, request_id: call.requestId }, "gateway error after the answer began");
+  if (!raw.writableEnded && !raw.destroyed) raw.end(closing?.(`internal error (request ${call.requestId})`));
+  return call.reply;
 }
 
 export function sendError(call: ChatCall, status: number, message: string, code: string | null = null, type?: string) {

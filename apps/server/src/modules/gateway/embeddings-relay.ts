@@ -1,6 +1,6 @@
 import type { EmbeddingsRequest, EmbeddingsResponse } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
-import { type ChatCall, type RelayDeps, recordUsage, sendError, watchClient } from "./call.ts";
+import { type ChatCall, type RelayDeps, recordUsage, sendError, unforeseen, watchClient } from "./call.ts";
 import { Cancel } from "./cancel.ts";
 
 /** Embeddings: the same failover as chat, on channels whose provider can embed. */
@@ -8,6 +8,14 @@ export async function relayEmbeddings(deps: RelayDeps, call: ChatCall, body: Emb
   const startedAt = performance.now();
   const abort = new Cancel();
   watchClient(call, abort);
+  try {
+    return await relayEmbeddingsTo(deps, call, body, abort, startedAt);
+  } catch (error) {
+    return unforeseen(deps, call, error as Error, startedAt);
+  }
+}
+
+async function relayEmbeddingsTo(deps: RelayDeps, call: ChatCall, body: EmbeddingsRequest, abort: Cancel, startedAt: number) {
   const failures: Failure[] = [];
   const candidates = call.candidates.filter((channel) => channel.provider.embeddings);
   for (const channel of candidates.slice(0, deps.maxAttempts)) {

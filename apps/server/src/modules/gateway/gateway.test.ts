@@ -1,30 +1,18 @@
-import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { eventually } from "../../test/eventually.ts";
-import { createAccessToken, createChannel, createTestApp, listen, setupAdmin, type TestApp } from "../../test/test-app.ts";
+import { suiteSimulators } from "../../test/simulators.ts";
+import { createAccessToken, createChannel, createTestApp, listen, setupAdmin, type TestApp, usageLogsOf } from "../../test/test-app.ts";
 
 describe("OpenAI-compatible data plane through a listening server", () => {
-  let sim: UpstreamSimulator;
-  let backup: UpstreamSimulator;
+  const [sim, backup] = suiteSimulators();
   let app: TestApp;
   let admin: Awaited<ReturnType<typeof setupAdmin>>;
   let client: OpenAI;
   let baseUrl: string;
   let key: string;
 
-  beforeAll(async () => {
-    sim = await startSimulator();
-    backup = await startSimulator();
-  });
-  afterAll(async () => {
-    await sim.close();
-    await backup.close();
-  });
-
   beforeEach(async () => {
-    sim.reset();
-    backup.reset();
     app = await createTestApp({ env: { LYSS_STREAM_KEEPALIVE_MS: "200" } });
     admin = await setupAdmin(app);
     await createChannel(app, admin.token, admin.tenant.id, {
@@ -301,12 +289,7 @@ describe("OpenAI-compatible data plane through a listening server", () => {
   }
 
   /** The usage logs once the call's record has been written. */
-  const usageLogs = () =>
-    eventually(async () => {
-      await app.services.usage.flush();
-      const page = await app.call("GET", "/api/v1/usage/logs", { token: admin.token });
-      return page.body.data.length ? page.body.data : undefined;
-    });
+  const usageLogs = () => usageLogsOf(app, admin.token);
 
   it("aborts the upstream request when the client goes away", async () => {
     await stopAtFirstContent("slow");

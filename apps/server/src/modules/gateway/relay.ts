@@ -1,8 +1,8 @@
 import type { ChatCompletion } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
-import { type ChatCall, type RelayDeps, recordUsage, sendError, watchClient } from "./call.ts";
+import { type ChatCall, type RelayDeps, recordUsage, sendError, unforeseen, watchClient } from "./call.ts";
 import { Cancel } from "./cancel.ts";
-import { relayStream } from "./stream-relay.ts";
+import { encoderFor, relayStream } from "./stream-relay.ts";
 import { estimateUsage } from "./token-count.ts";
 
 const completionText = (completion: ChatCompletion) =>
@@ -19,8 +19,14 @@ export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknow
   const abort = new Cancel();
   watchClient(call, abort);
   if (call.warnings.length) call.reply.header("x-lyss-warnings", call.warnings.join("; ").replace(/[^\x20-\x7e]/g, "?"));
-  if (call.body.stream) return relayStream(deps, call, abort, startedAt);
+  try {
+    return await (call.body.stream ? relayStream(deps, call, abort, startedAt) : relayPlain(deps, call, abort, startedAt));
+  } catch (error) {
+    return unforeseen(deps, call, error as Error, startedAt, (message) => encoderFor(call).error(500, message));
+  }
+}
 
+async function relayPlain(deps: RelayDeps, call: ChatCall, abort: Cancel, startedAt: number): Promise<unknown> {
   const failures: Failure[] = [];
   for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
     const context = contextFor(channel, call.publicModel, call.rawBody);

@@ -108,6 +108,7 @@ export async function handleChat(
     requestId: request.id,
     warnings: input.warnings,
     reply,
+    recorded: false,
   };
   if (header(request, "x-lyss-dry-run") === "1") {
     if (!token.allowDryRun)
@@ -192,6 +193,7 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
         requestId: request.id,
         warnings: [],
         reply,
+        recorded: false,
       };
       const text = (Array.isArray(body.input) ? body.input : [body.input]).map(String).join("\n");
       const estimateBody = { model: body.model, messages: [{ role: "user" as const, content: text }], max_tokens: 0 };

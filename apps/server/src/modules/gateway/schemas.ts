@@ -29,7 +29,27 @@ function distinctKeys(body: Record<string, unknown>, context: z.RefinementCtx) {
   }
 }
 
-/** Inbound bodies are loose: clients send many fields, and unknown ones pass through to the upstream. */
+/**
+ * A content part: its type, and for the two types every adapter translates, the field it reads (a
+ * `text` part's text, an `image_url` part's URL). Other types pass on to the upstream as they came.
+ */
+const ZContentPart = z.looseObject({ type: z.string() }).superRefine((part, context) => {
+  if (part.type === "text" && typeof part.text !== "string") {
+    context.addIssue({ code: "custom", message: "a text part needs its text as a string", path: ["text"] });
+  }
+  if (part.type === "image_url" && typeof (part.image_url as { url?: unknown } | null | undefined)?.url !== "string") {
+    context.addIssue({ code: "custom", message: "an image_url part needs image_url.url as a string", path: ["image_url"] });
+  }
+});
+
+/** A function's name and, for a call, its arguments as JSON text (as OpenAI sends and reads them). */
+const ZFunctionCall = z.looseObject({ name: z.string(), arguments: z.string() });
+
+/**
+ * Inbound bodies are loose: clients send many fields, and unknown ones pass through to the upstream.
+ * What an adapter translates is checked for its shape, so a body no provider could be sent is a 400
+ * in the client's protocol, never an error halfway through a call.
+ */
 export const ZChatBody = z
   .looseObject({
     model: z.string().min(1).max(200),
@@ -37,6 +57,8 @@ export const ZChatBody = z
       .array(
         z.looseObject({
           role: z.enum(["system", "developer", "user", "assistant", "tool", "function"]),
+          content: z.union([z.string(), z.array(ZContentPart)]).nullish(),
+          tool_calls: z.array(z.looseObject({ function: ZFunctionCall })).nullish(),
         }),
       )
       .min(1)
@@ -45,6 +67,8 @@ export const ZChatBody = z
     max_tokens: z.number().int().min(1).nullish(),
     temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().min(0).max(1).nullish(),
+    stop: z.union([z.string(), z.array(z.string())]).nullish(),
+    tools: z.array(z.looseObject({ function: z.looseObject({ name: z.string() }) })).nullish(),
   })
   .superRefine(distinctKeys);
 

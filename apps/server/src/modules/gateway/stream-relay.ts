@@ -38,7 +38,7 @@ async function drain(batches: AsyncIterator<FrameBatch>, body: Readable) {
 }
 
 /** The client's encoder: one per attempt, so what an attempt that failed before its content encoded goes with it. */
-const encoderFor = (call: ChatCall): StreamEncoder =>
+export const encoderFor = (call: ChatCall): StreamEncoder =>
   call.inbound.streamEncoder(call.publicModel, Boolean(call.body.stream_options?.include_usage));
 
 /**

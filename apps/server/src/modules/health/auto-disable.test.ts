@@ -2,6 +2,7 @@ import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { eventually } from "../../test/eventually.ts";
+import { suiteSimulators } from "../../test/simulators.ts";
 import {
   ADMIN,
   createAccessToken,
@@ -25,24 +26,13 @@ const channelBody = (name: string, url: string, extra: Record<string, unknown> =
 });
 
 describe("auto-disable and scheduled probes", () => {
-  let sim: UpstreamSimulator;
-  let backup: UpstreamSimulator;
+  const [sim, backup] = suiteSimulators();
   let app: TestApp;
   let admin: Awaited<ReturnType<typeof setupAdmin>>;
   let client: OpenAI;
   let primary: string;
 
-  beforeAll(async () => {
-    sim = await startSimulator();
-    backup = await startSimulator();
-  });
-  afterAll(async () => {
-    await sim.close();
-    await backup.close();
-  });
   beforeEach(async () => {
-    sim.reset();
-    backup.reset();
     app = await createTestApp();
     admin = await setupAdmin(app);
     primary = (await createChannel(app, admin.token, admin.tenant.id, channelBody("primary", sim.url, { priority: 10 }))).id;

@@ -1,6 +1,6 @@
-import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { suiteSimulators } from "../../test/simulators.ts";
 import { createAccessToken, createChannel, createTestApp, listen, setupAdmin, type TestApp } from "../../test/test-app.ts";
 
 /** The value of the first sample of a metric whose labels include all of `labels`. */
@@ -15,8 +15,7 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 }
 
 describe("channel statistics and gateway metrics", () => {
-  let sim: UpstreamSimulator;
-  let backup: UpstreamSimulator;
+  const [sim, backup] = suiteSimulators();
   let app: TestApp;
   let admin: Awaited<ReturnType<typeof setupAdmin>>;
   let client: OpenAI;
@@ -24,17 +23,7 @@ describe("channel statistics and gateway metrics", () => {
   let primary: string;
   let secondary: string;
 
-  beforeAll(async () => {
-    sim = await startSimulator();
-    backup = await startSimulator();
-  });
-  afterAll(async () => {
-    await sim.close();
-    await backup.close();
-  });
   beforeEach(async () => {
-    sim.reset();
-    backup.reset();
     app = await createTestApp();
     admin = await setupAdmin(app);
     const body = (name: string, url: string, priority: number) => ({

@@ -1,7 +1,7 @@
-import { startSimulator, type UpstreamSimulator } from "@lyss/llm/testing";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { eventually } from "../../test/eventually.ts";
+import { suiteSimulators } from "../../test/simulators.ts";
 import { createAccessToken, createChannel, createTestApp, createUser, listen, setupAdmin, type TestApp } from "../../test/test-app.ts";
 
 const channelBody = (name: string, url: string, extra: Record<string, unknown> = {}) => ({
@@ -14,8 +14,7 @@ const channelBody = (name: string, url: string, extra: Record<string, unknown> =
 });
 
 describe("channel status notifications", () => {
-  let sim: UpstreamSimulator;
-  let backup: UpstreamSimulator;
+  const [sim, backup] = suiteSimulators();
   let app: TestApp;
   let admin: Awaited<ReturnType<typeof setupAdmin>>;
   let member: Awaited<ReturnType<typeof createUser>>;
@@ -23,17 +22,7 @@ describe("channel status notifications", () => {
   let client: OpenAI;
   let primary: string;
 
-  beforeAll(async () => {
-    sim = await startSimulator();
-    backup = await startSimulator();
-  });
-  afterAll(async () => {
-    await sim.close();
-    await backup.close();
-  });
   beforeEach(async () => {
-    sim.reset();
-    backup.reset();
     app = await createTestApp();
     admin = await setupAdmin(app);
     [member, tenantAdmin] = await Promise.all([

@@ -59,8 +59,31 @@ export function normalizeUsage(raw: unknown): Usage | undefined {
   return result;
 }
 
-/** An OpenAI chat completion body, with its usage normalised. */
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null;
+
+/** What keeps a body from being a chat completion every reader of one can read, if anything does. */
+function completionFault(body: Record<string, unknown>): string | undefined {
+  if (!Array.isArray(body.choices)) return "it has no choices";
+  for (const choice of body.choices as unknown[]) {
+    const message = isRecord(choice) ? choice.message : undefined;
+    if (!isRecord(message)) return "a choice has no message";
+    const calls = message.tool_calls;
+    if (calls == null) continue;
+    const wellFormed = (call: unknown) =>
+      isRecord(call) && isRecord(call.function) && typeof call.function.name === "string" && typeof call.function.arguments === "string";
+    if (!Array.isArray(calls) || !calls.every(wellFormed)) return "a tool call has no function name or arguments";
+  }
+  return undefined;
+}
+
+/**
+ * An OpenAI chat completion body, with its usage normalised. A body that is not one (no choices, a
+ * choice without a message, a tool call without its function) is refused with an error, as a
+ * malformed answer the caller may try elsewhere.
+ */
 export function compatibleResponse(raw: unknown): ChatCompletion {
+  const fault = completionFault(asRecord(raw));
+  if (fault) throw new Error(`not a chat completion: ${fault}`);
   const body = asRecord(raw) as unknown as ChatCompletion;
   const usage = normalizeUsage(asRecord(raw).usage);
   return { ...body, object: "chat.completion", ...(usage ? { usage } : {}) };

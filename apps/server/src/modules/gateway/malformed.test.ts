@@ -1,0 +1,161 @@
+import OpenAI from "openai";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { suiteSimulators } from "../../test/simulators.ts";
+import { createAccessToken, createChannel, gatewayApp, type setupAdmin, type TestApp, usageLogsOf } from "../../test/test-app.ts";
+
+/** What a call was refused or failed with (undefined when it succeeded). */
+const failureOf = (call: Promise<unknown>): Promise<unknown> =>
+  call.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+
+const hi = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
+
+/**
+ * Bodies no provider could be sent, answers that are not what they claim to be, and a call that throws
+ * where nothing expected it to: each ends in a clear error in the client's protocol, with the call's
+ * quota reservation given back and its usage recorded.
+ */
+describe("malformed requests, malformed answers and unforeseen failures", () => {
+  const [sim, backup] = suiteSimulators();
+  let app: TestApp;
+  let admin: Awaited<ReturnType<typeof setupAdmin>>;
+  let baseUrl: string;
+
+  beforeEach(async () => {
+    ({ app, admin, baseUrl } = await gatewayApp(`${sim.url}/v1`));
+  });
+  afterEach(async () => app.close());
+
+  /** A client on a token that may make one request in all: a reservation held for good refuses the next. */
+  async function oneRequestClient() {
+    const token = await createAccessToken(app, admin.token, admin.tenant.id, { limits: [{ metric: "requests", window: "total", max: 1 }] });
+    return { token, client: new OpenAI({ apiKey: token.key, baseURL: `${baseUrl}/v1`, maxRetries: 0 }) };
+  }
+
+  const requestLimit = async (tokenId: string) =>
+    (await app.call("GET", `/api/v1/tokens/${tokenId}`, { token: admin.token })).body.limits[0];
+
+  const usageLogs = () => usageLogsOf(app, admin.token);
+
+  /** Runs `call` with the channel statistics throwing on a success, as a fault nothing expects. */
+  async function withStatisticsAway<T>(call: () => Promise<T>): Promise<T> {
+    const stats = app.services.relay.stats;
+    const succeeded = stats.succeeded;
+    stats.succeeded = () => {
+      throw new Error("channel statistics away");
+    };
+    try {
+      return await call();
+    } finally {
+      stats.succeeded = succeeded;
+    }
+  }
+
+  it("refuses with a 400 a body whose messages or tools no provider could be sent, before any upstream call", async () => {
+    const { client } = await oneRequestClient();
+    const user = (content: unknown) => [{ role: "user", content }];
+    const bodies: Record<string, unknown>[] = [
+      { messages: user(5) },
+      { messages: user([null]) },
+      { messages: user([{ type: "text" }]) },
+      { messages: user([{ type: "image_url", image_url: { detail: "low" } }]) },
+      { messages: [{ role: "assistant", tool_calls: [{ id: "c1", type: "function" }] }] },
+      { messages: user("hi"), tools: [{ type: "function" }] },
+      { messages: user("hi"), stop: 5 },
+    ];
+    for (const body of bodies) {
+      const refusal = await failureOf(
+        client.chat.completions.create({ model: "gpt-4o-mini", ...body } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming),
+      );
+      expect(refusal, JSON.stringify(body)).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((refusal as InstanceType<typeof OpenAI.BadRequestError>).error).toMatchObject({ type: "invalid_request_error" });
+    }
+    expect(sim.requests).toHaveLength(0);
+    // Parts of types the adapters do not read pass on as they came.
+    const passed = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "hi" },
+            { type: "input_audio", input_audio: { data: "", format: "wav" } },
+          ],
+        },
+      ],
+    });
+    expect(passed.choices[0]?.message.content).toContain("hi");
+  });
+
+  it("fails over from an answer that is not a chat completion, and settles the call once", async () => {
+    await createChannel(app, admin.token, admin.tenant.id, {
+      name: "backup",
+      provider: "openai-compatible",
+      base_url: backup.url,
+      credentials: { api_key: "k" },
+      models: ["gpt-4o-mini"],
+      priority: -1,
+    });
+    sim.fail({ path: "/chat/completions" }, { body: JSON.stringify({ id: "x", object: "chat.completion", model: "gpt-4o-mini" }) });
+    const { token, client } = await oneRequestClient();
+    const completion = await client.chat.completions.create(hi);
+    expect(completion.choices[0]?.message.content).toContain("hi");
+    expect(sim.requests).toHaveLength(1);
+    expect(backup.requests).toHaveLength(1);
+    const [log] = await usageLogs();
+    expect(log).toMatchObject({ status_code: 200, attempts: 2 });
+    expect(await requestLimit(token.id)).toMatchObject({ used: 1, reserved: 0 });
+  });
+
+  it("answers 502 when every channel's answer is malformed, and gives the reservation back", async () => {
+    for (const body of [{ object: "chat.completion", choices: [{ message: null }] }, { choices: [{ message: { tool_calls: [{}] } }] }]) {
+      sim.fail({ path: "/chat/completions" }, { body: JSON.stringify(body), times: 1 });
+    }
+    const { token, client } = await oneRequestClient();
+    for (let round = 0; round < 2; round++) {
+      const failure = await failureOf(client.chat.completions.create(hi));
+      expect(failure).toBeInstanceOf(OpenAI.APIError);
+      expect((failure as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+      expect((failure as Error).message).toContain("malformed response from upstream");
+    }
+    expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
+    // The request budget is whole: the next call is served.
+    expect((await client.chat.completions.create(hi)).choices[0]?.message.content).toContain("hi");
+  });
+
+  it("settles and records a plain call that throws where nothing expected it to, and answers a 500 in the client's protocol", async () => {
+    const { token, client } = await oneRequestClient();
+    const failure = await withStatisticsAway(() => failureOf(client.chat.completions.create(hi)));
+    expect(failure).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((failure as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({
+      type: "api_error",
+      message: expect.stringContaining("internal error (request"),
+    });
+    const [log] = await usageLogs();
+    expect(log).toMatchObject({ status_code: 500, error: "internal error: channel statistics away" });
+    expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
+    expect((await client.chat.completions.create(hi)).choices[0]?.message.content).toContain("hi");
+  });
+
+  it("ends a stream that throws after its first content with an error event, recorded once", async () => {
+    const { token, client } = await oneRequestClient();
+    let text = "";
+    const failure = await withStatisticsAway(async () => {
+      const stream = await client.chat.completions.create({ ...hi, stream: true });
+      return failureOf(
+        (async () => {
+          for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+        })(),
+      );
+    });
+    expect(text).toContain("hi");
+    expect(failure).toBeInstanceOf(OpenAI.APIError);
+    expect((failure as Error).message).toMatch(/internal error \(request /);
+    const logs = await usageLogs();
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({ status_code: 500, error: "internal error: channel statistics away" });
+    expect(await requestLimit(token.id)).toMatchObject({ reserved: 0 });
+  });
+});
