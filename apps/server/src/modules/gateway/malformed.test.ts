@@ -125,6 +125,25 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
     expect((await client.chat.completions.create(hi)).choices[0]?.message.content).toContain("hi");
   });
 
+  it("answers 502 to an embeddings answer without its embeddings, and gives the reservation back", async () => {
+    await createChannel(app, admin.token, admin.tenant.id, {
+      name: "embeddings",
+      provider: "openai",
+      base_url: `${sim.url}/v1`,
+      credentials: { api_key: "k" },
+      models: ["text-embedding-3-small"],
+    });
+    sim.fail({ path: "/embeddings" }, { body: JSON.stringify({ object: "list", model: "text-embedding-3-small" }), times: 1 });
+    const { token, client } = await oneRequestClient();
+    const failure = await failureOf(client.embeddings.create({ model: "text-embedding-3-small", input: "hi" }));
+    expect((failure as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
+    const [log] = await usageLogs();
+    expect(log).toMatchObject({ endpoint: "embeddings", status_code: 502 });
+    const served = await client.embeddings.create({ model: "text-embedding-3-small", input: "hi" });
+    expect(served.data[0]?.embedding.length).toBeGreaterThan(0);
+  });
+
   it("settles and records a plain call that throws where nothing expected it to, and answers a 500 in the client's protocol", async () => {
     const { token, client } = await oneRequestClient();
     const failure = await withStatisticsAway(() => failureOf(client.chat.completions.create(hi)));

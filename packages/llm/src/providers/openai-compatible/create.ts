@@ -147,8 +147,16 @@ export function compatibleStreamDecoder(kept: StreamOpenings = openings): Stream
   };
 }
 
-/** An OpenAI embeddings body, with its usage filled in. */
+/** Whether an item of an embeddings answer holds its vector (numbers, or base64 text). */
+const isEmbedding = (item: unknown) => isRecord(item) && (Array.isArray(item.embedding) || typeof item.embedding === "string");
+
+/**
+ * An OpenAI embeddings body, with its usage filled in. A body without its `data` list of embeddings
+ * is refused with an error, as a malformed answer the caller may try elsewhere.
+ */
 export function compatibleEmbeddingsResponse(raw: unknown): EmbeddingsResponse {
+  const data = asRecord(raw).data;
+  if (!Array.isArray(data) || !data.every(isEmbedding)) throw new Error("not an embeddings answer: no data list of embeddings");
   const body = asRecord(raw) as unknown as EmbeddingsResponse;
   const usage = asRecord(body.usage);
   const prompt = asNumber(usage.prompt_tokens) ?? 0;
