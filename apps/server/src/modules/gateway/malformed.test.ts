@@ -125,22 +125,63 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
     expect((await client.chat.completions.create(hi)).choices[0]?.message.content).toContain("hi");
   });
 
-  it("answers 502 to an embeddings answer without its embeddings, and gives the reservation back", async () => {
-    await createChannel(app, admin.token, admin.tenant.id, {
-      name: "embeddings",
-      provider: "openai",
-      base_url: `${sim.url}/v1`,
-      credentials: { api_key: "k" },
-      models: ["text-embedding-3-small"],
-    });
-    sim.fail({ path: "/embeddings" }, { body: JSON.stringify({ object: "list", model: "text-embedding-3-small" }), times: 1 });
+  it("takes an empty object from an Anthropic, Gemini or Ollama upstream for a malformed answer, not for an empty one", async () => {
+    const upstreams = [
+      { provider: "anthropic", model: "claude-x", path: "/v1/messages" },
+      { provider: "gemini", model: "gemini-x", path: ":generateContent" },
+      { provider: "ollama", model: "llama-x", path: "/api/chat" },
+    ];
+    for (const { provider, model } of upstreams) {
+      await createChannel(app, admin.token, admin.tenant.id, {
+        name: provider,
+        provider,
+        base_url: sim.url,
+        credentials: { api_key: "k" },
+        models: [model],
+      });
+    }
     const { token, client } = await oneRequestClient();
-    const failure = await failureOf(client.embeddings.create({ model: "text-embedding-3-small", input: "hi" }));
-    expect((failure as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    for (const { model, path } of upstreams) {
+      sim.fail({ path }, { body: "{}", times: 1 });
+      const failure = await failureOf(client.chat.completions.create({ ...hi, model }));
+      expect((failure as InstanceType<typeof OpenAI.APIError>).status, model).toBe(502);
+      expect((failure as Error).message).toContain("malformed response from upstream");
+      // The same upstream's real answer is served.
+      sim.reset();
+    }
     expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
-    const [log] = await usageLogs();
-    expect(log).toMatchObject({ endpoint: "embeddings", status_code: 502 });
-    const served = await client.embeddings.create({ model: "text-embedding-3-small", input: "hi" });
+    expect((await client.chat.completions.create({ ...hi, model: "gemini-x" })).choices[0]?.message.content).toContain("hi");
+  });
+
+  it("answers 502 to an embeddings answer without its embeddings, and gives the reservation back", async () => {
+    const upstreams = [
+      { provider: "openai", model: "embed-openai", path: "/embeddings", base_url: `${sim.url}/v1` },
+      { provider: "gemini", model: "embed-gemini", path: ":batchEmbedContents", base_url: sim.url },
+      { provider: "ollama", model: "embed-ollama", path: "/api/embed", base_url: sim.url },
+    ];
+    for (const { provider, model, base_url } of upstreams) {
+      await createChannel(app, admin.token, admin.tenant.id, {
+        name: model,
+        provider,
+        base_url,
+        credentials: { api_key: "k" },
+        models: [model],
+      });
+    }
+    const { token, client } = await oneRequestClient();
+    for (const { model, path } of upstreams) {
+      sim.fail({ path }, { body: JSON.stringify({ object: "list", model }), times: 1 });
+      const failure = await failureOf(client.embeddings.create({ model, input: "hi" }));
+      expect((failure as InstanceType<typeof OpenAI.APIError>).status, model).toBe(502);
+    }
+    expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
+    const logs = await usageLogs();
+    expect(logs.map((log: { endpoint: string; status_code: number }) => [log.endpoint, log.status_code])).toEqual([
+      ["embeddings", 502],
+      ["embeddings", 502],
+      ["embeddings", 502],
+    ]);
+    const served = await client.embeddings.create({ model: "embed-ollama", input: "hi" });
     expect(served.data[0]?.embedding.length).toBeGreaterThan(0);
   });
 

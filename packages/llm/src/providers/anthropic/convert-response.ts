@@ -3,13 +3,18 @@ import { asRecord, asString, completionId, nowSeconds, toolCallId } from "../../
 import { convertUsage } from "./convert-usage.ts";
 import { mapStopReason } from "./map-finish-reason.ts";
 
-/** An Anthropic Message as an OpenAI chat completion: text joined, tool uses as tool calls, thinking as reasoning. */
+/**
+ * An Anthropic Message as an OpenAI chat completion: text joined, tool uses as tool calls, thinking as
+ * reasoning. A body without its `content` list is no message: refused with an error, as a malformed
+ * answer the caller may try elsewhere.
+ */
 export function convertResponse(raw: unknown, fallbackModel: string): ChatCompletion {
   const body = asRecord(raw);
+  if (!Array.isArray(body.content)) throw new Error("not a message: it has no content list");
   let text = "";
   let reasoning = "";
   const toolCalls: ToolCall[] = [];
-  for (const block of Array.isArray(body.content) ? body.content.map(asRecord) : []) {
+  for (const block of (body.content as unknown[]).map(asRecord)) {
     if (block.type === "text") text += asString(block.text) ?? "";
     else if (block.type === "thinking") reasoning += asString(block.thinking) ?? "";
     else if (block.type === "tool_use") {

@@ -1,5 +1,5 @@
 import type { ChatCompletion, ToolCall } from "../../chat-types.ts";
-import { asRecord, completionId, nowSeconds, toolCallId } from "../../common.ts";
+import { asRecord, completionId, isRecord, nowSeconds, toolCallId } from "../../common.ts";
 import type { CallContext } from "../../spec.ts";
 import type { GeminiPart, GeminiResponse } from "./api-types.ts";
 import { geminiUsage } from "./convert-usage.ts";
@@ -28,11 +28,17 @@ export function readParts(parts: GeminiPart[] | undefined): ReadParts {
 
 export const responseIdOf = (body: GeminiResponse) => (body.responseId ? `chatcmpl-${body.responseId}` : completionId());
 
-/** A Gemini answer as an OpenAI chat completion, one choice per candidate. */
+/**
+ * A Gemini answer as an OpenAI chat completion, one choice per candidate. A body with neither
+ * candidates nor the reason its prompt was blocked is no answer: refused with an error, as a
+ * malformed answer the caller may try elsewhere.
+ */
 export function geminiResponse(raw: unknown, context: CallContext): ChatCompletion {
   const body = asRecord(raw) as GeminiResponse;
-  const candidates = body.candidates ?? [];
-  const choices: ChatCompletion["choices"] = candidates.map((candidate, position) => {
+  const candidates: unknown = body.candidates;
+  const listed = Array.isArray(candidates) && candidates.length > 0 && candidates.every(isRecord);
+  if (!listed && !body.promptFeedback?.blockReason) throw new Error("not an answer: no candidates and no blocked prompt");
+  const choices: ChatCompletion["choices"] = (body.candidates ?? []).map((candidate, position) => {
     const { text, reasoning, calls } = readParts(candidate.content?.parts);
     return {
       index: candidate.index ?? position,

@@ -39,10 +39,15 @@ export function geminiEmbeddingsRequest(body: EmbeddingsRequest, context: CallCo
   };
 }
 
-/** `{embeddings: [{values}]}` as OpenAI's list; usage from the upstream if it says, else estimated. */
+/**
+ * `{embeddings: [{values}]}` as OpenAI's list; usage from the upstream if it says, else estimated.
+ * Refused without its vectors.
+ */
 export function geminiEmbeddingsResponse(raw: unknown, context: CallContext): EmbeddingsResponse {
   const body = asRecord(raw);
-  const embeddings = Array.isArray(body.embeddings) ? body.embeddings : [];
+  const vectors = (item: unknown) => Array.isArray(asRecord(item).values);
+  if (!Array.isArray(body.embeddings) || !body.embeddings.every(vectors)) throw new Error("not an embeddings answer: no list of vectors");
+  const embeddings: unknown[] = body.embeddings;
   const reported = asNumber(asRecord(body.usageMetadata).promptTokenCount);
   const tokens = reported ?? estimates.get(context) ?? 0;
   return {

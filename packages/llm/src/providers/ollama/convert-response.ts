@@ -1,5 +1,5 @@
 import type { ChatCompletion, EmbeddingsResponse, ToolCall, Usage } from "../../chat-types.ts";
-import { asNumber, asRecord, completionId, nowSeconds, toolCallId } from "../../common.ts";
+import { asNumber, asRecord, completionId, isRecord, nowSeconds, toolCallId } from "../../common.ts";
 import type { CallContext } from "../../spec.ts";
 import type { OllamaChatResponse, OllamaToolCall } from "./api-types.ts";
 import { mapOllamaFinishReason } from "./finish-reason.ts";
@@ -25,10 +25,14 @@ export function createdOf(body: OllamaChatResponse): number {
   return Number.isFinite(time) ? Math.floor(time / 1000) : nowSeconds();
 }
 
-/** A non-streamed `/api/chat` answer as an OpenAI chat completion. */
+/**
+ * A non-streamed `/api/chat` answer as an OpenAI chat completion. A body without its `message` is no
+ * answer: refused with an error, as a malformed answer the caller may try elsewhere.
+ */
 export function ollamaResponse(raw: unknown, context: CallContext): ChatCompletion {
   const body = asRecord(raw) as OllamaChatResponse;
-  const message = body.message ?? {};
+  if (!isRecord(body.message)) throw new Error("not a chat answer: it has no message");
+  const message = body.message;
   const toolCalls = toolCallsOf(message.tool_calls);
   return {
     id: completionId(),
@@ -52,10 +56,13 @@ export function ollamaResponse(raw: unknown, context: CallContext): ChatCompleti
   };
 }
 
-/** `/api/embed`'s `{embeddings: [[…]], prompt_eval_count}` as OpenAI's list. */
+/** `/api/embed`'s `{embeddings: [[…]], prompt_eval_count}` as OpenAI's list; refused without its vectors. */
 export function ollamaEmbeddingsResponse(raw: unknown, context: CallContext): EmbeddingsResponse {
   const body = asRecord(raw);
-  const embeddings = Array.isArray(body.embeddings) ? (body.embeddings as number[][]) : [];
+  if (!Array.isArray(body.embeddings) || !body.embeddings.every(Array.isArray)) {
+    throw new Error("not an embeddings answer: no list of vectors");
+  }
+  const embeddings = body.embeddings as number[][];
   const tokens = asNumber(body.prompt_eval_count) ?? 0;
   return {
     object: "list",

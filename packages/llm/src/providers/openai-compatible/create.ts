@@ -6,6 +6,7 @@ import {
   FULL_CAPABILITIES,
   frameJson,
   genericError,
+  isRecord,
   joinUrl,
   unsupportedWarnings,
 } from "../../common.ts";
@@ -58,8 +59,6 @@ export function normalizeUsage(raw: unknown): Usage | undefined {
   if (reasoning !== undefined) result.completion_tokens_details = { reasoning_tokens: reasoning };
   return result;
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null;
 
 /** What keeps a body from being a chat completion every reader of one can read, if anything does. */
 function completionFault(body: Record<string, unknown>): string | undefined {
