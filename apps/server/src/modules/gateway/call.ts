@@ -111,11 +111,12 @@ export function recordUsage(
 export function unforeseen(
   deps: RelayDeps,
   call: ChatCall,
-  error: Error,
+  error: unknown,
   startedAt: number,
   closing?: (message: string) => string,
 ): unknown {
-  if (!call.recorded) recordUsage(deps, call, { status: 500, error: `internal error: ${error.message}`, attempts: 1 }, startedAt);
+  const message = error instanceof Error ? error.message : String(error);
+  if (!call.recorded) recordUsage(deps, call, { status: 500, error: `internal error: ${message}`, attempts: 1 }, startedAt);
   const raw = call.reply.raw;
   if (!raw.headersSent) throw error;
   deps.logger.error({ err: error, request_id: call.requestId }, "gateway error after the answer began");

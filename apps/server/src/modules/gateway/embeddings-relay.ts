@@ -11,7 +11,7 @@ export async function relayEmbeddings(deps: RelayDeps, call: ChatCall, body: Emb
   try {
     return await relayEmbeddingsTo(deps, call, body, abort, startedAt);
   } catch (error) {
-    return unforeseen(deps, call, error as Error, startedAt);
+    return unforeseen(deps, call, error, startedAt);
   }
 }
 

@@ -22,7 +22,7 @@ export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknow
   try {
     return await (call.body.stream ? relayStream(deps, call, abort, startedAt) : relayPlain(deps, call, abort, startedAt));
   } catch (error) {
-    return unforeseen(deps, call, error as Error, startedAt, (message) => encoderFor(call).error(500, message));
+    return unforeseen(deps, call, error, startedAt, (message) => encoderFor(call).error(500, message));
   }
 }
 
