@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { ChatRequest } from "./chat-types.ts";
 import type { Capabilities, CredentialField, DecodedFrames, Localized, UpstreamErrorInfo } from "./spec.ts";
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -83,6 +84,36 @@ export function unsupportedWarnings(body: Record<string, unknown>, fields: reado
   return fields
     .filter((field) => body[field] !== undefined && body[field] !== null)
     .map((field) => `${provider} does not support "${field}"; it was not sent`);
+}
+
+/** Whether a tool, tool call or tool choice is a function's (a missing type is): the one kind every adapter translates. */
+export const isFunctionKind = (item: unknown): boolean => {
+  const type = (item as { type?: unknown } | null)?.type;
+  return type === undefined || type === "function";
+};
+
+/**
+ * The request with only function tools, tool calls and tool choice, for an adapter whose provider
+ * knows no other kind (OpenAI's custom tools, a provider's built-in search): the others are left
+ * out, each kind with a warning. The request itself when it has none.
+ */
+export function functionToolsOnly(body: ChatRequest, provider: string, warnings: string[]): ChatRequest {
+  const tools = body.tools?.filter(isFunctionKind);
+  const choice = typeof body.tool_choice === "object" && !isFunctionKind(body.tool_choice) ? undefined : body.tool_choice;
+  const callsKept = body.messages.every((message) => !message.tool_calls || message.tool_calls.every(isFunctionKind));
+  if (tools?.length === body.tools?.length && choice === body.tool_choice && callsKept) return body;
+  if (tools?.length !== body.tools?.length) warnings.push(`${provider} supports function tools only; the others were not sent`);
+  if (choice !== body.tool_choice) warnings.push(`${provider} supports function tools only; "tool_choice" was not sent`);
+  if (!callsKept) warnings.push(`${provider} supports function tools only; the other tool calls of earlier turns were not sent`);
+  const messages = callsKept
+    ? body.messages
+    : body.messages.map((message) =>
+        message.tool_calls ? { ...message, tool_calls: message.tool_calls.filter(isFunctionKind) } : message,
+      );
+  const narrowed: ChatRequest = { ...body, messages, tools: tools ?? [] };
+  if (!body.tools) delete narrowed.tools;
+  if (choice === undefined) delete narrowed.tool_choice;
+  return narrowed;
 }
 
 /** Bytes as a Buffer over the same memory (no copy). */

@@ -67,15 +67,21 @@ export function recordUsage(
   outcome: Outcome,
   startedAt: number,
 ) {
-  call.recorded = true;
   const usage = outcome.usage;
-  const cost = call.billing?.cost(usage, outcome.channel) ?? 0;
+  let cost = 0;
+  try {
+    cost = call.billing?.cost(usage, outcome.channel) ?? 0;
+  } catch (error) {
+    settlementFailed(deps, call.requestId, error as Error);
+  }
   try {
     const settled = call.billing?.settle(outcome.status, usage, cost, outcome.channel);
     if (settled instanceof Promise) settled.catch((error: Error) => settlementFailed(deps, call.requestId, error));
   } catch (error) {
     settlementFailed(deps, call.requestId, error as Error);
   }
+  // Settled: a throw from here on must not settle or record the call again.
+  call.recorded = true;
   deps.usage.record({
     tenant_id: call.token.tenantId,
     user_id: call.token.userId,
@@ -102,6 +108,9 @@ export function recordUsage(
   });
 }
 
+/** What a usage record says of a throw nothing expected. */
+export const internalError = (error: unknown) => `internal error: ${error instanceof Error ? error.message : String(error)}`;
+
 /**
  * A call that threw where no path of its relay expected it to: its quotas are settled and its record
  * written as a 500 (once: not when the call was recorded before it threw), so its reservation is not
@@ -115,8 +124,7 @@ export function unforeseen(
   startedAt: number,
   closing?: (message: string) => string,
 ): unknown {
-  const message = error instanceof Error ? error.message : String(error);
-  if (!call.recorded) recordUsage(deps, call, { status: 500, error: `internal error: ${message}`, attempts: 1 }, startedAt);
+  if (!call.recorded) recordUsage(deps, call, { status: 500, error: internalError(error), attempts: 1 }, startedAt);
   const raw = call.reply.raw;
   if (!raw.headersSent) throw error;
   deps.logger.error({ err: error, request_id: call.requestId }, "gateway error after the answer began");

@@ -1,5 +1,5 @@
 import OpenAI from "openai";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { eventually } from "../../test/eventually.ts";
 import { suiteSimulators } from "../../test/simulators.ts";
 import { createAccessToken, createChannel, createTestApp, listen, setupAdmin, type TestApp, usageLogsOf } from "../../test/test-app.ts";

@@ -1,5 +1,6 @@
+import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { suiteSimulators } from "../../test/simulators.ts";
 import { createAccessToken, createChannel, gatewayApp, type setupAdmin, type TestApp, usageLogsOf } from "../../test/test-app.ts";
 
@@ -22,9 +23,10 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
   let app: TestApp;
   let admin: Awaited<ReturnType<typeof setupAdmin>>;
   let baseUrl: string;
+  let channel: { id: string };
 
   beforeEach(async () => {
-    ({ app, admin, baseUrl } = await gatewayApp(`${sim.url}/v1`));
+    ({ app, admin, baseUrl, channel } = await gatewayApp(`${sim.url}/v1`));
   });
   afterEach(async () => app.close());
 
@@ -33,6 +35,10 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
     const token = await createAccessToken(app, admin.token, admin.tenant.id, { limits: [{ metric: "requests", window: "total", max: 1 }] });
     return { token, client: new OpenAI({ apiKey: token.key, baseURL: `${baseUrl}/v1`, maxRetries: 0 }) };
   }
+
+  /** A client on a token without limits. */
+  const openClient = async () =>
+    new OpenAI({ apiKey: (await createAccessToken(app, admin.token, admin.tenant.id)).key, baseURL: `${baseUrl}/v1`, maxRetries: 0 });
 
   const requestLimit = async (tokenId: string) =>
     (await app.call("GET", `/api/v1/tokens/${tokenId}`, { token: admin.token })).body.limits[0];
@@ -150,7 +156,11 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
       sim.reset();
     }
     expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
-    expect((await client.chat.completions.create({ ...hi, model: "gemini-x" })).choices[0]?.message.content).toContain("hi");
+    // Each upstream's real answer is served (on a token without the one-request budget).
+    const open = await openClient();
+    for (const { model } of upstreams) {
+      expect((await open.chat.completions.create({ ...hi, model })).choices[0]?.message.content, model).toContain("hi");
+    }
   });
 
   it("answers 502 to an embeddings answer without its embeddings, and gives the reservation back", async () => {
@@ -215,7 +225,62 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
     expect((failure as Error).message).toMatch(/internal error \(request /);
     const logs = await usageLogs();
     expect(logs).toHaveLength(1);
-    expect(logs[0]).toMatchObject({ status_code: 500, error: "internal error: channel statistics away" });
-    expect(await requestLimit(token.id)).toMatchObject({ reserved: 0 });
+    // Recorded with its channel and the usage of what the client got, and counted.
+    expect(logs[0]).toMatchObject({ status_code: 500, error: "internal error: channel statistics away", channel_id: channel.id });
+    expect(logs[0].completion_tokens).toBeGreaterThan(0);
+    expect(await requestLimit(token.id)).toMatchObject({ used: 1, reserved: 0 });
+  });
+
+  it("answers an unforeseen failure on /v1/messages in Anthropic's shape, settled", async () => {
+    const { token } = await oneRequestClient();
+    const anthropic = new Anthropic({ apiKey: token.key, baseURL: baseUrl, maxRetries: 0 });
+    const failure = await withStatisticsAway(() =>
+      failureOf(anthropic.messages.create({ model: "gpt-4o-mini", max_tokens: 50, messages: [{ role: "user", content: "hi" }] })),
+    );
+    expect(failure).toBeInstanceOf(Anthropic.InternalServerError);
+    expect((failure as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: "error", error: { type: "api_error" } });
+    expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
+  });
+
+  it("passes tools of other kinds than functions to an OpenAI channel, leaves them out for an Anthropic one, and serves custom tool calls", async () => {
+    await createChannel(app, admin.token, admin.tenant.id, {
+      name: "claude",
+      provider: "anthropic",
+      base_url: sim.url,
+      credentials: { api_key: "k" },
+      models: ["claude-x"],
+    });
+    const client = await openClient();
+    const tools = [
+      { type: "custom", custom: { name: "grammar" } },
+      { type: "function", function: { name: "lookup", parameters: { type: "object", properties: {} } } },
+    ] as unknown as OpenAI.ChatCompletionTool[];
+    await client.chat.completions.create({ ...hi, tools });
+    expect((sim.requests[0]?.body as { tools?: unknown[] } | undefined)?.tools).toHaveLength(2);
+    const answer = {
+      id: "chatcmpl-custom",
+      object: "chat.completion",
+      created: 1,
+      model: "gpt-4o-mini",
+      choices: [
+        {
+          index: 0,
+          message: {
+            role: "assistant",
+            content: null,
+            tool_calls: [{ id: "c1", type: "custom", custom: { name: "grammar", input: "x" } }],
+          },
+          finish_reason: "tool_calls",
+        },
+      ],
+      usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+    };
+    sim.fail({ path: "/chat/completions" }, { body: JSON.stringify(answer), times: 1 });
+    const custom = await client.chat.completions.create({ ...hi, tools });
+    expect(custom.choices[0]?.message.tool_calls?.[0]).toMatchObject({ type: "custom", custom: { name: "grammar", input: "x" } });
+    sim.reset();
+    const { response } = await client.chat.completions.create({ ...hi, model: "claude-x", tools }).withResponse();
+    expect(response.headers.get("x-lyss-warnings")).toContain("Anthropic supports function tools only");
+    expect((sim.requests[0]?.body as { tools?: { name: string }[] } | undefined)?.tools?.map((tool) => tool.name)).toEqual(["lookup"]);
   });
 });

@@ -7,7 +7,10 @@ import { estimateUsage } from "./token-count.ts";
 
 const completionText = (completion: ChatCompletion) =>
   completion.choices
-    .map((choice) => `${choice.message.content ?? ""}${(choice.message.tool_calls ?? []).map((tool) => tool.function.arguments).join("")}`)
+    .map(
+      (choice) =>
+        `${choice.message.content ?? ""}${(choice.message.tool_calls ?? []).map((tool) => tool.function?.arguments ?? "").join("")}`,
+    )
     .join("");
 
 /**

@@ -42,8 +42,23 @@ const ZContentPart = z.looseObject({ type: z.string() }).superRefine((part, cont
   }
 });
 
-/** A function's name and, for a call, its arguments as JSON text (as OpenAI sends and reads them). */
-const ZFunctionCall = z.looseObject({ name: z.string(), arguments: z.string() });
+/**
+ * A tool or tool call of `type` "function" (or of no type) with its function's name and, for a call,
+ * its arguments as JSON text (as OpenAI sends and reads them). Other kinds (OpenAI's custom tools, a
+ * provider's built-in search) pass on as they came; an adapter whose provider has none leaves them out.
+ */
+const functionKind = (needs: "name" | "call") => (item: { type?: unknown; function?: unknown }, context: z.RefinementCtx) => {
+  if (item.type !== undefined && item.type !== "function") return;
+  const fn = item.function as { name?: unknown; arguments?: unknown } | null | undefined;
+  if (typeof fn?.name !== "string" || (needs === "call" && typeof fn.arguments !== "string")) {
+    const what = needs === "call" ? "function.name and function.arguments as strings" : "function.name as a string";
+    context.addIssue({
+      code: "custom",
+      message: `a function ${needs === "call" ? "tool call" : "tool"} needs ${what}`,
+      path: ["function"],
+    });
+  }
+};
 
 /**
  * Inbound bodies are loose: clients send many fields, and unknown ones pass through to the upstream.
@@ -58,7 +73,7 @@ export const ZChatBody = z
         z.looseObject({
           role: z.enum(["system", "developer", "user", "assistant", "tool", "function"]),
           content: z.union([z.string(), z.array(ZContentPart)]).nullish(),
-          tool_calls: z.array(z.looseObject({ function: ZFunctionCall })).nullish(),
+          tool_calls: z.array(z.looseObject({}).superRefine(functionKind("call"))).nullish(),
         }),
       )
       .min(1)
@@ -68,7 +83,7 @@ export const ZChatBody = z
     temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().min(0).max(1).nullish(),
     stop: z.union([z.string(), z.array(z.string())]).nullish(),
-    tools: z.array(z.looseObject({ function: z.looseObject({ name: z.string() }) })).nullish(),
+    tools: z.array(z.looseObject({}).superRefine(functionKind("name"))).nullish(),
   })
   .superRefine(distinctKeys);
 

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import { type FrameBatch, readFrameBatches } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
-import { type ChatCall, type RelayDeps, recordUsage, sendError } from "./call.ts";
+import { type ChatCall, internalError, type RelayDeps, recordUsage, sendError } from "./call.ts";
 import type { Cancel } from "./cancel.ts";
 import { Downstream, type Part } from "./downstream.ts";
 import type { StreamEncoder } from "./inbound.ts";
@@ -94,13 +94,13 @@ async function attemptAll(
     }
 
     const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();
+    const state: Accumulated = { text: "", pieces: 0 };
+    let ttftMs: number | undefined;
     try {
       const encoder = encoderFor(call);
       const decoder = channel.provider.chat.stream(context, call.body);
-      const state: Accumulated = { text: "", pieces: 0 };
       // What the batches before the first content came to, for the client once it is committed.
       const held: Part[] = [];
-      let ttftMs: number | undefined;
       let finished = false;
       let sawFinish = false;
       let failure: Failure | undefined;
@@ -205,6 +205,14 @@ async function attemptAll(
       }
       downstream.end(tail);
       return call.reply;
+    } catch (error) {
+      // A throw nothing above expected: what this attempt delivered is recorded with its channel (the
+      // client has its content), and relayChat's guard ends the stream.
+      if (!call.recorded) {
+        const usage = ttftMs === undefined ? undefined : (state.usage ?? (await estimateUsage(call.body, state.text)));
+        recordUsage(deps, call, { channel, status: 500, error: internalError(error), usage, ttftMs, attempts }, startedAt);
+      }
+      throw error;
     } finally {
       finish(batches, outcome.response.body);
     }

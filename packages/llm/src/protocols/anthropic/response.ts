@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ChatCompletion } from "../../chat-types.ts";
-import { asRecord, parseJson } from "../../common.ts";
+import { asRecord, isFunctionKind, parseJson } from "../../common.ts";
 import type { AnthropicContentBlock, AnthropicMessage } from "../../providers/anthropic/api-types.ts";
 import { mapFinishReason } from "../../providers/anthropic/map-finish-reason.ts";
 import { toAnthropicUsage } from "./usage.ts";
@@ -28,7 +28,8 @@ export function openAICompletionToAnthropic(completion: ChatCompletion, requeste
   const content: AnthropicContentBlock[] = [];
   if (message?.reasoning_content) content.push({ type: "thinking", thinking: message.reasoning_content, signature: "" });
   if (message?.content) content.push({ type: "text", text: message.content });
-  for (const call of message?.tool_calls ?? []) {
+  // (Only function calls: an Anthropic client asked for no other kind.)
+  for (const call of (message?.tool_calls ?? []).filter(isFunctionKind)) {
     content.push({ type: "tool_use", id: call.id || toolUseId(), name: call.function.name, input: toolInput(call.function.arguments) });
   }
   return {

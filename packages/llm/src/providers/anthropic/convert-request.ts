@@ -1,5 +1,5 @@
 import type { ChatRequest, FunctionTool, ToolChoice } from "../../chat-types.ts";
-import { unsupportedWarnings } from "../../common.ts";
+import { functionToolsOnly, unsupportedWarnings } from "../../common.ts";
 import type { AnthropicMessagesRequest, AnthropicTool, AnthropicToolChoice } from "./api-types.ts";
 import { convertMessages } from "./convert-messages.ts";
 
@@ -33,8 +33,9 @@ function parameterWarnings(body: ChatRequest): string[] {
 }
 
 /** An OpenAI chat request as an Anthropic Messages request, with warnings for what could not be said. */
-export function convertRequest(body: ChatRequest, model: string): { body: AnthropicMessagesRequest; warnings: string[] } {
-  const warnings = parameterWarnings(body);
+export function convertRequest(request: ChatRequest, model: string): { body: AnthropicMessagesRequest; warnings: string[] } {
+  const warnings = parameterWarnings(request);
+  const body = functionToolsOnly(request, "Anthropic", warnings);
   const { system, messages } = convertMessages(body.messages ?? [], warnings);
   const outgoing: AnthropicMessagesRequest = {
     model,

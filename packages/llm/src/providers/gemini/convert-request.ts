@@ -1,5 +1,5 @@
 import type { ChatRequest } from "../../chat-types.ts";
-import { joinUrl, unsupportedWarnings } from "../../common.ts";
+import { functionToolsOnly, joinUrl, unsupportedWarnings } from "../../common.ts";
 import type { CallContext, TranslatedRequest } from "../../spec.ts";
 import type { GeminiGenerationConfig, GeminiRequest } from "./api-types.ts";
 import { cleanSchema } from "./clean-schema.ts";
@@ -52,8 +52,9 @@ function generationConfig(body: ChatRequest, warnings: string[]): GeminiGenerati
 }
 
 /** OpenAI's chat request as a Gemini `generateContent` (or streamed, `alt=sse`) call. */
-export function geminiChatRequest(body: ChatRequest, context: CallContext): TranslatedRequest {
-  const warnings = unsupportedWarnings(body, UNSUPPORTED, "Gemini");
+export function geminiChatRequest(request: ChatRequest, context: CallContext): TranslatedRequest {
+  const warnings = unsupportedWarnings(request, UNSUPPORTED, "Gemini");
+  const body = functionToolsOnly(request, "Gemini", warnings);
   const messages = convertMessages(body.messages);
   warnings.push(...messages.warnings);
   const config = generationConfig(body, warnings);

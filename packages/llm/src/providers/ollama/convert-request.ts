@@ -1,5 +1,5 @@
 import type { ChatRequest, EmbeddingsRequest } from "../../chat-types.ts";
-import { joinUrl } from "../../common.ts";
+import { functionToolsOnly, joinUrl } from "../../common.ts";
 import type { CallContext, TranslatedRequest, UpstreamRequest } from "../../spec.ts";
 import type { OllamaChatRequest, OllamaOptions } from "./api-types.ts";
 import { convertMessages } from "./convert-messages.ts";
@@ -47,8 +47,9 @@ function warningsFor(body: ChatRequest): string[] {
 }
 
 /** OpenAI's chat request as Ollama's `/api/chat`; `stream` is always sent, since Ollama streams by default. */
-export function ollamaChatRequest(body: ChatRequest, context: CallContext): TranslatedRequest {
-  const warnings = warningsFor(body);
+export function ollamaChatRequest(asked: ChatRequest, context: CallContext): TranslatedRequest {
+  const warnings = warningsFor(asked);
+  const body = functionToolsOnly(asked, "Ollama", warnings);
   const messages = convertMessages(body.messages, warnings);
   const outgoing: OllamaChatRequest = { model: context.model, messages, stream: body.stream === true };
   const sampling = options(body);

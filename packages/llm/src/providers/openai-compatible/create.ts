@@ -6,6 +6,7 @@ import {
   FULL_CAPABILITIES,
   frameJson,
   genericError,
+  isFunctionKind,
   isRecord,
   joinUrl,
   unsupportedWarnings,
@@ -68,9 +69,12 @@ function completionFault(body: Record<string, unknown>): string | undefined {
     if (!isRecord(message)) return "a choice has no message";
     const calls = message.tool_calls;
     if (calls == null) continue;
+    // (A call of another kind, OpenAI's custom tools say, is the client's to read.)
     const wellFormed = (call: unknown) =>
-      isRecord(call) && isRecord(call.function) && typeof call.function.name === "string" && typeof call.function.arguments === "string";
-    if (!Array.isArray(calls) || !calls.every(wellFormed)) return "a tool call has no function name or arguments";
+      isRecord(call) &&
+      (!isFunctionKind(call) ||
+        (isRecord(call.function) && typeof call.function.name === "string" && typeof call.function.arguments === "string"));
+    if (!Array.isArray(calls) || !calls.every(wellFormed)) return "a function tool call has no function name or arguments";
   }
   return undefined;
 }

@@ -53,10 +53,11 @@ export function openAIProtocol(options: { models?: string[] } = {}): SimProtocol
         return;
       }
       const body = request.body as ChatRequest;
-      const forced = typeof body.tool_choice === "object" ? body.tool_choice.function.name : undefined;
+      const forced = typeof body.tool_choice === "object" ? body.tool_choice.function?.name : undefined;
       const reply = replyFor({
         ...conversationOf(body.messages ?? []),
-        toolNames: (body.tools ?? []).map((tool) => tool.function.name),
+        // (Function tools only: a custom tool is answered with text.)
+        toolNames: (body.tools ?? []).flatMap((tool) => (tool.function ? [tool.function.name] : [])),
         forceTool: forced,
       });
       const id = "chatcmpl-sim";
