@@ -45,11 +45,12 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
 
   const usageLogs = () => usageLogsOf(app, admin.token);
 
-  /** Runs `call` with the channel statistics throwing on a success, as a fault nothing expects. */
+  /** Runs `call` with the channel statistics throwing once they have counted a success, as a fault nothing expects. */
   async function withStatisticsAway<T>(call: () => Promise<T>): Promise<T> {
     const stats = app.services.relay.stats;
     const succeeded = stats.succeeded;
-    stats.succeeded = () => {
+    stats.succeeded = (...args) => {
+      succeeded.apply(stats, args);
       throw new Error("channel statistics away");
     };
     try {

@@ -96,6 +96,8 @@ async function attemptAll(
     const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();
     const state: Accumulated = { text: "", pieces: 0 };
     let ttftMs: number | undefined;
+    // The channel's statistics told how the attempt ended (which frees its place in flight).
+    let reported = false;
     try {
       const encoder = encoderFor(call);
       const decoder = channel.provider.chat.stream(context, call.body);
@@ -135,6 +137,7 @@ async function attemptAll(
       }
 
       if (abort.aborted) {
+        reported = true;
         deps.stats.released(channel.id);
         outcome.response.body.destroy();
         recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
@@ -142,6 +145,7 @@ async function attemptAll(
         return call.reply;
       }
       if (failure && ttftMs === undefined) {
+        reported = true;
         deps.stats.failed(channel.id, failure.message);
         outcome.response.body.destroy();
         failures.push(failure);
@@ -187,6 +191,7 @@ async function attemptAll(
       }
       const usage = state.usage ?? (await estimateUsage(call.body, state.text));
       if (abort.aborted) {
+        reported = true;
         deps.stats.released(channel.id);
         outcome.response.body.destroy();
         recordUsage(deps, call, { channel, status: 499, error: "client closed the request", usage, ttftMs, attempts }, startedAt);
@@ -194,11 +199,13 @@ async function attemptAll(
         return call.reply;
       }
       if (streamError) {
+        reported = true;
         deps.stats.failed(channel.id, streamError.message);
         outcome.response.body.destroy();
         recordUsage(deps, call, { channel, status: streamError.status, error: streamError.message, usage, ttftMs, attempts }, startedAt);
         tail.push(encoder.error(streamError.status, streamError.message));
       } else {
+        reported = true;
         deps.stats.succeeded(channel.id, outcome.latencyMs);
         recordUsage(deps, call, { channel, status: 200, usage, ttftMs, attempts }, startedAt);
         tail.push(encoder.end(usage));
@@ -208,6 +215,7 @@ async function attemptAll(
     } catch (error) {
       // A throw nothing above expected: what this attempt delivered is recorded with its channel (the
       // client has its content), and relayChat's guard ends the stream.
+      if (!reported) deps.stats.released(channel.id);
       if (!call.recorded) {
         const usage = ttftMs === undefined ? undefined : (state.usage ?? (await estimateUsage(call.body, state.text)));
         recordUsage(deps, call, { channel, status: 500, error: internalError(error), usage, ttftMs, attempts }, startedAt);
