@@ -25,8 +25,7 @@ export function parseJson(text: string): unknown {
 export const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
-export const asRecord = (value: unknown): Record<string, unknown> =>
-  value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+export const asRecord = (value: unknown): Record<string, unknown> => (isRecord(value) ? value : {});
 
 export const asString = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 
@@ -91,6 +90,20 @@ export const isFunctionKind = (item: unknown): boolean => {
   const type = (item as { type?: unknown } | null)?.type;
   return type === undefined || type === "function";
 };
+
+/**
+ * What keeps a function tool (`"tool"`: its name) or function tool call (`"call"`: its name and its
+ * arguments as JSON text) from being one every adapter can read; undefined when nothing does, and
+ * for tools and calls of other kinds, which are not read as functions.
+ */
+export function functionFault(item: unknown, kind: "tool" | "call"): string | undefined {
+  if (!isFunctionKind(item)) return undefined;
+  const fn = asRecord(asRecord(item).function);
+  if (typeof fn.name === "string" && (kind === "tool" || typeof fn.arguments === "string")) return undefined;
+  return kind === "call"
+    ? "a function tool call needs function.name and function.arguments as strings"
+    : "a function tool needs function.name as a string";
+}
 
 /**
  * The request with only function tools, tool calls and tool choice, for an adapter whose provider

@@ -36,6 +36,17 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
     return { token, client: new OpenAI({ apiKey: token.key, baseURL: `${baseUrl}/v1`, maxRetries: 0 }) };
   }
 
+  /** A channel of `provider` serving `model` (a key, no limits). */
+  const addChannel = (provider: string, model: string, origin: string, extra: Record<string, unknown> = {}) =>
+    createChannel(app, admin.token, admin.tenant.id, {
+      name: model,
+      provider,
+      base_url: origin,
+      credentials: { api_key: "k" },
+      models: [model],
+      ...extra,
+    });
+
   /** A client on a token without limits. */
   const openClient = async () =>
     new OpenAI({ apiKey: (await createAccessToken(app, admin.token, admin.tenant.id)).key, baseURL: `${baseUrl}/v1`, maxRetries: 0 });
@@ -97,14 +108,7 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
   });
 
   it("fails over from an answer that is not a chat completion, and settles the call once", async () => {
-    await createChannel(app, admin.token, admin.tenant.id, {
-      name: "backup",
-      provider: "openai-compatible",
-      base_url: backup.url,
-      credentials: { api_key: "k" },
-      models: ["gpt-4o-mini"],
-      priority: -1,
-    });
+    await addChannel("openai-compatible", "gpt-4o-mini", backup.url, { priority: -1 });
     sim.fail({ path: "/chat/completions" }, { body: JSON.stringify({ id: "x", object: "chat.completion", model: "gpt-4o-mini" }) });
     const { token, client } = await oneRequestClient();
     const completion = await client.chat.completions.create(hi);
@@ -139,13 +143,7 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
       { provider: "ollama", model: "llama-x", path: "/api/chat" },
     ];
     for (const { provider, model } of upstreams) {
-      await createChannel(app, admin.token, admin.tenant.id, {
-        name: provider,
-        provider,
-        base_url: sim.url,
-        credentials: { api_key: "k" },
-        models: [model],
-      });
+      await addChannel(provider, model, sim.url);
     }
     const { token, client } = await oneRequestClient();
     for (const { model, path } of upstreams) {
@@ -171,13 +169,7 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
       { provider: "ollama", model: "embed-ollama", path: "/api/embed", base_url: sim.url },
     ];
     for (const { provider, model, base_url } of upstreams) {
-      await createChannel(app, admin.token, admin.tenant.id, {
-        name: model,
-        provider,
-        base_url,
-        credentials: { api_key: "k" },
-        models: [model],
-      });
+      await addChannel(provider, model, base_url);
     }
     const { token, client } = await oneRequestClient();
     for (const { model, path } of upstreams) {
@@ -244,13 +236,7 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
   });
 
   it("passes tools of other kinds than functions to an OpenAI channel, leaves them out for an Anthropic one, and serves custom tool calls", async () => {
-    await createChannel(app, admin.token, admin.tenant.id, {
-      name: "claude",
-      provider: "anthropic",
-      base_url: sim.url,
-      credentials: { api_key: "k" },
-      models: ["claude-x"],
-    });
+    await addChannel("anthropic", "claude-x", sim.url);
     const client = await openClient();
     const tools = [
       { type: "custom", custom: { name: "grammar" } },

@@ -1,3 +1,4 @@
+import { functionFault } from "@lyss/llm";
 import { z } from "zod";
 
 const PLAIN_KEY = /^[a-z0-9_]*$/;
@@ -43,21 +44,13 @@ const ZContentPart = z.looseObject({ type: z.string() }).superRefine((part, cont
 });
 
 /**
- * A tool or tool call of `type` "function" (or of no type) with its function's name and, for a call,
- * its arguments as JSON text (as OpenAI sends and reads them). Other kinds (OpenAI's custom tools, a
- * provider's built-in search) pass on as they came; an adapter whose provider has none leaves them out.
+ * A function tool or tool call with what adapters read of it (`functionFault`). Other kinds (OpenAI's
+ * custom tools, a provider's built-in search) pass on as they came; an adapter whose provider has none
+ * leaves them out.
  */
-const functionKind = (needs: "name" | "call") => (item: { type?: unknown; function?: unknown }, context: z.RefinementCtx) => {
-  if (item.type !== undefined && item.type !== "function") return;
-  const fn = item.function as { name?: unknown; arguments?: unknown } | null | undefined;
-  if (typeof fn?.name !== "string" || (needs === "call" && typeof fn.arguments !== "string")) {
-    const what = needs === "call" ? "function.name and function.arguments as strings" : "function.name as a string";
-    context.addIssue({
-      code: "custom",
-      message: `a function ${needs === "call" ? "tool call" : "tool"} needs ${what}`,
-      path: ["function"],
-    });
-  }
+const functionShaped = (kind: "tool" | "call") => (item: unknown, context: z.RefinementCtx) => {
+  const fault = functionFault(item, kind);
+  if (fault) context.addIssue({ code: "custom", message: fault, path: ["function"] });
 };
 
 /**
@@ -73,7 +66,7 @@ export const ZChatBody = z
         z.looseObject({
           role: z.enum(["system", "developer", "user", "assistant", "tool", "function"]),
           content: z.union([z.string(), z.array(ZContentPart)]).nullish(),
-          tool_calls: z.array(z.looseObject({}).superRefine(functionKind("call"))).nullish(),
+          tool_calls: z.array(z.looseObject({}).superRefine(functionShaped("call"))).nullish(),
         }),
       )
       .min(1)
@@ -83,7 +76,7 @@ export const ZChatBody = z
     temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().min(0).max(1).nullish(),
     stop: z.union([z.string(), z.array(z.string())]).nullish(),
-    tools: z.array(z.looseObject({}).superRefine(functionKind("name"))).nullish(),
+    tools: z.array(z.looseObject({}).superRefine(functionShaped("tool"))).nullish(),
   })
   .superRefine(distinctKeys);
 

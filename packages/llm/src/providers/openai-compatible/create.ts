@@ -5,8 +5,8 @@ import {
   asRecord,
   FULL_CAPABILITIES,
   frameJson,
+  functionFault,
   genericError,
-  isFunctionKind,
   isRecord,
   joinUrl,
   unsupportedWarnings,
@@ -70,11 +70,11 @@ function completionFault(body: Record<string, unknown>): string | undefined {
     const calls = message.tool_calls;
     if (calls == null) continue;
     // (A call of another kind, OpenAI's custom tools say, is the client's to read.)
-    const wellFormed = (call: unknown) =>
-      isRecord(call) &&
-      (!isFunctionKind(call) ||
-        (isRecord(call.function) && typeof call.function.name === "string" && typeof call.function.arguments === "string"));
-    if (!Array.isArray(calls) || !calls.every(wellFormed)) return "a function tool call has no function name or arguments";
+    if (!Array.isArray(calls)) return "its tool calls are not a list";
+    for (const call of calls) {
+      const fault = isRecord(call) ? functionFault(call, "call") : "a tool call is not an object";
+      if (fault) return fault;
+    }
   }
   return undefined;
 }
