@@ -211,16 +211,16 @@ export function counterFor(vocabulary: Vocabulary): TokenCounter {
   };
 }
 
+/** A counter over the vocabulary in a file of tiktoken's format. */
+export const loadCounter = async (file: string): Promise<TokenCounter> => counterFor(parseVocabulary(await readFile(file)));
+
 let loading: Promise<TokenCounter> | undefined;
 
-/** The o200k counter, its vocabulary read from gpt-tokenizer's data file on first use. */
+/** The o200k counter, its vocabulary read from gpt-tokenizer's data file on first use (and again after a failed read). */
 export function tokenCounter(): Promise<TokenCounter> {
-  loading ??= readFile(createRequire(import.meta.url).resolve("gpt-tokenizer/data/o200k_base.tiktoken")).then(
-    (file) => counterFor(parseVocabulary(file)),
-    (error: unknown) => {
-      loading = undefined;
-      throw error;
-    },
-  );
+  loading ??= loadCounter(createRequire(import.meta.url).resolve("gpt-tokenizer/data/o200k_base.tiktoken")).catch((error: unknown) => {
+    loading = undefined;
+    throw error;
+  });
   return loading;
 }

@@ -46,6 +46,8 @@ export interface ChatCall {
   billing?: Billing;
   /** Its usage record written and its quotas settled (once per call). */
   recorded: boolean;
+  /** The channel of the attempt in hand, for the record of a throw nothing expected. */
+  attempting: RuntimeChannel | undefined;
 }
 
 /** What a finished call records. */
@@ -113,9 +115,9 @@ export const internalError = (error: unknown) => `internal error: ${error instan
 
 /**
  * A call that threw where no path of its relay expected it to: its quotas are settled and its record
- * written as a 500 (once: not when the call was recorded before it threw), so its reservation is not
- * held for good. An answer not yet begun is the error handler's to give, in the client's protocol; a
- * stream already begun ends with `closing`'s error event.
+ * written as a 500 with the channel of the attempt in hand (once: not when the call was recorded
+ * before it threw), so its reservation is not held for good. An answer not yet begun is the error
+ * handler's to give, in the client's protocol; a stream already begun ends with `closing`'s error event.
  */
 export function unforeseen(
   deps: RelayDeps,
@@ -124,7 +126,8 @@ export function unforeseen(
   startedAt: number,
   closing?: (message: string) => string,
 ): unknown {
-  if (!call.recorded) recordUsage(deps, call, { status: 500, error: internalError(error), attempts: 1 }, startedAt);
+  if (!call.recorded)
+    recordUsage(deps, call, { channel: call.attempting, status: 500, error: internalError(error), attempts: 1 }, startedAt);
   const raw = call.reply.raw;
   if (!raw.headersSent) throw error;
   deps.logger.error({ err: error, request_id: call.requestId }, "gateway error after the answer began");

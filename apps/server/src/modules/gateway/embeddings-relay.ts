@@ -21,6 +21,7 @@ async function relayEmbeddingsTo(deps: RelayDeps, call: ChatCall, body: Embeddin
   for (const channel of candidates.slice(0, deps.maxAttempts)) {
     const embeddings = channel.provider.embeddings;
     if (!embeddings) continue;
+    call.attempting = channel;
     const context = contextFor(channel, call.publicModel, call.rawBody);
     const { request } = embeddings.request({ ...body, model: context.model }, context);
     const outcome = await attempt(deps.upstream, deps.stats, channel, request, abort);

@@ -3,6 +3,7 @@ import OpenAI from "openai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { suiteSimulators } from "../../test/simulators.ts";
 import { createAccessToken, createChannel, gatewayApp, type setupAdmin, type TestApp, usageLogsOf } from "../../test/test-app.ts";
+import { openAIInbound } from "./inbound.ts";
 
 /** What a call was refused or failed with (undefined when it succeeded). */
 const failureOf = (call: Promise<unknown>): Promise<unknown> =>
@@ -197,9 +198,58 @@ describe("malformed requests, malformed answers and unforeseen failures", () => 
       message: expect.stringContaining("internal error (request"),
     });
     const [log] = await usageLogs();
-    expect(log).toMatchObject({ status_code: 500, error: "internal error: channel statistics away" });
+    expect(log).toMatchObject({ status_code: 500, error: "internal error: channel statistics away", channel_id: channel.id });
     expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
     expect((await client.chat.completions.create(hi)).choices[0]?.message.content).toContain("hi");
+  });
+
+  it("settles and records with its channel an embeddings call that throws where nothing expected it to", async () => {
+    const { token, client } = await oneRequestClient();
+    const failure = await withStatisticsAway(() => failureOf(client.embeddings.create({ model: "gpt-4o-mini", input: "hi" })));
+    expect(failure).toBeInstanceOf(OpenAI.InternalServerError);
+    const [log] = await usageLogs();
+    expect(log).toMatchObject({ endpoint: "embeddings", status_code: 500, channel_id: channel.id });
+    expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
+  });
+
+  it("gives a stream attempt's place in flight back when it throws before the channel heard how it ended", async () => {
+    const { token, client } = await oneRequestClient();
+    const streamEncoder = openAIInbound.streamEncoder;
+    openAIInbound.streamEncoder = () => {
+      openAIInbound.streamEncoder = streamEncoder;
+      throw new Error("encoder away");
+    };
+    try {
+      const failure = await failureOf(client.chat.completions.create({ ...hi, stream: true }));
+      expect(failure).toBeInstanceOf(OpenAI.InternalServerError);
+    } finally {
+      openAIInbound.streamEncoder = streamEncoder;
+    }
+    expect(app.services.relay.stats.get(channel.id).inFlight).toBe(0);
+    const [log] = await usageLogs();
+    expect(log).toMatchObject({ status_code: 500, error: "internal error: encoder away", channel_id: channel.id, completion_tokens: 0 });
+    expect(await requestLimit(token.id)).toMatchObject({ used: 0, reserved: 0 });
+  });
+
+  it("records and settles a call whose pricing throws at zero cost, and still answers it", async () => {
+    const { token, client } = await oneRequestClient();
+    const quota = app.services.relay.quota;
+    const multiplier = quota.multiplier;
+    let calls = 0;
+    // The first ask is the admission's estimate; the second, the finished call's cost.
+    quota.multiplier = (...args) => {
+      if (++calls === 2) throw new Error("multipliers away");
+      return multiplier.apply(quota, args);
+    };
+    try {
+      expect((await client.chat.completions.create(hi)).choices[0]?.message.content).toContain("hi");
+    } finally {
+      quota.multiplier = multiplier;
+    }
+    expect(calls).toBe(2);
+    const [log] = await usageLogs();
+    expect(log).toMatchObject({ status_code: 200, cost_micro_usd: 0, channel_id: channel.id });
+    expect(await requestLimit(token.id)).toMatchObject({ used: 1, reserved: 0 });
   });
 
   it("ends a stream that throws after its first content with an error event, recorded once", async () => {

@@ -32,6 +32,7 @@ export async function relayChat(deps: RelayDeps, call: ChatCall): Promise<unknow
 async function relayPlain(deps: RelayDeps, call: ChatCall, abort: Cancel, startedAt: number): Promise<unknown> {
   const failures: Failure[] = [];
   for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
+    call.attempting = channel;
     const context = contextFor(channel, call.publicModel, call.rawBody);
     const translated = channel.provider.chat.request(call.body, context);
     const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);

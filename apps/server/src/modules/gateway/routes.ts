@@ -109,6 +109,7 @@ export async function handleChat(
     warnings: input.warnings,
     reply,
     recorded: false,
+    attempting: undefined,
   };
   if (header(request, "x-lyss-dry-run") === "1") {
     if (!token.allowDryRun)
@@ -194,6 +195,7 @@ export function openAIRoutes(app: Api, service: GatewayService, relay: RelayDeps
         warnings: [],
         reply,
         recorded: false,
+        attempting: undefined,
       };
       const text = (Array.isArray(body.input) ? body.input : [body.input]).map(String).join("\n");
       const estimateBody = { model: body.model, messages: [{ role: "user" as const, content: text }], max_tokens: 0 };

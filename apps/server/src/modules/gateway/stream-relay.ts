@@ -71,6 +71,7 @@ async function attemptAll(
   keepAlive: NodeJS.Timeout,
 ): Promise<unknown> {
   for (const channel of call.candidates.slice(0, deps.maxAttempts)) {
+    call.attempting = channel;
     const context = contextFor(channel, call.publicModel, call.rawBody);
     const translated = channel.provider.chat.request(call.body, context);
     const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);

@@ -20,10 +20,14 @@ const tokensOf = (counter: TokenCounter, text: string) =>
 /**
  * Usage when the upstream reported none (a stream stopped before its end, an upstream that counts
  * nothing): the prompt's and the answer's text counted in the o200k vocabulary, a close estimate
- * for any model.
+ * for any model; four characters a token when the vocabulary cannot be read.
  */
-export async function estimateUsage(body: ChatRequest, completionText: string): Promise<Usage> {
-  const counter = await tokenCounter().catch(() => rough);
+export async function estimateUsage(
+  body: ChatRequest,
+  completionText: string,
+  counting: () => Promise<TokenCounter> = tokenCounter,
+): Promise<Usage> {
+  const counter = await counting().catch(() => rough);
   const promptText = body.messages
     .map((message) => `${message.role}: ${textOf(message.content)}${message.tool_calls ? JSON.stringify(message.tool_calls) : ""}`)
     .join("\n");
