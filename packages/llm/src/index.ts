@@ -3,4 +3,4 @@ export * from "./common.ts";
 export * from "./protocols/anthropic-messages.ts";
 export { getProvider, PROVIDERS } from "./registry.ts";
 export type * from "./spec.ts";
-export { readFrameBatches, readFrames, sseData } from "./stream-reader.ts";
+export { type EventedBody, readFrameBatches, readFrames, sseData, type UpstreamBodySource } from "./stream-reader.ts";

@@ -114,11 +114,23 @@ function sseSplitter(): FrameSplitter {
 
 const splitterFor = (format: "sse" | "ndjson"): FrameSplitter => (format === "sse" ? sseSplitter() : ndjsonSplitter());
 
-/** A Node readable stream, read by its events. */
-type EventedReadable = AsyncIterable<Uint8Array | string> & NodeJS.ReadableStream;
+/** A body read by its events, as a Node readable stream is: `data`, `end`, `error` and `close`, with `pause` and `resume`. */
+export interface EventedBody {
+  on(event: "data", listener: (chunk: Uint8Array | string) => void): unknown;
+  on(event: "end" | "close", listener: () => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  off(event: "data", listener: (chunk: Uint8Array | string) => void): unknown;
+  off(event: "end" | "close", listener: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  destroy?(): unknown;
+}
 
-const isEvented = (body: AsyncIterable<Uint8Array | string>): body is EventedReadable =>
-  typeof (body as Partial<NodeJS.ReadableStream>).on === "function" && typeof (body as Partial<NodeJS.ReadableStream>).pause === "function";
+/** What a body may be: any iterable of pieces, or a body read by its events. */
+export type UpstreamBodySource = AsyncIterable<Uint8Array | string> | EventedBody;
+
+const isEvented = (body: UpstreamBodySource): body is EventedBody =>
+  typeof (body as Partial<EventedBody>).on === "function" && typeof (body as Partial<EventedBody>).pause === "function";
 
 const prematureClose = () => Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
 
@@ -141,7 +153,7 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
   private waiting: { resolve(result: IteratorResult<FrameBatch>): void; reject(error: Error): void } | undefined;
 
   constructor(
-    private readonly body: EventedReadable,
+    private readonly body: EventedBody,
     private readonly splitter: FrameSplitter,
   ) {
     body.on("data", this.onData);
@@ -176,7 +188,7 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
     this.ended = true;
     this.ready.length = 0;
     this.detach();
-    if (open) (this.body as unknown as { destroy?: () => void }).destroy?.();
+    if (open) this.body.destroy?.();
     return Promise.resolve({ done: true, value: undefined });
   }
 
@@ -247,7 +259,7 @@ async function* iteratedBatches(body: AsyncIterable<Uint8Array | string>, splitt
  * frames completed by each piece the upstream sent. A relay handles a batch at once and writes it to
  * its client in one go, instead of one socket write per frame.
  */
-export function readFrameBatches(body: AsyncIterable<Uint8Array | string>, format: "sse" | "ndjson"): AsyncIterableIterator<FrameBatch> {
+export function readFrameBatches(body: UpstreamBodySource, format: "sse" | "ndjson"): AsyncIterableIterator<FrameBatch> {
   const splitter = splitterFor(format);
   return isEvented(body) ? new EventedBatches(body, splitter) : iteratedBatches(body, splitter);
 }
@@ -284,7 +296,7 @@ function dataEvents(text: string): { frames: StreamFrame[]; canonical: boolean }
 }
 
 /** Reads an upstream body frame by frame. */
-export async function* readFrames(body: AsyncIterable<Uint8Array | string>, format: "sse" | "ndjson"): AsyncGenerator<StreamFrame> {
+export async function* readFrames(body: UpstreamBodySource, format: "sse" | "ndjson"): AsyncGenerator<StreamFrame> {
   for await (const batch of readFrameBatches(body, format)) yield* batch.frames;
 }
 

@@ -1,10 +1,9 @@
 import type { CallContext, UpstreamRequest } from "@lyss/llm";
-import type { Dispatcher } from "undici";
 import { errors } from "undici";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import { Cancel } from "./cancel.ts";
 import type { ChannelStats } from "./channel-stats.ts";
-import { isTransportError, type UpstreamClient } from "./upstream.ts";
+import { isTransportError, type UpstreamClient, type UpstreamResponse } from "./upstream.ts";
 
 /** Why an attempt failed in a way another channel might not: the status the client sees if all fail. */
 export interface Failure {
@@ -14,7 +13,7 @@ export interface Failure {
 }
 
 export type AttemptOutcome =
-  | { kind: "response"; response: Dispatcher.ResponseData; latencyMs: number }
+  | { kind: "response"; response: UpstreamResponse; latencyMs: number }
   | { kind: "retry"; failure: Failure }
   | { kind: "caller_error"; status: number; message: string; type: string; code: string | null }
   | { kind: "aborted" };
@@ -91,7 +90,7 @@ export async function attempt(
   const started = performance.now();
   stats.started(channel.id, channel.tenantId);
   const deadline = new AttemptDeadline(signal, channel.timeoutMs);
-  let response: Dispatcher.ResponseData;
+  let response: UpstreamResponse;
   try {
     response = await upstream.send(request, {
       firstByteMs: channel.firstByteTimeoutMs,
@@ -125,7 +124,7 @@ export async function attempt(
   const credentials = response.statusCode === 401 || response.statusCode === 403;
   stats.failed(channel.id, `${response.statusCode}: ${info.message}`, {
     credentials,
-    retryAfterMs: retryAfterMs(response.headers["retry-after"]),
+    retryAfterMs: retryAfterMs(response.header("retry-after")),
   });
   if (credentials) stats.credentialsRefused(channel, response.statusCode, info.message);
   return {

@@ -1,4 +1,3 @@
-import type { Readable } from "node:stream";
 import { type FrameBatch, readFrameBatches } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
 import { type ChatCall, internalError, type RelayDeps, recordUsage, sendError } from "./call.ts";
@@ -7,6 +6,7 @@ import { Downstream, type Part } from "./downstream.ts";
 import type { StreamEncoder } from "./inbound.ts";
 import { type Accumulated, encodeChunks, relayBatch } from "./stream-batch.ts";
 import { estimateUsage } from "./token-count.ts";
+import type { UpstreamBody } from "./upstream-body.ts";
 
 /** How long an upstream may hold its stream open after the relay is done with it. */
 const FINISH_GRACE_MS = 1000;
@@ -19,12 +19,12 @@ const FINISH_GRACE_MS = 1000;
  * abort path (about 90 k instructions a request); an upstream that holds its stream open past the end
  * is cut after a grace period.
  */
-function finish(batches: AsyncIterator<FrameBatch>, body: Readable) {
+function finish(batches: AsyncIterator<FrameBatch>, body: UpstreamBody) {
   // Ended already (a stream that came in one piece, say): nothing left to read or to time.
   if (!body.readableEnded && !body.destroyed) void drain(batches, body);
 }
 
-async function drain(batches: AsyncIterator<FrameBatch>, body: Readable) {
+async function drain(batches: AsyncIterator<FrameBatch>, body: UpstreamBody) {
   const cut = setTimeout(() => body.destroy(), FINISH_GRACE_MS);
   try {
     while (!(await batches.next()).done) {

@@ -1,6 +1,89 @@
 import type { UpstreamRequest } from "@lyss/llm";
 import { Agent, type Dispatcher, errors } from "undici";
 import type { Cancel } from "./cancel.ts";
+import { UpstreamBody } from "./upstream-body.ts";
+
+/** An upstream's answer: its status, its headers by name, and its body as it comes. */
+export interface UpstreamResponse {
+  statusCode: number;
+  /** A header's value (the first of several), by its name in lower case. */
+  header(name: string): string | undefined;
+  body: UpstreamBody;
+}
+
+type Signal = Cancel | AbortSignal;
+
+const reasonOf = (signal: Signal): Error => (signal.reason as Error | undefined) ?? new errors.RequestAbortedError();
+
+/**
+ * One exchange with an upstream, as undici's dispatcher reports it: the response once its head is
+ * parsed, then its body's pieces straight into an `UpstreamBody`. The cancel aborts the exchange at any
+ * point: before the head the send fails with its reason, after it the body does.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  private abort: ((reason: Error) => void) | undefined;
+  private body: UpstreamBody | undefined;
+  private readonly onAbort = () => {
+    const reason = reasonOf(this.signal);
+    if (this.body) this.body.destroy(reason);
+    else this.abort?.(reason);
+  };
+
+  constructor(
+    private readonly signal: Signal,
+    private readonly resolve: (response: UpstreamResponse) => void,
+    private readonly reject: (error: Error) => void,
+  ) {
+    if ("on" in signal) signal.on("abort", this.onAbort);
+    else signal.addEventListener("abort", this.onAbort);
+  }
+
+  onConnect(abort: (reason?: Error) => void) {
+    if (this.signal.aborted) abort(reasonOf(this.signal));
+    else this.abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // An interim answer (100 Continue, 103 Early Hints) is not the response.
+    if (statusCode < 200) return true;
+    const abort = this.abort ?? (() => {});
+    const body = new UpstreamBody(resume, abort);
+    this.body = body;
+    body.on("close", this.detach);
+    this.resolve({ statusCode, header: (name) => headerOf(rawHeaders, name), body });
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.body ? this.body.push(chunk) : true;
+  }
+
+  onComplete() {
+    this.body?.end();
+  }
+
+  onError(error: Error) {
+    if (this.body) this.body.fail(error);
+    else {
+      this.detach();
+      this.reject(error);
+    }
+  }
+
+  private readonly detach = () => {
+    if ("off" in this.signal) this.signal.off("abort", this.onAbort);
+    else this.signal.removeEventListener("abort", this.onAbort);
+  };
+}
+
+/** The first value of a header in undici's raw list (name, value, name, value…), by its lower-case name. */
+function headerOf(raw: Buffer[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const field = raw[i] as Buffer;
+    if (field.length === name.length && field.toString("latin1").toLowerCase() === name) return (raw[i + 1] as Buffer).toString("latin1");
+  }
+  return undefined;
+}
 
 /**
  * The one HTTP client for every upstream: undici keeps a keep-alive pool per origin. Timeouts are
@@ -31,20 +114,21 @@ export function createUpstreamClient(options: { connections?: number } = {}) {
   }
 
   return {
-    async send(
-      request: UpstreamRequest,
-      limits: { firstByteMs: number; totalMs: number; signal: Cancel | AbortSignal },
-    ): Promise<Dispatcher.ResponseData> {
+    send(request: UpstreamRequest, limits: { firstByteMs: number; totalMs: number; signal: Signal }): Promise<UpstreamResponse> {
       const url = target(request.url);
-      return agent.request({
-        origin: url.origin,
-        path: url.path,
-        method: request.method,
-        headers: request.headers,
-        body: request.body,
-        signal: limits.signal,
-        headersTimeout: limits.firstByteMs,
-        bodyTimeout: limits.totalMs,
+      return new Promise((resolve, reject) => {
+        agent.dispatch(
+          {
+            origin: url.origin,
+            path: url.path,
+            method: request.method,
+            headers: request.headers,
+            body: request.body,
+            headersTimeout: limits.firstByteMs,
+            bodyTimeout: limits.totalMs,
+          },
+          new Exchange(limits.signal, resolve, reject),
+        );
       });
     },
     close: () => agent.close(),
