@@ -34,6 +34,8 @@ export class UpstreamBody extends EventEmitter {
   /** The socket was paused for the reader and waits for `resume`. */
   private waiting = false;
   private flushing = false;
+  /** `close` was emitted (once). */
+  private closed = false;
   private collector: Collector | undefined;
 
   constructor(
@@ -64,8 +66,9 @@ export class UpstreamBody extends EventEmitter {
     return this;
   }
 
-  /** The body's text (UTF-8), once the upstream has sent all of it. */
+  /** The body's text (UTF-8, a byte order mark at its start dropped), once the upstream has sent all of it. */
   text(): Promise<string> {
+    if (this.readableEnded || this.destroyed || this.flowing) return Promise.reject(new TypeError("the body was read or closed already"));
     return new Promise((resolve, reject) => {
       this.collector = { parts: [], resolve, reject };
       this.flow();
@@ -149,10 +152,18 @@ export class UpstreamBody extends EventEmitter {
     const collector = this.collector;
     if (collector) {
       this.collector = undefined;
-      collector.resolve(Buffer.concat(collector.parts).toString("utf8"));
+      const bytes = Buffer.concat(collector.parts);
+      const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+      collector.resolve(bytes.toString("utf8", bom ? 3 : 0));
     }
     this.emit("end");
     this.destroyed = true;
+    this.emitClose();
+  }
+
+  private emitClose() {
+    if (this.closed) return;
+    this.closed = true;
     this.emit("close");
   }
 
@@ -166,6 +177,6 @@ export class UpstreamBody extends EventEmitter {
     collector?.reject(reason);
     // An error nobody listens for is the reader's to see through `close` before the end.
     if (error && this.listenerCount("error") > 0) this.emit("error", error);
-    this.emit("close");
+    this.emitClose();
   }
 }

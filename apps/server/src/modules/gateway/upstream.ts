@@ -18,7 +18,8 @@ const reasonOf = (signal: Signal): Error => (signal.reason as Error | undefined)
 /**
  * One exchange with an upstream, as undici's dispatcher reports it: the response once its head is
  * parsed, then its body's pieces straight into an `UpstreamBody`. The cancel aborts the exchange at any
- * point: before the head the send fails with its reason, after it the body does.
+ * point: before the head the send fails with its reason at once (a request still waiting for a
+ * connection is dropped when it gets one), after it the body does.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   private abort: ((reason: Error) => void) | undefined;
@@ -26,7 +27,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly onAbort = () => {
     const reason = reasonOf(this.signal);
     if (this.body) this.body.destroy(reason);
-    else this.abort?.(reason);
+    else if (this.abort) this.abort(reason);
+    else this.onError(reason);
   };
 
   constructor(
@@ -44,7 +46,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    // An interim answer (100 Continue, 103 Early Hints) is not the response.
+    // An interim answer (103 Early Hints, say) is not the response.
     if (statusCode < 200) return true;
     const abort = this.abort ?? (() => {});
     const body = new UpstreamBody(resume, abort);
@@ -115,8 +117,8 @@ export function createUpstreamClient(options: { connections?: number } = {}) {
 
   return {
     send(request: UpstreamRequest, limits: { firstByteMs: number; totalMs: number; signal: Signal }): Promise<UpstreamResponse> {
-      const url = target(request.url);
       return new Promise((resolve, reject) => {
+        const url = target(request.url);
         agent.dispatch(
           {
             origin: url.origin,
