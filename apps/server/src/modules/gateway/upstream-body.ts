@@ -53,6 +53,11 @@ export class UpstreamBody extends EventEmitter {
     return this;
   }
 
+  /** As `on` (which Node's emitter names twice). */
+  override addListener(event: string | symbol, listener: (...args: never[]) => void): this {
+    return this.on(event, listener);
+  }
+
   pause(): this {
     this.paused = true;
     return this;

@@ -140,6 +140,12 @@ describe("upstream response body", () => {
     expect(events).toEqual(["end", "close"]);
     expect(response.body.readableEnded).toBe(true);
     expect(await (await send("/whole")).body.text()).toBe("data: 1\n\ndata: 2\n\n");
+    // A reader through `addListener` (or `once`) makes it flow as `on` does.
+    const other = await send("/whole");
+    const pieces: Buffer[] = [];
+    other.body.addListener("data", (chunk: Buffer) => pieces.push(chunk));
+    await new Promise((resolve) => other.body.once("end", resolve));
+    expect(Buffer.concat(pieces).toString()).toBe("data: 1\n\ndata: 2\n\n");
   });
 
   it("pauses the upstream from inside its reader's data handler, and resumes it without losing or reordering a byte", async () => {
