@@ -178,8 +178,7 @@ export class UpstreamBody extends EventEmitter {
     this.heldBytes = 0;
     const collector = this.collector;
     this.collector = undefined;
-    const reason = error ?? new errors.RequestAbortedError();
-    collector?.reject(reason);
+    collector?.reject(error ?? new errors.RequestAbortedError());
     // An error nobody listens for is the reader's to see through `close` before the end.
     if (error && this.listenerCount("error") > 0) this.emit("error", error);
     this.emitClose();

@@ -1,5 +1,5 @@
 import type { UpstreamRequest } from "@lyss/llm";
-import { Agent, type Dispatcher, errors } from "undici";
+import { Agent, type Dispatcher, errors, util } from "undici";
 import type { Cancel } from "./cancel.ts";
 import { UpstreamBody } from "./upstream-body.ts";
 
@@ -78,13 +78,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   };
 }
 
-/** The first value of a header in undici's raw list (name, value, name, value…), by its lower-case name. */
+/** The first value of a header, by its lower-case name, parsed by undici only when asked (an error answer's `retry-after`). */
 function headerOf(raw: Buffer[], name: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const field = raw[i] as Buffer;
-    if (field.length === name.length && field.toString("latin1").toLowerCase() === name) return (raw[i + 1] as Buffer).toString("latin1");
-  }
-  return undefined;
+  const value = util.parseHeaders(raw)[name];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /**
