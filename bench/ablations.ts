@@ -81,6 +81,33 @@ export const ABLATIONS: Record<string, Ablation> = {
       },
     ],
   },
+  "stream-relay": {
+    what: "the stream relay (the upstream's bytes piped to the client, fixed usage recorded)",
+    edits: [
+      {
+        file: "apps/server/src/modules/gateway/stream-relay.ts",
+        find: "    const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();\n",
+        replace: [
+          "    {",
+          "      clearInterval(keepAlive);",
+          "      downstream.commit();",
+          "      const b = outcome.response.body;",
+          "      await new Promise<void>((done) => {",
+          "        b.on('data', (c: Uint8Array) => void downstream.write([c]));",
+          "        b.on('end', done);",
+          "        b.on('close', done);",
+          "      });",
+          "      deps.stats.succeeded(channel.id, outcome.latencyMs);",
+          "      recordUsage(deps, call, { channel, status: 200, usage: { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30 }, attempts }, startedAt);",
+          "      downstream.end();",
+          "      return call.reply;",
+          "    }",
+          "    const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();",
+          "",
+        ].join("\n"),
+      },
+    ],
+  },
 };
 
 /** `commit+name+name`: the commit, and the ablations to build it with. */

@@ -1,8 +1,7 @@
 import fs from "node:fs";
-import { SourceMap } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
+import { type CpuProfile, origin, original, selfTimes, sourceLabel, writeFlameGraph } from "./flamegraph.ts";
 import {
   argument,
   buildServer,
@@ -21,8 +20,8 @@ import {
 /**
  * CPU profile of Lyss's gateway under load: runs Lyss with `--cpu-prof`, drives POST
  * /v1/chat/completions with autocannon, then prints where the time went (self time by function and by
- * package or source file). The .cpuprofile it keeps opens as a flame graph in Chrome DevTools
- * (Performance → Load profile) or speedscope.
+ * package or source file). Beside each .cpuprofile it keeps (which Chrome DevTools' Performance panel
+ * and speedscope also open) it writes a flame graph, `.svg`, and its folded stacks (bench/flamegraph.ts).
  *
  *   npx tsx bench/profile.ts [--stream] [--seconds 10] [--connections 50] [--workers 1] [--out bench/profiles]
  */
@@ -33,57 +32,14 @@ const connections = Number(argument("--connections", "50"));
 const workers = argument("--workers", "1");
 const outDir = path.resolve(argument("--out", path.join(root, "bench/profiles")));
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
-  children?: number[];
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
-
-const sourceMaps = new Map<string, SourceMap | null>();
-
-/** The original file and line of a frame in the production build, through the build's source map. */
-function original(frame: ProfileNode["callFrame"]): { url: string; line: number } {
-  if (!frame.url.includes("/apps/server/dist/")) return { url: frame.url, line: frame.lineNumber + 1 };
-  let map = sourceMaps.get(frame.url);
-  if (map === undefined) {
-    const file = `${fileURLToPath(frame.url)}.map`;
-    map = fs.existsSync(file) ? new SourceMap(JSON.parse(fs.readFileSync(file, "utf8"))) : null;
-    sourceMaps.set(frame.url, map);
-  }
-  const entry = map?.findEntry(frame.lineNumber, frame.columnNumber) as { originalSource?: string; originalLine?: number } | undefined;
-  if (!entry?.originalSource) return { url: frame.url, line: frame.lineNumber + 1 };
-  return { url: path.resolve(path.dirname(fileURLToPath(frame.url)), entry.originalSource), line: (entry.originalLine ?? 0) + 1 };
-}
-
-/** Where a frame comes from: a package, our source file, or Node itself. */
-function origin(url: string): string {
-  if (!url) return "(native)";
-  if (url.startsWith("node:")) return url;
-  const modules = url.lastIndexOf("node_modules/");
-  if (modules >= 0) {
-    const rest = url.slice(modules + "node_modules/".length).split("/");
-    return rest[0]?.startsWith("@") ? `${rest[0]}/${rest[1]}` : (rest[0] ?? url);
-  }
-  const relative = url.replace(/^file:\/\//, "");
-  return path.relative(root, relative);
-}
-
-function summarize(profile: Profile) {
+function summarize(profile: CpuProfile) {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const self = new Map<number, number>();
-  profile.samples.forEach((id, i) => {
-    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
-  });
+  const self = selfTimes(profile);
   const total = [...self.values()].reduce((sum, value) => sum + value, 0);
   const byFunction = new Map<string, number>();
   const byOrigin = new Map<string, number>();
   for (const [id, micros] of self) {
-    const frame = (byId.get(id) as ProfileNode).callFrame;
+    const frame = (byId.get(id) as CpuProfile["nodes"][number]).callFrame;
     const source = original(frame);
     const where = origin(source.url);
     const key = `${frame.functionName || "(anonymous)"}  ${where}${source.url ? `:${source.line}` : ""}`;
@@ -133,8 +89,12 @@ async function main() {
   for (const [index, file] of files.entries()) {
     const kept = path.join(outDir, `gateway-${stream ? "stream" : "plain"}${files.length > 1 ? `-${index + 1}` : ""}.cpuprofile`);
     fs.copyFileSync(path.join(profiles, file), kept);
-    const summary = summarize(JSON.parse(fs.readFileSync(kept, "utf8")) as Profile);
+    const profile = JSON.parse(fs.readFileSync(kept, "utf8")) as CpuProfile;
+    const summary = summarize(profile);
+    const title = `Lyss, ${stream ? "streamed" : "plain"} chat completions, ${connections} connections, ${seconds} s`;
+    const graph = writeFlameGraph(profile, kept.replace(/\.cpuprofile$/, ""), title, sourceLabel);
     console.log(`\nprofile: ${path.relative(root, kept)} (${(summary.total / 1e6).toFixed(1)} s sampled)`);
+    console.log(`flame graph: ${path.relative(root, graph)} (and its folded stacks beside it)`);
     console.log("\nself time by package or file:");
     for (const line of summary.origins) console.log(line);
     console.log("\nself time by function:");
