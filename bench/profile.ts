@@ -13,6 +13,7 @@ import {
   runMain,
   startHelper,
   startLyss,
+  startProxy,
   stopChild,
   tempDir,
 } from "./harness.ts";
@@ -23,13 +24,18 @@ import {
  * package or source file). Beside each .cpuprofile it keeps (which Chrome DevTools' Performance panel
  * and speedscope also open) it writes a flame graph, `.svg`, and its folded stacks (bench/flamegraph.ts).
  *
- *   npx tsx bench/profile.ts [--stream] [--seconds 10] [--connections 50] [--workers 1] [--out bench/profiles]
+ * With `--target bare` (or `floor`) the bare proxy (or the framework floor) is profiled instead, on the
+ * same runtime flags, for its graph beside Lyss's.
+ *
+ *   npx tsx bench/profile.ts [--stream] [--seconds 10] [--connections 50] [--workers 1] [--target lyss|bare|floor] [--out bench/profiles]
  */
 
 const stream = process.argv.includes("--stream");
 const seconds = Number(argument("--seconds", "10"));
 const connections = Number(argument("--connections", "50"));
 const workers = argument("--workers", "1");
+const target = argument("--target", "lyss");
+const PROXIES = { bare: "bare-proxy.ts", floor: "framework-floor.ts" } as const;
 const outDir = path.resolve(argument("--out", path.join(root, "bench/profiles")));
 
 function summarize(profile: CpuProfile) {
@@ -54,25 +60,36 @@ function summarize(profile: CpuProfile) {
   return { total, functions: top(byFunction, 40), origins: top(byOrigin, 30) };
 }
 
-async function main() {
-  guard(10 * 60_000);
-  buildServer();
-  const upstream = await startHelper("fake-upstream.ts", ["0"]);
+/** The target, started with the profiler on: Lyss (provisioned on a first start), or one of the proxies. */
+async function started(upstreamPort: number, profiling: string[]) {
+  if (target === "bare" || target === "floor") {
+    const proxy = await startProxy(PROXIES[target], `http://127.0.0.1:${upstreamPort}`, profiling);
+    return { base: `http://127.0.0.1:${proxy.port}`, headers: {}, child: proxy.child };
+  }
+  if (target !== "lyss") throw new Error(`--target is lyss, bare or floor, not ${target}`);
   const dir = tempDir("lyss-profile-");
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const env = { LYSS_WORKERS: workers };
   const first = await startLyss(port, dir, { env });
-  const { token } = await provision(base, upstream.port, []);
+  const { token } = await provision(base, upstreamPort, []);
   await stopChild(first.child);
+  const { child } = await startLyss(port, dir, { env, nodeArgs: profiling });
+  return { base, headers: { authorization: `Bearer ${token.key}` }, child };
+}
 
+async function main() {
+  guard(10 * 60_000);
+  buildServer();
+  const upstream = await startHelper("fake-upstream.ts", ["0"]);
   const profiles = tempDir("lyss-cpu-");
-  const { child } = await startLyss(port, dir, { env, nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profiles}`] });
+  const profiling = ["--cpu-prof", `--cpu-prof-dir=${profiles}`];
+  const { base, headers, child } = await started(upstream.port, profiling);
   const load = (duration: number) =>
     autocannon({
       url: `${base}/v1/chat/completions`,
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${token.key}` },
+      headers: { "content-type": "application/json", ...headers },
       body: chatBody(stream),
       connections,
       duration,
@@ -87,11 +104,12 @@ async function main() {
   if (files.length === 0) throw new Error("no profile was written");
   fs.mkdirSync(outDir, { recursive: true });
   for (const [index, file] of files.entries()) {
-    const kept = path.join(outDir, `gateway-${stream ? "stream" : "plain"}${files.length > 1 ? `-${index + 1}` : ""}.cpuprofile`);
+    const name = `${target === "lyss" ? "gateway" : target}-${stream ? "stream" : "plain"}`;
+    const kept = path.join(outDir, `${name}${files.length > 1 ? `-${index + 1}` : ""}.cpuprofile`);
     fs.copyFileSync(path.join(profiles, file), kept);
     const profile = JSON.parse(fs.readFileSync(kept, "utf8")) as CpuProfile;
     const summary = summarize(profile);
-    const title = `Lyss, ${stream ? "streamed" : "plain"} chat completions, ${connections} connections, ${seconds} s`;
+    const title = `${target === "lyss" ? "Lyss" : `the ${target} proxy`}, ${stream ? "streamed" : "plain"} chat completions, ${connections} connections, ${seconds} s`;
     const graph = writeFlameGraph(profile, kept.replace(/\.cpuprofile$/, ""), title, sourceLabel);
     console.log(`\nprofile: ${path.relative(root, kept)} (${(summary.total / 1e6).toFixed(1)} s sampled)`);
     console.log(`flame graph: ${path.relative(root, graph)} (and its folded stacks beside it)`);
