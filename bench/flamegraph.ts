@@ -63,7 +63,8 @@ export function sourceLabel(frame: Frame): FrameLabel {
   const name = `${frame.functionName || "(anonymous)"}${source.url ? ` ${where}:${source.line}` : ""}`;
   if (!source.url) return { name, kind: "v8" };
   if (where.startsWith("node:")) return { name, kind: "node" };
-  return { name, kind: source.url.includes("node_modules/") ? "package" : "app" };
+  // WebAssembly here is undici's HTTP parser (llhttp): a package's.
+  return { name, kind: source.url.includes("node_modules/") || source.url.startsWith("wasm:") ? "package" : "app" };
 }
 
 interface Box {
@@ -84,7 +85,6 @@ const ROW = 16;
 
 const xmlText = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
-/** The profile's call tree with each node's time, the process's idle time left out. */
 /** Each node's own sampled time, in µs. */
 export function selfTimes(profile: Pick<CpuProfile, "samples" | "timeDeltas">): Map<number, number> {
   const self = new Map<number, number>();
@@ -94,6 +94,7 @@ export function selfTimes(profile: Pick<CpuProfile, "samples" | "timeDeltas">): 
   return self;
 }
 
+/** The profile's call tree with each node's time, the process's idle time left out. */
 function tree(profile: CpuProfile, label: (frame: Frame) => FrameLabel): Box {
   const self = selfTimes(profile);
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -116,7 +117,7 @@ export function flameGraph(profile: CpuProfile, title: string, label: (frame: Fr
   const scale = root.micros > 0 ? WIDTH / root.micros : 0;
   // Rows drawn: boxes narrower than a third of a pixel (and what they called) are left out.
   const rows = (box: Box): number => (box.micros * scale < 0.3 ? 0 : 1 + Math.max(0, ...box.children.map(rows)));
-  const height = rows(root) * ROW + 40;
+  const height = rows(root) * ROW + 56;
   const folded: string[] = [];
   const boxes: string[] = [];
   const walk = (box: Box, x: number, level: number, stack: string) => {
@@ -146,7 +147,7 @@ export function flameGraph(profile: CpuProfile, title: string, label: (frame: Fr
   const legend = Object.entries(COLOURS)
     .map(
       ([kind, [hue, , saturation]], i) =>
-        `<rect x="${700 + i * 120}" y="8" width="12" height="12" fill="hsl(${hue},${saturation}%,65%)"/><text x="${716 + i * 120}" y="18">${kind}</text>`,
+        `<rect x="${WIDTH - 440 + i * 110}" y="26" width="12" height="12" fill="hsl(${hue},${saturation}%,65%)"/><text x="${WIDTH - 424 + i * 110}" y="36">${kind}</text>`,
     )
     .join("");
   const svg =
