@@ -33,7 +33,9 @@ import {
  * the bare proxy's. Each commit is checked out in a
  * temporary worktree that shares this checkout's node_modules (its own workspace packages linked in)
  * and is built the way `npm install` builds it, where it has a build. `<commit>+<ablation>…` builds the
- * commit without a part of the gateway's work (bench/ablations.ts): what that part costs.
+ * commit without a part of the gateway's work (bench/ablations.ts): what that part costs. A commit named
+ * more than once runs as that many processes of the same build: how far two processes of the same code
+ * differ, the spread any other pair's difference must exceed.
  *
  * With `--pin` the targets (the bare proxy and every gateway, threads included) run on the last core and
  * everything else (this process, the upstream, the load generator) on the others: a target's CPU per
@@ -85,7 +87,7 @@ function checkout(commit: string, ablations: string[]): string {
 }
 
 /** One commit's gateway (`commit[+ablation…]`), built, provisioned and running. */
-async function startCommit(spec: string, upstreamPort: number, worktrees: string[]) {
+async function startCommit(spec: string, upstreamPort: number, worktrees: string[], instance: number) {
   const { commit, ablations } = parseTarget(spec);
   const dir = checkout(commit, ablations);
   worktrees.push(dir);
@@ -97,13 +99,14 @@ async function startCommit(spec: string, upstreamPort: number, worktrees: string
   await stopChild(first.child);
   const lyss = await startLyss(port, data, { root: dir, env });
   const target: Target = {
-    name: spec,
+    // A commit named more than once runs as several processes of the same build: each its own target.
+    name: instance > 1 ? `${spec}#${instance}` : spec,
     origin: `http://127.0.0.1:${port}`,
     headers: { authorization: `Bearer ${token.key}` },
     pid: lyss.child.pid,
   };
   if (pinned && lyss.child.pid) pinTo(lyss.child.pid, targetCpus);
-  return { commit, ablations, target, child: lyss.child, readyMs: lyss.readyMs };
+  return { commit, ablations, instance, target, child: lyss.child, readyMs: lyss.readyMs };
 }
 
 async function main() {
@@ -121,7 +124,10 @@ async function main() {
     // Every commit's gateway runs at once (idle but for its own turn), so each round measures them all
     // within a few seconds of each other and of the bare proxy: the machine's drift cancels out.
     const started = [];
-    for (const commit of commits) started.push(await startCommit(commit, upstream.port, worktrees));
+    for (const [index, commit] of commits.entries()) {
+      const instance = commits.slice(0, index + 1).filter((spec) => spec === commit).length;
+      started.push(await startCommit(commit, upstream.port, worktrees, instance));
+    }
     const targets = [bare, ...started.map((item) => item.target)];
     const runs = new Map<string, Run[]>(targets.flatMap((target) => shapes.map((shape) => [`${target.name}:${shape}`, []])));
     await warmUp(targets, shapes);
@@ -133,7 +139,7 @@ async function main() {
       }
     }
     const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];
-    for (const { commit, ablations, target, child, readyMs } of started) {
+    for (const { commit, ablations, instance, target, child, readyMs } of started) {
       const cells: string[] = [];
       for (const shape of shapes) {
         const mine = of(target, shape);
@@ -152,7 +158,8 @@ async function main() {
         : git("log", "-1", "--format=%s", commit)
             .replace(/\|/g, "/")
             .replace(/[:;(].*$/, "");
-      const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject} | ${readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
+      const again = commits.filter((spec) => spec === target.name.replace(/#\d+$/, "")).length > 1 ? ` (process ${instance})` : "";
+      const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject}${again} | ${readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
       console.log(row);
       rows.push(row);
     }
