@@ -106,7 +106,7 @@ async function startCommit(spec: string, upstreamPort: number, worktrees: string
     pid: lyss.child.pid,
   };
   if (pinned && lyss.child.pid) pinTo(lyss.child.pid, targetCpus);
-  return { commit, ablations, instance, target, child: lyss.child, readyMs: lyss.readyMs };
+  return { spec, commit, ablations, instance, target, child: lyss.child, readyMs: lyss.readyMs };
 }
 
 async function main() {
@@ -139,7 +139,7 @@ async function main() {
       }
     }
     const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];
-    for (const { commit, ablations, instance, target, child, readyMs } of started) {
+    for (const { spec, commit, ablations, instance, target, child, readyMs } of started) {
       const cells: string[] = [];
       for (const shape of shapes) {
         const mine = of(target, shape);
@@ -158,7 +158,7 @@ async function main() {
         : git("log", "-1", "--format=%s", commit)
             .replace(/\|/g, "/")
             .replace(/[:;(].*$/, "");
-      const again = commits.filter((spec) => spec === target.name.replace(/#\d+$/, "")).length > 1 ? ` (process ${instance})` : "";
+      const again = commits.filter((named) => named === spec).length > 1 ? ` (process ${instance})` : "";
       const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject}${again} | ${readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
       console.log(row);
       rows.push(row);

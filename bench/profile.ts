@@ -46,9 +46,8 @@ function summarize(profile: CpuProfile) {
   const byOrigin = new Map<string, number>();
   for (const [id, micros] of self) {
     const frame = (byId.get(id) as CpuProfile["nodes"][number]).callFrame;
-    const source = original(frame);
-    const where = origin(source.url);
-    const key = `${frame.functionName || "(anonymous)"}  ${where}${source.url ? `:${source.line}` : ""}`;
+    const where = origin(original(frame).url);
+    const key = sourceLabel(frame).name;
     byFunction.set(key, (byFunction.get(key) ?? 0) + micros);
     byOrigin.set(where, (byOrigin.get(where) ?? 0) + micros);
   }
