@@ -63,7 +63,7 @@ export interface Measured {
     opening: Memory;
     during: Memory;
   }[];
-  /** How each Lyss ended on SIGTERM at the end, after its last streams were closed by their clients. */
+  /** How each Lyss ended on SIGTERM: those of the earlier repeats after their load runs, the last after their streams were closed by their clients. */
   stops: ({ name: string } & Stop)[];
   accounting: { requests: number; cost: number };
 }
@@ -152,14 +152,14 @@ export function renderSection(m: Measured): { section: string; summary: string }
   const section = [
     `## Gateway overhead (${m.date.toISOString().slice(0, 16).replace("T", " ")} UTC${m.short ? ", short run" : ""})`,
     "",
-    `- Command: \`npx tsx bench/gateway.ts${m.short ? " --short" : ""}\` (or \`npm run bench${m.short ? " -- --short" : ""}\`)`,
+    `- Command: \`${["npx tsx bench/gateway.ts", ...process.argv.slice(2)].join(" ")}\` (or \`${["npm run bench", ...(process.argv.length > 2 ? ["--", ...process.argv.slice(2)] : [])].join(" ")}\`)`,
     `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}; load average before ${m.loadBefore.map((v) => fmt(v)).join(" / ")}, after ${m.loadAfter.map((v) => fmt(v)).join(" / ")} (the load generator, the proxies and the upstream share these cores)`,
     "- Setup: a minimal node:http upstream speaking the OpenAI format (`bench/fake-upstream.ts`: plain JSON; `stream`: 20 SSE chunks + usage + [DONE] in one write; `chunked`: the same stream one write per chunk, each on the next turn of the upstream's event loop, as a model sends it); a bare pass-through proxy on an undici keep-alive Pool that streams the request body through (`bench/bare-proxy.ts`); the framework floor, one Fastify route with Lyss's request schema that parses and validates the body and passes the answer through, with no gateway work (`bench/framework-floor.ts`), both on Lyss's runtime (`" +
       [...runtime, "--no-allocation-site-pretenuring"].join(" ") +
       "`, the flags Lyss runs with); Lyss from its production build (`" +
       [...runtime, "apps/server/bin/lyss.js start"].join(" ") +
       "`, as `npm start` runs it, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
-    `- Load: ${m.driver === "wrk" ? "wrk (2 threads)" : "autocannon"}, POST /v1/chat/completions, ${m.durationS} s per run after a warm-up of ${m.warmup.runs} × ${m.warmup.seconds} s per target and shape (new connections each run), targets interleaved (order rotating), ${m.repeats} repeat(s); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
+    `- Load: ${m.driver === "wrk" ? "wrk (2 threads)" : "autocannon"}, POST /v1/chat/completions, ${m.durationS} s per run after a warm-up of ${m.warmup.runs} × ${m.warmup.seconds} s per target and shape (new connections each run), targets interleaved (order rotating), ${m.repeats} repeat(s), each on processes of its own (every target started again and warmed up before each repeat: one process is one draw of code placement); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
     "",
     "| shape | connections | bare req/s | lyss req/s | lyss / bare | lyss×2 req/s | lyss×2 / bare | bare p50 / p99 | lyss p50 / p99 | added p50 | CPU per request bare / lyss | framework floor | lyss CPU over the floor | lyss req/s per repeat | non-2xx + errors |",
     "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---|---:|",
@@ -182,9 +182,9 @@ export function renderSection(m: Measured): { section: string; summary: string }
     ...fixedRows,
     "",
     `- Ready time (spawn to first 200 from /health, one worker${starts > 1 ? `, the median of ${starts} starts` : ""}): ${fmt(median(m.readyMs.fresh), 0)} ms on a fresh data dir${each(m.readyMs.fresh)} (migrations included), ${fmt(median(m.readyMs.existing), 0)} ms on existing data${each(m.readyMs.existing)}.`,
-    `- Lyss RSS (one worker): ${fmt(m.memory.idle.rss)} MiB after warm-up; ${fmt(m.memory.afterLoad.rss)} MiB after the load runs (peak ${fmt(m.memory.afterLoad.hwm)} MiB).`,
+    `- Lyss RSS (one worker): ${fmt(m.memory.idle.rss)} MiB after the first warm-up; ${fmt(m.memory.afterLoad.rss)} MiB after the last repeat's load runs (peak ${fmt(m.memory.afterLoad.hwm)} MiB).`,
     ...streamLines,
-    `- Stops (SIGTERM after the clients closed their streams): ${m.stops.map(stopText).join("; ")}.`,
+    `- Stops (SIGTERM; #n: the processes of repeat n, after their load runs; the others after the clients closed their streams): ${m.stops.map(stopText).join("; ")}.`,
     `- Accounting check: the token's requests quota shows ${m.accounting.requests} used and ${m.accounting.cost} micro-USD of cost after the run (one-worker Lyss).`,
     "",
   ].join("\n");

@@ -5,6 +5,7 @@ import { Agent, request } from "undici";
 import { type Measured, type Run, renderSection, type Target } from "./gateway-report.ts";
 import {
   api,
+  argument,
   buildServer,
   chatBody,
   DEFAULT_WARM_UP,
@@ -39,11 +40,13 @@ import {
  * (wrk when installed, otherwise autocannon), added time to first byte of streams, and RSS with 2,000 open streams (and, in the full
  * run, 10,000); appends a "Gateway overhead" section to bench/RESULTS.md.
  *
- *   npx tsx bench/gateway.ts [--short]
+ *   npx tsx bench/gateway.ts [--short] [--repeats n]
+ *
+ * Each repeat runs on processes of its own: every target is started again and warmed up before it.
  */
 
 const short = process.argv.includes("--short");
-const REPEATS = short ? 1 : 3;
+const REPEATS = Number(argument("--repeats", short ? "1" : "3"));
 const DURATION_S = short ? 2 : 10;
 const CONNECTIONS = short ? [50] : [50, 200];
 const WARM_UP = short ? { runs: 1, seconds: 1 } : DEFAULT_WARM_UP;
@@ -163,7 +166,27 @@ async function lyssTarget(name: string, workers: number, upstreamPort: number, e
     child = existing.child;
   }
   const target: Target = { name, origin: base, headers: { authorization: `Bearer ${token.key}` }, pid: child.pid };
-  return { target, child, auth, token, readyMs };
+  /** Stops this Lyss and starts it again on its data, on the same port and with the same token. */
+  const restart = async () => {
+    const stop = await stopChild(child);
+    child = (await startLyss(port, dir, { env })).child;
+    target.pid = child.pid;
+    return stop;
+  };
+  return { target, child: () => child, restart, auth, token, readyMs };
+}
+
+/** A reference proxy as a load target, which can be started again in a new process. */
+async function restartableProxy(name: string, script: "bare-proxy.ts" | "framework-floor.ts", upstreamOrigin: string) {
+  let proxy = await startProxy(script, upstreamOrigin);
+  const target: Target = { name, origin: `http://127.0.0.1:${proxy.port}`, headers: {}, pid: proxy.child.pid };
+  const restart = async () => {
+    await stopChild(proxy.child);
+    proxy = await startProxy(script, upstreamOrigin);
+    target.origin = `http://127.0.0.1:${proxy.port}`;
+    target.pid = proxy.child.pid;
+  };
+  return { target, restart };
 }
 
 async function main() {
@@ -178,10 +201,10 @@ async function main() {
 
   const upstream = await startHelper("fake-upstream.ts", ["0", ...extraHosts]);
   const upstreamOrigin = `http://127.0.0.1:${upstream.port}`;
-  const bareProxy = await startProxy("bare-proxy.ts", upstreamOrigin);
-  const bare: Target = { name: "bare", origin: `http://127.0.0.1:${bareProxy.port}`, headers: {}, pid: bareProxy.child.pid };
-  const floorServer = await startProxy("framework-floor.ts", upstreamOrigin);
-  const floor: Target = { name: "floor", origin: `http://127.0.0.1:${floorServer.port}`, headers: {}, pid: floorServer.child.pid };
+  const bareProxy = await restartableProxy("bare", "bare-proxy.ts", upstreamOrigin);
+  const floorServer = await restartableProxy("floor", "framework-floor.ts", upstreamOrigin);
+  const bare = bareProxy.target;
+  const floor = floorServer.target;
   const one = await lyssTarget("lyss", 1, upstream.port, extraHosts, READY_STARTS);
   console.log(
     `lyss ready in ${one.readyMs.fresh.map((ms) => ms.toFixed(0)).join(", ")} ms (fresh data dir), ${one.readyMs.existing.map((ms) => ms.toFixed(0)).join(", ")} ms (existing data)`,
@@ -208,12 +231,20 @@ async function main() {
     }
   }
 
-  // Warm-up (JIT, connection pools), not recorded.
-  await warmUp(targets, SHAPES, WARM_UP);
-  const idle = rssMiB(one.target.pid);
-
   const runs = new Map<string, Run[]>();
+  const stops: Measured["stops"] = [];
+  let idle = rssMiB(one.target.pid);
   for (let repeat = 0; repeat < REPEATS; repeat++) {
+    // Each repeat measures processes of its own: two processes of the same build differed by up to a
+    // tenth of their CPU per request for their whole life (where V8 placed their code, say), so a
+    // median over repeats in one process would be one draw measured several times.
+    if (repeat > 0) {
+      await Promise.all([bareProxy.restart(), floorServer.restart()]);
+      stops.push({ name: `lyss #${repeat}`, ...(await one.restart()) }, { name: `lyss×2 #${repeat}`, ...(await two.restart()) });
+    }
+    // Warm-up (JIT, connection pools), not recorded.
+    await warmUp(targets, SHAPES, WARM_UP);
+    if (repeat === 0) idle = rssMiB(one.target.pid);
     for (const connections of CONNECTIONS) {
       for (const shape of SHAPES) {
         // Rotate the order, so no target always runs first or last.
@@ -253,20 +284,23 @@ async function main() {
     }
   }
 
-  const streams = [{ label: "one worker, after the load runs", ...(await streamMemory(one.target, OPEN_STREAMS)) }];
+  const streams = [{ label: "one worker, after the last repeat's load runs", ...(await streamMemory(one.target, OPEN_STREAMS)) }];
   // 10,000 streams need 20,000 sockets in the gateway (client and upstream sides): more than one
   // process may open here (ulimit -n 20,000), so that run uses the two-worker Lyss.
   if (MANY_STREAMS) {
-    streams.push({ label: "two workers, primary included, after the load runs", ...(await streamMemory(two.target, MANY_STREAMS)) });
+    streams.push({
+      label: "two workers, primary included, after the last repeat's load runs",
+      ...(await streamMemory(two.target, MANY_STREAMS)),
+    });
   }
   // How each Lyss stops after its streams were closed by their clients: a graceful stop, exit 0.
-  const stops: Measured["stops"] = [{ name: "lyss×2", ...(await stopChild(two.child)) }];
+  stops.push({ name: "lyss×2", ...(await stopChild(two.child())) });
   // The same 2,000 streams in a worker started afresh (warmed up for a second, no load run before):
   // what the streams themselves cost, without the heap V8 grew during the load runs and keeps.
   const fresh = await lyssTarget("lyss fresh", 1, upstream.port, extraHosts);
   await drive(fresh.target, 50, "stream", 1);
   streams.push({ label: "one worker started afresh, no load run before", ...(await streamMemory(fresh.target, OPEN_STREAMS)) });
-  stops.push({ name: "lyss fresh", ...(await stopChild(fresh.child)) });
+  stops.push({ name: "lyss fresh", ...(await stopChild(fresh.child())) });
 
   const tokenAfter = await api<{ limits: { metric: string; used: number }[] }>(
     one.target.origin,
@@ -275,7 +309,7 @@ async function main() {
     undefined,
     await signIn(one.target.origin, one.auth["x-tenant-id"] as string),
   );
-  stops.push({ name: "lyss", ...(await stopChild(one.child)) });
+  stops.push({ name: "lyss", ...(await stopChild(one.child())) });
 
   const measured: Measured = {
     date,
