@@ -42,7 +42,11 @@ import {
  * request then moves less with what else the machine runs (the same build's ratio to the bare proxy
  * moved by 0.1–0.4 between rounds unpinned on 2 cores).
  *
- *   npx tsx bench/compare.ts <commit>[+<ablation>…] [<commit>[+<ablation>…] …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked] [--pin]
+ * `--node-flags` adds Node flags to every gateway process, `{n}` in them standing for the process's
+ * number among those of its commit (`--node-flags "--random-seed={n} --hash-seed={n}"`): what the
+ * spread between processes of one build comes from.
+ *
+ *   npx tsx bench/compare.ts <commit>[+<ablation>…] [<commit>[+<ablation>…] …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked] [--pin] [--node-flags "<flags>"]
  */
 
 const seconds = Number(argument("--seconds", "5"));
@@ -52,7 +56,13 @@ const shapes = argument("--shapes", SHAPES.join(","))
   .filter((shape): shape is Shape => (SHAPES as readonly string[]).includes(shape));
 const pinned = process.argv.includes("--pin");
 /** The options that take a value: what follows one of them is no commit. */
-const VALUED = new Set(["--seconds", "--repeats", "--shapes"]);
+const VALUED = new Set(["--seconds", "--repeats", "--shapes", "--node-flags"]);
+/** Node flags of the gateway processes, `{n}` standing for the process's number among its commit's. */
+const nodeFlags = (instance: number) =>
+  argument("--node-flags", "")
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((flag) => flag.replaceAll("{n}", String(instance)));
 const commits = process.argv.slice(2).filter((arg, i, all) => !arg.startsWith("--") && !VALUED.has(all[i - 1] ?? ""));
 /** With `--pin`: the targets' core, and the others' (on one core, both are that one). */
 const lastCpu = os.cpus().length - 1;
@@ -60,6 +70,9 @@ const targetCpus = String(lastCpu);
 const otherCpus = lastCpu > 0 ? `0-${lastCpu - 1}` : "0";
 
 const LABELS: Record<Shape, string> = { plain: "plain", stream: "stream", chunked: "chunked stream" };
+
+/** Whether this process (and so every process it starts) runs without address space layout randomization (`setarch -R`). */
+const noAslr = () => (Number.parseInt(fs.readFileSync("/proc/self/personality", "utf8"), 16) & 0x0040000) !== 0;
 
 const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim();
 
@@ -97,7 +110,7 @@ async function startCommit(spec: string, upstreamPort: number, worktrees: string
   const first = await startLyss(port, data, { root: dir, env });
   const { token } = await provision(`http://127.0.0.1:${port}`, upstreamPort, []);
   await stopChild(first.child);
-  const lyss = await startLyss(port, data, { root: dir, env });
+  const lyss = await startLyss(port, data, { root: dir, env, nodeArgs: nodeFlags(instance) });
   const target: Target = {
     // A commit named more than once runs as several processes of the same build: each its own target.
     name: instance > 1 ? `${spec}#${instance}` : spec,
@@ -177,7 +190,7 @@ async function main() {
     `- Machine: ${cpus[0]?.model.trim() ?? "unknown CPU"} × ${cpus.length}, Node ${process.version}; load average at the end ${os
       .loadavg()
       .map((value) => value.toFixed(1))
-      .join(" / ")}`,
+      .join(" / ")}${noAslr() ? "; run under `setarch -R` (no address space layout randomization)" : ""}`,
     `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s per target and shape (new connections each run); every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.${pinned ? ` Pinned (\`--pin\`): the targets on CPU ${targetCpus}, the upstream and the load generator on CPU ${otherCpus}.` : ""}`,
     "",
     `| commit | ready | ${shapes.map((shape) => `${LABELS[shape]} req/s (of bare) | ${LABELS[shape]} CPU/request lyss / bare`).join(" | ")} |`,
