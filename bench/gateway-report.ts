@@ -35,6 +35,8 @@ export interface Measured {
   loadAfter: number[];
   repeats: number;
   durationS: number;
+  /** Each closed-loop run is slices of this many seconds, the targets taking turns. */
+  sliceS: number;
   /** Unrecorded runs per target and shape before the recorded ones, and their length. */
   warmup: WarmUp;
   /** The load generator of the closed-loop runs. */
@@ -159,7 +161,7 @@ export function renderSection(m: Measured): { section: string; summary: string }
       "`, the flags Lyss runs with); Lyss from its production build (`" +
       [...runtime, "apps/server/bin/lyss.js start"].join(" ") +
       "`, as `npm start` runs it, SQLite in a fresh data dir, NODE_ENV=production, LOG_LEVEL=warn) with `LYSS_WORKERS=1` (lyss) and `LYSS_WORKERS=2` (lyss×2), a token with a requests limit, a cost limit (model priced, so cost reservation runs), rpm/tpm rate limits, and usage logging.",
-    `- Load: ${m.driver === "wrk" ? "wrk (2 threads)" : "autocannon"}, POST /v1/chat/completions, ${m.durationS} s per run after a warm-up of ${m.warmup.runs} × ${m.warmup.seconds} s per target and shape (new connections each run), targets interleaved (order rotating), ${m.repeats} repeat(s), each on processes of its own (every target started again and warmed up before each repeat: one process is one draw of code placement); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios, each repeat's runs taken together. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
+    `- Load: ${m.driver === "wrk" ? "wrk (2 threads)" : "autocannon"}, POST /v1/chat/completions, ${m.durationS} s per target, shape and connection count in each repeat after a warm-up of ${m.warmup.runs} × ${m.warmup.seconds} s per target and shape (new connections each run), taken as ${m.durationS / m.sliceS} slices of ${m.sliceS} s with the targets taking turns (the bare proxy and lyss always next to each other, which goes first alternating; new connections each slice) and summed: the machine's speed moves within seconds, and slices side by side meet the same machine; ${m.repeats} repeat(s), each on processes of its own (every target started again and warmed up before each repeat: two processes of one build can differ for their whole life); medians over repeats, and each ratio (and the CPU over the floor) is the median of the repeats' own ratios. CPU is user + system time of the target's processes over the run divided by the requests answered.`,
     "",
     "| shape | connections | bare req/s | lyss req/s | lyss / bare | lyss×2 req/s | lyss×2 / bare | bare p50 / p99 | lyss p50 / p99 | added p50 | CPU per request bare / lyss | framework floor | lyss CPU over the floor | lyss req/s per repeat | non-2xx + errors |",
     "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---|---:|",

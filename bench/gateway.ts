@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Agent, request } from "undici";
-import { type Measured, type Run, renderSection, type Target } from "./gateway-report.ts";
+import { type Measured, median, type Run, renderSection, type Target } from "./gateway-report.ts";
 import {
   api,
   argument,
@@ -48,6 +48,8 @@ import {
 const short = process.argv.includes("--short");
 const REPEATS = Number(argument("--repeats", short ? "1" : "3"));
 const DURATION_S = short ? 2 : 10;
+/** A target's run of DURATION_S is this many seconds at a time, the targets taking turns. */
+const SLICE_S = 2;
 const CONNECTIONS = short ? [50] : [50, 200];
 const WARM_UP = short ? { runs: 1, seconds: 1 } : DEFAULT_WARM_UP;
 const TTFB_SAMPLES = short ? 100 : 300;
@@ -60,6 +62,24 @@ const READY_STARTS = short ? 1 : 3;
 /** How long the open streams are held before their steady-state memory is read. */
 const STEADY_MS = 15_000;
 const TIME_LIMIT_MS = short ? 5 * 60_000 : 40 * 60_000;
+
+/**
+ * One run of several slices: requests, CPU and errors summed; the rate over their time together; the
+ * latency percentiles the median of the slices' own.
+ */
+function summed(slices: Run[]): Run {
+  const requests = slices.reduce((sum, run) => sum + run.requests, 0);
+  const seconds = slices.reduce((sum, run) => sum + run.requests / run.rps, 0);
+  return {
+    rps: requests / seconds,
+    requests,
+    p50: median(slices.map((run) => run.p50)),
+    p99: median(slices.map((run) => run.p99)),
+    cpuMicrosPerRequest: slices.reduce((sum, run) => sum + run.cpuMicrosPerRequest * run.requests, 0) / Math.max(1, requests),
+    non2xx: slices.reduce((sum, run) => sum + run.non2xx, 0),
+    errors: slices.reduce((sum, run) => sum + run.errors, 0),
+  };
+}
 
 /** Time until the first body byte of one streamed request. */
 async function ttfb(agent: Agent, target: Target): Promise<number> {
@@ -196,7 +216,7 @@ async function main() {
   const loadBefore = os.loadavg();
   const extraHosts = SLOW_HOSTS;
   console.log(
-    `gateway benchmark${short ? " (short)" : ""}: ${REPEATS} repeat(s), ${DURATION_S} s runs, connections ${CONNECTIONS.join(", ")}`,
+    `gateway benchmark${short ? " (short)" : ""}: ${REPEATS} repeat(s), ${DURATION_S} s runs in ${SLICE_S} s slices, connections ${CONNECTIONS.join(", ")}`,
   );
 
   const upstream = await startHelper("fake-upstream.ts", ["0", ...extraHosts]);
@@ -211,7 +231,7 @@ async function main() {
   );
   const two = await lyssTarget("lyss×2", 2, upstream.port, extraHosts);
   const direct: Target = { name: "upstream", origin: upstreamOrigin, headers: {}, pid: upstream.child.pid };
-  const targets = [bare, floor, one.target, two.target];
+  const targets = [floor, bare, one.target, two.target];
 
   // Correctness check before timing anything: every target answers every shape in full.
   const agent = new Agent({ connections: 8, keepAliveTimeout: 30_000 });
@@ -235,9 +255,9 @@ async function main() {
   const stops: Measured["stops"] = [];
   let idle = rssMiB(one.target.pid);
   for (let repeat = 0; repeat < REPEATS; repeat++) {
-    // Each repeat measures processes of its own: two processes of the same build differed by up to a
-    // tenth of their CPU per request for their whole life (where V8 placed their code, say), so a
-    // median over repeats in one process would be one draw measured several times.
+    // Each repeat measures processes of its own: two processes of the same build have differed by a
+    // tenth of their CPU per request for a whole run (where V8 placed their code, say), so a median over
+    // repeats in one process could be one draw measured several times.
     if (repeat > 0) {
       await Promise.all([bareProxy.restart(), floorServer.restart()]);
       stops.push({ name: `lyss #${repeat}`, ...(await one.restart()) }, { name: `lyss×2 #${repeat}`, ...(await two.restart()) });
@@ -247,10 +267,19 @@ async function main() {
     if (repeat === 0) idle = rssMiB(one.target.pid);
     for (const connections of CONNECTIONS) {
       for (const shape of SHAPES) {
-        // Rotate the order, so no target always runs first or last.
-        const order = targets.map((_, i) => targets[(i + repeat) % targets.length] as Target);
-        for (const target of order) {
-          const run = await drive(target, connections, shape, DURATION_S);
+        // Each target's run is several short slices, the targets taking turns: the machine's speed
+        // moves within seconds here (the same bare proxy took 79 to 309 µs a request in 5 s runs a few
+        // seconds apart), so a slice of Lyss and one of the bare proxy, side by side, meet the same
+        // machine, and their sums over the slices pair up far better than two runs 20 s apart.
+        const slices = new Map<string, Run[]>();
+        for (let cycle = 0; cycle < DURATION_S / SLICE_S; cycle++) {
+          // The bare proxy and one-worker Lyss always next to each other, which one goes first alternating.
+          const order = (cycle + repeat) % 2 ? [...targets].reverse() : targets;
+          for (const target of order)
+            slices.set(target.name, [...(slices.get(target.name) ?? []), await drive(target, connections, shape, SLICE_S)]);
+        }
+        for (const target of targets) {
+          const run = summed(slices.get(target.name) ?? []);
           const key = `${target.name}|${connections}|${shape}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
           console.log(
@@ -318,6 +347,7 @@ async function main() {
     loadAfter: os.loadavg(),
     repeats: REPEATS,
     durationS: DURATION_S,
+    sliceS: SLICE_S,
     warmup: WARM_UP,
     driver: driver(),
     connections: CONNECTIONS,
