@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ABLATIONS, ablate, parseTarget } from "./ablations.ts";
-import { median, type Run, type Target } from "./gateway-report.ts";
+import { median, type Run, summed, type Target } from "./gateway-report.ts";
 import {
   argument,
   DEFAULT_WARM_UP,
@@ -46,10 +46,12 @@ import {
  * number among those of its commit (`--node-flags "--random-seed={n} --hash-seed={n}"`): what the
  * spread between processes of one build comes from.
  *
- *   npx tsx bench/compare.ts <commit>[+<ablation>…] [<commit>[+<ablation>…] …] [--seconds 5] [--repeats 4] [--shapes plain,stream,chunked] [--pin] [--node-flags "<flags>"]
+ *   npx tsx bench/compare.ts <commit>[+<ablation>…] [<commit>[+<ablation>…] …] [--seconds 10] [--repeats 4] [--shapes plain,stream,chunked] [--pin] [--node-flags "<flags>"]
  */
 
-const seconds = Number(argument("--seconds", "5"));
+const seconds = Number(argument("--seconds", "10"));
+/** Each run is slices of this many seconds, the targets taking turns. */
+const SLICE_S = 2;
 const repeats = Number(argument("--repeats", "4"));
 const shapes = argument("--shapes", SHAPES.join(","))
   .split(",")
@@ -147,8 +149,16 @@ async function main() {
     for (let round = 0; round < repeats; round++) {
       for (const shape of shapes) {
         // The order rotates each round, so no target always runs right after another.
-        const order = targets.map((_, index) => targets[(index + round) % targets.length] as Target);
-        for (const target of order) runs.get(`${target.name}:${shape}`)?.push(await drive(target, 50, shape, seconds));
+        const rotated = targets.map((_, index) => targets[(index + round) % targets.length] as Target);
+        // Each run is 2 s slices, the targets taking turns (which way round alternating): the machine's
+        // speed moves within seconds, and slices side by side meet the same machine (bench/RESULTS.md).
+        const slices = new Map<string, Run[]>();
+        for (let cycle = 0; cycle < Math.max(1, Math.round(seconds / SLICE_S)); cycle++) {
+          for (const target of cycle % 2 ? [...rotated].reverse() : rotated) {
+            slices.set(target.name, [...(slices.get(target.name) ?? []), await drive(target, 50, shape, SLICE_S)]);
+          }
+        }
+        for (const target of targets) runs.get(`${target.name}:${shape}`)?.push(summed(slices.get(target.name) ?? []));
       }
     }
     const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];
@@ -191,7 +201,7 @@ async function main() {
       .loadavg()
       .map((value) => value.toFixed(1))
       .join(" / ")}${noAslr() ? "; run under `setarch -R` (no address space layout randomization)" : ""}`,
-    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s per target and shape (new connections each run); every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.${pinned ? ` Pinned (\`--pin\`): the targets on CPU ${targetCpus}, the upstream and the load generator on CPU ${otherCpus}.` : ""}`,
+    `- Each commit's gateway with one worker (SQLite, the benchmark's token: requests and cost limits, rpm/tpm, usage logging), 50 connections (${driver()}), ${seconds} s runs (${SLICE_S} s slices, the targets taking turns, which way round alternating, summed) after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s per target and shape (new connections each run); every commit's gateway and the bare proxy run in each of ${repeats} rounds (order rotating), medians over the rounds, and the ratios to the bare proxy are the medians of each round's ratio. CPU is the process's user + system time per answered request.${pinned ? ` Pinned (\`--pin\`): the targets on CPU ${targetCpus}, the upstream and the load generator on CPU ${otherCpus}.` : ""}`,
     "",
     `| commit | ready | ${shapes.map((shape) => `${LABELS[shape]} req/s (of bare) | ${LABELS[shape]} CPU/request lyss / bare`).join(" | ")} |`,
     `|---|---:|${shapes.map(() => "---:|---:|").join("")}`,

@@ -81,6 +81,24 @@ export const median = (values: number[]) => {
   if (sorted.length === 0) return Number.NaN;
   return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 };
+/**
+ * One run of several slices: requests, CPU and errors summed; the rate over their time together; the
+ * latency percentiles the median of the slices' own.
+ */
+export function summed(slices: Run[]): Run {
+  const requests = slices.reduce((sum, run) => sum + run.requests, 0);
+  const seconds = slices.reduce((sum, run) => sum + run.requests / run.rps, 0);
+  return {
+    rps: requests / seconds,
+    requests,
+    p50: median(slices.map((run) => run.p50)),
+    p99: median(slices.map((run) => run.p99)),
+    cpuMicrosPerRequest: slices.reduce((sum, run) => sum + run.cpuMicrosPerRequest * run.requests, 0) / Math.max(1, requests),
+    non2xx: slices.reduce((sum, run) => sum + run.non2xx, 0),
+    errors: slices.reduce((sum, run) => sum + run.errors, 0),
+  };
+}
+
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;

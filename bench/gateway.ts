@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Agent, request } from "undici";
-import { type Measured, median, type Run, renderSection, type Target } from "./gateway-report.ts";
+import { type Measured, type Run, renderSection, summed, type Target } from "./gateway-report.ts";
 import {
   api,
   argument,
@@ -62,24 +62,6 @@ const READY_STARTS = short ? 1 : 3;
 /** How long the open streams are held before their steady-state memory is read. */
 const STEADY_MS = 15_000;
 const TIME_LIMIT_MS = short ? 5 * 60_000 : 40 * 60_000;
-
-/**
- * One run of several slices: requests, CPU and errors summed; the rate over their time together; the
- * latency percentiles the median of the slices' own.
- */
-function summed(slices: Run[]): Run {
-  const requests = slices.reduce((sum, run) => sum + run.requests, 0);
-  const seconds = slices.reduce((sum, run) => sum + run.requests / run.rps, 0);
-  return {
-    rps: requests / seconds,
-    requests,
-    p50: median(slices.map((run) => run.p50)),
-    p99: median(slices.map((run) => run.p99)),
-    cpuMicrosPerRequest: slices.reduce((sum, run) => sum + run.cpuMicrosPerRequest * run.requests, 0) / Math.max(1, requests),
-    non2xx: slices.reduce((sum, run) => sum + run.non2xx, 0),
-    errors: slices.reduce((sum, run) => sum + run.errors, 0),
-  };
-}
 
 /** Time until the first body byte of one streamed request. */
 async function ttfb(agent: Agent, target: Target): Promise<number> {
