@@ -61,7 +61,8 @@ const MANY_STREAMS = short ? 0 : 10_000;
 const READY_STARTS = short ? 1 : 3;
 /** How long the open streams are held before their steady-state memory is read. */
 const STEADY_MS = 15_000;
-const TIME_LIMIT_MS = short ? 5 * 60_000 : 40 * 60_000;
+/** Bounded in time: about 7 minutes a repeat, and the rest (ready times, streams held open) within 20. */
+const TIME_LIMIT_MS = short ? 5 * 60_000 : (20 + 7 * REPEATS) * 60_000;
 
 /** Time until the first body byte of one streamed request. */
 async function ttfb(agent: Agent, target: Target): Promise<number> {
@@ -235,7 +236,8 @@ async function main() {
 
   const runs = new Map<string, Run[]>();
   const stops: Measured["stops"] = [];
-  let idle = rssMiB(one.target.pid);
+  // Lyss's memory after its first warm-up, before any recorded load.
+  let idle = { rss: Number.NaN, hwm: Number.NaN };
   for (let repeat = 0; repeat < REPEATS; repeat++) {
     // Each repeat measures processes of its own: two processes of the same build have differed by a
     // tenth of their CPU per request for a whole run (where V8 placed their code, say), so a median over
@@ -250,7 +252,7 @@ async function main() {
     for (const connections of CONNECTIONS) {
       for (const shape of SHAPES) {
         // Each target's run is several short slices, the targets taking turns: the machine's speed
-        // moves within seconds here (the same bare proxy took 79 to 309 µs a request in 5 s runs a few
+        // moves within seconds here (the same bare proxy took 79 to 135 µs a request in 5 s runs a few
         // seconds apart), so a slice of Lyss and one of the bare proxy, side by side, meet the same
         // machine, and their sums over the slices pair up far better than two runs 20 s apart.
         const slices = new Map<string, Run[]>();
