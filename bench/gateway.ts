@@ -16,6 +16,7 @@ import {
   here,
   openSlowStreams,
   provision,
+  proxyTarget,
   root,
   rssMiB,
   runMain,
@@ -182,12 +183,11 @@ async function lyssTarget(name: string, workers: number, upstreamPort: number, e
 /** A reference proxy as a load target, which can be started again in a new process. */
 async function restartableProxy(name: string, script: "bare-proxy.ts" | "framework-floor.ts", upstreamOrigin: string) {
   let proxy = await startProxy(script, upstreamOrigin);
-  const target: Target = { name, origin: `http://127.0.0.1:${proxy.port}`, headers: {}, pid: proxy.child.pid };
+  const target = proxyTarget(name, proxy);
   const restart = async () => {
     await stopChild(proxy.child);
     proxy = await startProxy(script, upstreamOrigin);
-    target.origin = `http://127.0.0.1:${proxy.port}`;
-    target.pid = proxy.child.pid;
+    Object.assign(target, proxyTarget(name, proxy));
   };
   return { target, restart };
 }
