@@ -3,11 +3,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ABLATIONS, ablate, parseTarget } from "./ablations.ts";
-import { median, type Run, summed, type Target } from "./gateway-report.ts";
+import { driveInSlices, median, type Run, type Target } from "./gateway-report.ts";
 import {
   argument,
   DEFAULT_WARM_UP,
-  drive,
   driver,
   freePort,
   guard,
@@ -152,13 +151,8 @@ async function main() {
         const rotated = targets.map((_, index) => targets[(index + round) % targets.length] as Target);
         // Each run is 2 s slices, the targets taking turns (which way round alternating): the machine's
         // speed moves within seconds, and slices side by side meet the same machine (bench/RESULTS.md).
-        const slices = new Map<string, Run[]>();
-        for (let cycle = 0; cycle < Math.max(1, Math.round(seconds / SLICE_S)); cycle++) {
-          for (const target of cycle % 2 ? [...rotated].reverse() : rotated) {
-            slices.set(target.name, [...(slices.get(target.name) ?? []), await drive(target, 50, shape, SLICE_S)]);
-          }
-        }
-        for (const target of targets) runs.get(`${target.name}:${shape}`)?.push(summed(slices.get(target.name) ?? []));
+        const summedRuns = await driveInSlices(rotated, 50, shape, seconds, SLICE_S);
+        for (const target of targets) runs.get(`${target.name}:${shape}`)?.push(summedRuns.get(target.name) as Run);
       }
     }
     const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];

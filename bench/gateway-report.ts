@@ -1,5 +1,5 @@
 import os from "node:os";
-import { SHAPES, type Stop, startEnv, startFlags, type WarmUp } from "./harness.ts";
+import { drive, SHAPES, type Shape, type Stop, startEnv, startFlags, type WarmUp } from "./harness.ts";
 
 /** The tables and figures of one gateway benchmark run, rendered for bench/RESULTS.md. */
 
@@ -97,6 +97,28 @@ export function summed(slices: Run[]): Run {
     non2xx: slices.reduce((sum, run) => sum + run.non2xx, 0),
     errors: slices.reduce((sum, run) => sum + run.errors, 0),
   };
+}
+
+/**
+ * One run of `seconds` per target, taken as slices of `slice` seconds with the targets taking turns in
+ * `order`, which way round alternating (reversed first when `flip`): the machine's speed moves within
+ * seconds here, and slices side by side meet the same machine. Each target's slices summed, by name.
+ */
+export async function driveInSlices(
+  order: readonly Target[],
+  connections: number,
+  shape: Shape,
+  seconds: number,
+  slice: number,
+  flip = false,
+): Promise<Map<string, Run>> {
+  const slices = new Map<string, Run[]>(order.map((target) => [target.name, []]));
+  for (let cycle = 0; cycle < Math.max(1, Math.round(seconds / slice)); cycle++) {
+    for (const target of (cycle + (flip ? 1 : 0)) % 2 ? [...order].reverse() : order) {
+      slices.get(target.name)?.push(await drive(target, connections, shape, slice));
+    }
+  }
+  return new Map([...slices].map(([name, runs]) => [name, summed(runs)]));
 }
 
 const percentile = (values: number[], p: number) => {

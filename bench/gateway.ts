@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Agent, request } from "undici";
-import { type Measured, type Run, renderSection, summed, type Target } from "./gateway-report.ts";
+import { driveInSlices, type Measured, type Run, renderSection, type Target } from "./gateway-report.ts";
 import {
   api,
   argument,
@@ -255,15 +255,10 @@ async function main() {
         // moves within seconds here (the same bare proxy took 79 to 135 µs a request in 5 s runs a few
         // seconds apart), so a slice of Lyss and one of the bare proxy, side by side, meet the same
         // machine, and their sums over the slices pair up far better than two runs 20 s apart.
-        const slices = new Map<string, Run[]>();
-        for (let cycle = 0; cycle < DURATION_S / SLICE_S; cycle++) {
-          // The bare proxy and one-worker Lyss always next to each other, which one goes first alternating.
-          const order = (cycle + repeat) % 2 ? [...targets].reverse() : targets;
-          for (const target of order)
-            slices.set(target.name, [...(slices.get(target.name) ?? []), await drive(target, connections, shape, SLICE_S)]);
-        }
+        // The bare proxy and one-worker Lyss always next to each other, which one goes first alternating.
+        const summedRuns = await driveInSlices(targets, connections, shape, DURATION_S, SLICE_S, repeat % 2 === 1);
         for (const target of targets) {
-          const run = summed(slices.get(target.name) ?? []);
+          const run = summedRuns.get(target.name) as Run;
           const key = `${target.name}|${connections}|${shape}`;
           runs.set(key, [...(runs.get(key) ?? []), run]);
           console.log(
