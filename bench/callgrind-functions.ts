@@ -13,6 +13,8 @@ interface MappedCode {
   start: number;
   end: number;
   name: string;
+  /** Its line in the map: V8 writes code at an address freed by code collected before, so a later line wins. */
+  line: number;
 }
 
 function readPerfMap(file: string): MappedCode[] {
@@ -22,26 +24,42 @@ function readPerfMap(file: string): MappedCode[] {
     const second = line.indexOf(" ", first + 1);
     if (first < 0 || second < 0) continue;
     const start = Number.parseInt(line.slice(0, first), 16);
-    symbols.push({ start, end: start + Number.parseInt(line.slice(first + 1, second), 16), name: line.slice(second + 1) });
+    symbols.push({
+      start,
+      end: start + Number.parseInt(line.slice(first + 1, second), 16),
+      name: line.slice(second + 1),
+      line: symbols.length,
+    });
   }
   return symbols.sort((a, b) => a.start - b.start);
 }
 
-/** The JavaScript function at an address (callgrind names code without a symbol `0x…`). */
+/**
+ * The JavaScript function at an address (callgrind names code without a symbol `0x…`): of the map's
+ * entries that hold the address, the one written last. Code V8 collected leaves its entry in the map,
+ * and new code written over its place has its own later one: taking any entry that holds the address
+ * named the relay's frame loop after Node's header writer that had been there before.
+ */
 function resolver(symbols: MappedCode[]) {
+  const longest = symbols.reduce((most, symbol) => Math.max(most, symbol.end - symbol.start), 0);
   return (name: string): string => {
     if (!/^0x[0-9a-f]+$/.test(name)) return name;
     const address = Number.parseInt(name, 16);
+    // The last entry that starts at or before the address, then back over those that may still hold it.
     let low = 0;
     let high = symbols.length - 1;
     while (low <= high) {
       const middle = (low + high) >> 1;
-      const symbol = symbols[middle] as MappedCode;
-      if (address < symbol.start) high = middle - 1;
-      else if (address >= symbol.end) low = middle + 1;
-      else return `JS ${symbol.name.replace(/^JS:/, "")}`;
+      if ((symbols[middle] as MappedCode).start <= address) low = middle + 1;
+      else high = middle - 1;
     }
-    return name;
+    let found: MappedCode | undefined;
+    for (let index = high; index >= 0; index--) {
+      const symbol = symbols[index] as MappedCode;
+      if (symbol.start + longest <= address) break;
+      if (address < symbol.end && (!found || symbol.line > found.line)) found = symbol;
+    }
+    return found ? `JS ${found.name.replace(/^JS:/, "")}` : name;
   };
 }
 
