@@ -110,13 +110,17 @@ export const ABLATIONS: Record<string, Ablation> = {
   },
 };
 
-/** `commit+name+name`: the commit, and the ablations to build it with. */
-export function parseTarget(spec: string): { commit: string; ablations: string[] } {
-  const [commit = "", ...ablations] = spec.split("+");
+/**
+ * `commit+name+name@shape,shape`: the commit, the ablations to build it with, and the only shapes of
+ * request its gateway serves (warm-up included; all of them when no `@` part is given).
+ */
+export function parseTarget(spec: string): { commit: string; ablations: string[]; only?: string[] } {
+  const [built = "", served] = spec.split("@");
+  const [commit = "", ...ablations] = built.split("+");
   for (const name of ablations) {
     if (!ABLATIONS[name]) throw new Error(`no ablation "${name}" (known: ${Object.keys(ABLATIONS).join(", ")})`);
   }
-  return { commit, ablations };
+  return served === undefined ? { commit, ablations } : { commit, ablations, only: served.split(",").filter(Boolean) };
 }
 
 /** A source file's text with one ablation's edits made; throws when an edit's text is not there exactly once. */

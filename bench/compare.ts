@@ -34,7 +34,9 @@ import {
  * and is built the way `npm install` builds it, where it has a build. `<commit>+<ablation>…` builds the
  * commit without a part of the gateway's work (bench/ablations.ts): what that part costs. A commit named
  * more than once runs as that many processes of the same build: how far two processes of the same code
- * differ, the spread any other pair's difference must exceed.
+ * differ, the spread any other pair's difference must exceed. `<commit>@<shape>,…` serves only those
+ * shapes, in the warm-up and the rounds (`HEAD HEAD@plain`: what the plain path costs in a process that
+ * has never run the streamed one).
  *
  * With `--pin` the targets (the bare proxy and every gateway, threads included) run on the last core and
  * everything else (this process, the upstream, the load generator) on the others: a target's CPU per
@@ -45,7 +47,7 @@ import {
  * number among those of its commit (`--node-flags "--random-seed={n} --hash-seed={n}"`): what the
  * spread between processes of one build comes from.
  *
- *   npx tsx bench/compare.ts <commit>[+<ablation>…] [<commit>[+<ablation>…] …] [--seconds 10] [--repeats 4] [--shapes plain,stream,chunked] [--pin] [--node-flags "<flags>"]
+ *   npx tsx bench/compare.ts <commit>[+<ablation>…][@<shape>,…] [<commit>… …] [--seconds 10] [--repeats 4] [--shapes plain,stream,chunked] [--pin] [--node-flags "<flags>"]
  */
 
 const seconds = Number(argument("--seconds", "10"));
@@ -102,7 +104,9 @@ function checkout(commit: string, ablations: string[]): string {
 
 /** One commit's gateway (`commit[+ablation…]`), built, provisioned and running. */
 async function startCommit(spec: string, upstreamPort: number, worktrees: string[], instance: number) {
-  const { commit, ablations } = parseTarget(spec);
+  const { commit, ablations, only } = parseTarget(spec);
+  const serves = only ? shapes.filter((shape) => only.includes(shape)) : shapes;
+  if (serves.length === 0) throw new Error(`${spec} serves none of the shapes measured (${shapes.join(", ")})`);
   const dir = checkout(commit, ablations);
   worktrees.push(dir);
   const port = await freePort();
@@ -120,7 +124,7 @@ async function startCommit(spec: string, upstreamPort: number, worktrees: string
     pid: lyss.child.pid,
   };
   if (pinned && lyss.child.pid) pinTo(lyss.child.pid, targetCpus);
-  return { spec, commit, ablations, instance, target, child: lyss.child, readyMs: lyss.readyMs };
+  return { spec, commit, ablations, serves, instance, target, child: lyss.child, readyMs: lyss.readyMs };
 }
 
 async function main() {
@@ -143,12 +147,16 @@ async function main() {
       started.push(await startCommit(commit, upstream.port, worktrees, instance));
     }
     const targets = [bare, ...started.map((item) => item.target)];
+    const served = new Map<Target, readonly Shape[]>([[bare, shapes], ...started.map((item) => [item.target, item.serves] as const)]);
+    const serving = (target: Target, shape: Shape) => served.get(target)?.includes(shape) ?? false;
     const runs = new Map<string, Run[]>(targets.flatMap((target) => shapes.map((shape) => [`${target.name}:${shape}`, []])));
-    await warmUp(targets, shapes);
+    for (const target of targets) await warmUp([target], served.get(target) ?? shapes);
     for (let round = 0; round < repeats; round++) {
       for (const shape of shapes) {
         // The order rotates each round, so no target always runs right after another.
-        const rotated = targets.map((_, index) => targets[(index + round) % targets.length] as Target);
+        const rotated = targets
+          .map((_, index) => targets[(index + round) % targets.length] as Target)
+          .filter((target) => serving(target, shape));
         // Each run is 2 s slices, the targets taking turns (which way round alternating): the machine's
         // speed moves within seconds, and slices side by side meet the same machine (bench/RESULTS.md).
         const summedRuns = await driveInSlices(rotated, 50, shape, seconds, SLICE_S);
@@ -156,9 +164,13 @@ async function main() {
       }
     }
     const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];
-    for (const { spec, commit, ablations, instance, target, child, readyMs } of started) {
+    for (const { spec, commit, ablations, serves, instance, target, child, readyMs } of started) {
       const cells: string[] = [];
       for (const shape of shapes) {
+        if (!serves.includes(shape)) {
+          cells.push("—", "—");
+          continue;
+        }
         const mine = of(target, shape);
         const theirs = of(bare, shape);
         // Ratios within each round, then their median.
@@ -175,7 +187,7 @@ async function main() {
         : git("log", "-1", "--format=%s", commit)
             .replace(/\|/g, "/")
             .replace(/[:;(].*$/, "");
-      const again = commits.filter((named) => named === spec).length > 1 ? ` (process ${instance})` : "";
+      const again = `${commits.filter((named) => named === spec).length > 1 ? ` (process ${instance})` : ""}${serves.length < shapes.length ? ` (serving ${serves.join(" and ")} only)` : ""}`;
       const row = `| \`${git("rev-parse", "--short", commit)}\` ${subject}${again} | ${readyMs.toFixed(0)} ms | ${cells.join(" | ")} |`;
       console.log(row);
       rows.push(row);

@@ -31,5 +31,7 @@ describe("benchmark ablations", () => {
     expect(() => ablatedText("limit-headers", file, twice)).toThrow(/exactly once/);
     expect(parseTarget("abc123+usage-write+admission")).toEqual({ commit: "abc123", ablations: ["usage-write", "admission"] });
     expect(() => parseTarget("abc123+everything")).toThrow(/no ablation "everything"/);
+    expect(parseTarget("abc123+admission@plain,stream")).toEqual({ commit: "abc123", ablations: ["admission"], only: ["plain", "stream"] });
+    expect(parseTarget("abc123@plain")).toEqual({ commit: "abc123", ablations: [], only: ["plain"] });
   });
 });
