@@ -160,7 +160,7 @@ async function main() {
         // Each run is 2 s slices, the targets taking turns (which way round alternating): the machine's
         // speed moves within seconds, and slices side by side meet the same machine (bench/RESULTS.md).
         const summedRuns = await driveInSlices(rotated, 50, shape, seconds, SLICE_S);
-        for (const target of targets) runs.get(`${target.name}:${shape}`)?.push(summedRuns.get(target.name) as Run);
+        for (const target of rotated) runs.get(`${target.name}:${shape}`)?.push(summedRuns.get(target.name) as Run);
       }
     }
     const of = (target: Target, shape: Shape) => runs.get(`${target.name}:${shape}`) ?? [];
