@@ -63,8 +63,12 @@ function resolver(symbols: MappedCode[]) {
   };
 }
 
-/** Self and inclusive instructions by function in a dump (one thread's file). */
-export function functionCounts(dumpFile: string, perfMapFile: string | undefined) {
+/**
+ * Self and inclusive counts of one event by function in a dump (one thread's file): instructions
+ * (`Ir`) by default, or one the dump has besides (with `--cache-sim`, `ILmr`: instruction fetches that
+ * missed the last level).
+ */
+export function functionCounts(dumpFile: string, perfMapFile: string | undefined, event = "Ir") {
   const resolve = resolver(perfMapFile && fs.existsSync(perfMapFile) ? readPerfMap(perfMapFile) : []);
   const names = new Map<string, string>();
   // callgrind names each function in full once, then by its number: `fn=(12) name`, later `fn=(12)`.
@@ -80,12 +84,17 @@ export function functionCounts(dumpFile: string, perfMapFile: string | undefined
   let fn = "";
   let callee = "";
   let call = false;
+  // A cost line is a position, then the events in the order the `events:` line names them (trailing zeros left out).
+  let column = 1;
   for (const line of fs.readFileSync(dumpFile, "utf8").split("\n")) {
-    if (line.startsWith("fn=")) fn = named(line.slice(3));
+    if (line.startsWith("events:")) {
+      column = line.slice(7).trim().split(/\s+/).indexOf(event) + 1;
+      if (column === 0) throw new Error(`${dumpFile} has no event ${event}`);
+    } else if (line.startsWith("fn=")) fn = named(line.slice(3));
     else if (line.startsWith("cfn=")) callee = named(line.slice(4));
     else if (line.startsWith("calls=")) call = true;
     else if (/^[0-9+\-*]/.test(line)) {
-      const cost = Number(line.split(" ")[1] ?? 0);
+      const cost = Number(line.split(" ")[column] ?? 0);
       if (call) {
         if (callee !== fn) add(inclusive, fn, cost);
         call = false;
@@ -119,5 +128,39 @@ export function functionReport(dumpFile: string, perfMapFile: string | undefined
     "",
     "instructions per request by function, self:",
     ...top(self, () => true),
+    ...missReport(dumpFile, perfMapFile, requests, count),
   ].join("\n");
+}
+
+/** The events of a dump (`Ir`, and with `--cache-sim` the misses). */
+function dumpEvents(dumpFile: string): string[] {
+  const text = fs.readFileSync(dumpFile, "utf8");
+  const at = text.indexOf("\nevents:");
+  if (at < 0) return ["Ir"];
+  return text
+    .slice(at + 8, text.indexOf("\n", at + 1))
+    .trim()
+    .split(/\s+/);
+}
+
+/**
+ * With `--cache-sim`: the functions whose own code and data missed the last level most a request. Code
+ * spread over many functions is fetched again on each request: these are where its fetches land.
+ */
+function missReport(dumpFile: string, perfMapFile: string | undefined, requests: number, count: number): string[] {
+  const events = dumpEvents(dumpFile);
+  const lines: string[] = [];
+  for (const [event, what] of [
+    ["ILmr", "instruction fetches that missed the last level"],
+    ["DLmr", "data reads that missed the last level"],
+  ] as const) {
+    if (!events.includes(event)) continue;
+    const { self } = functionCounts(dumpFile, perfMapFile, event);
+    const total = [...self.values()].reduce((sum, value) => sum + value, 0);
+    lines.push("", `${what} per request by function, self (${(total / requests).toFixed(0)} in all):`);
+    for (const [name, misses] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, count)) {
+      lines.push(`${(misses / requests).toFixed(1).padStart(9)}  ${name.slice(0, 150)}`);
+    }
+  }
+  return lines;
 }

@@ -39,7 +39,8 @@ import {
  * a 1 MB last level, this machine's L2) and each window prints the main thread's misses per request.
  * Lyss and the bare proxy run about as many instructions per request while Lyss takes 1.3–1.9× the CPU
  * time: the misses show where the difference goes (code fetched again from L2 and beyond, not the
- * count of instructions). The simulation is a model of the caches, not this CPU's.
+ * count of instructions). The simulation is a model of the caches, not this CPU's. With `--functions`
+ * too, the listing ends with the functions whose code and whose data reads missed the last level most.
  *
  * With `KEEP_DUMP=1` each dump is also copied to `/tmp/cg-<dir>-callgrind.out.<n>-<thread>` and each
  * target's perf map (with `--functions`) to `/tmp/cg-<target>.map`, for reading callers of a function

@@ -42,4 +42,20 @@ describe("benchmark instructions by function", () => {
     expect(self.has("JS *_storeHeader node:_http_outgoing:1:1")).toBe(false);
     expect(inclusive.get("JS *relayBatch b.js:1:1")).toBe(105);
   });
+
+  it("counts another event of a cache-simulated dump by its column, trailing zeros left out", () => {
+    const dump = path.join(dir, "callgrind-cache.out");
+    fs.writeFileSync(
+      dump,
+      ["events: Ir I1mr ILmr", "fn=(1) main", "0 100 4 2", "cfn=(2) leaf", "calls=1 0", "0 50 3 1", "fn=(2)", "0 50 3", "0 0 0 1", ""].join(
+        "\n",
+      ),
+    );
+    const misses = functionCounts(dump, undefined, "ILmr");
+    expect(misses.self.get("main")).toBe(2);
+    expect(misses.self.get("leaf")).toBe(1);
+    expect(misses.inclusive.get("main")).toBe(3);
+    expect(functionCounts(dump, undefined).self.get("leaf")).toBe(50);
+    expect(() => functionCounts(dump, undefined, "DLmr")).toThrow(/no event DLmr/);
+  });
 });
