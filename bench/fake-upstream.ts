@@ -1,4 +1,5 @@
 import http from "node:http";
+import { CHUNKS, chunkFrame, streamEnd, wholeStream } from "./stream-frames.ts";
 
 /**
  * A fast OpenAI-format upstream for the gateway benchmark (not the test simulator: this one is built for
@@ -13,42 +14,14 @@ import http from "node:http";
  * Prints "listening <port>" on stdout once every address listens.
  */
 
-const CHUNKS = 20;
 const created = Math.floor(Date.now() / 1000);
-
-function chunk(model: string, delta: Record<string, unknown>, finish: string | null): string {
-  const body = {
-    id: "chatcmpl-bench",
-    object: "chat.completion.chunk",
-    created,
-    model,
-    choices: [{ index: 0, delta, finish_reason: finish }],
-  };
-  return `data: ${JSON.stringify(body)}\n\n`;
-}
-
-function usageChunk(model: string): string {
-  const body = {
-    id: "chatcmpl-bench",
-    object: "chat.completion.chunk",
-    created,
-    model,
-    choices: [],
-    usage: { prompt_tokens: 5, completion_tokens: CHUNKS, total_tokens: 5 + CHUNKS },
-  };
-  return `data: ${JSON.stringify(body)}\n\n`;
-}
+const chunk = (model: string, delta: Record<string, unknown>, finish: string | null) => chunkFrame(model, created, delta, finish);
 
 const streams = new Map<string, Buffer>();
 function fastStream(model: string): Buffer {
   let cached = streams.get(model);
   if (!cached) {
-    let text = chunk(model, { role: "assistant", content: "" }, null);
-    for (let i = 0; i < CHUNKS; i++) text += chunk(model, { content: "tok " }, null);
-    text += chunk(model, {}, "stop");
-    text += usageChunk(model);
-    text += "data: [DONE]\n\n";
-    cached = Buffer.from(text);
+    cached = Buffer.from(wholeStream(model, created));
     streams.set(model, cached);
   }
   return cached;
@@ -78,7 +51,7 @@ setInterval(() => {
   for (const entry of slow) {
     entry.sent++;
     if (entry.sent >= 600) {
-      entry.res.end(`${chunk(entry.model, {}, "stop")}${usageChunk(entry.model)}data: [DONE]\n\n`);
+      entry.res.end(streamEnd(entry.model, created));
       slow.delete(entry);
     } else {
       entry.res.write(chunk(entry.model, { content: "tok " }, null));
@@ -99,7 +72,7 @@ function chunkedStream(res: http.ServerResponse, model: string) {
       res.write(chunk(model, { content: "tok " }, null));
       setImmediate(next);
     } else {
-      res.end(`${chunk(model, {}, "stop")}${usageChunk(model)}data: [DONE]\n\n`);
+      res.end(streamEnd(model, created));
     }
   };
   setImmediate(next);

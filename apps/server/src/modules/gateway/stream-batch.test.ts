@@ -73,6 +73,9 @@ describe("a batch of upstream frames relayed to the client", () => {
     const content = fc.oneof(fc.constantFrom("tok ", "", 'say "hi"', "a\\b", "\n", "é", "日本"), fc.string({ maxLength: 6 }));
     const frame = fc.oneof(
       { weight: 6, arbitrary: fc.tuple(fc.constant("text"), content) },
+      // Frames like the text chunk but for a character or two (another id, choice or object type) among
+      // the text frames the relay passes on as bytes: relayed as their own parse says.
+      { weight: 2, arbitrary: fc.tuple(fc.constantFrom("text-id", "text-index", "text-object"), content) },
       fc.tuple(fc.constantFrom("role", "finish", "usage", "done", "error", "spaced"), fc.constant("")),
     );
     await fc.assert(
@@ -85,6 +88,10 @@ describe("a batch of upstream frames relayed to the client", () => {
         async (kinds, model, includeUsage, cuts, inbound) => {
           const events = kinds.map(([kind, text]) => {
             if (kind === "text") return sse(frameOf.text(model, text));
+            if (kind === "text-id") return sse({ ...frameOf.text(model, text), id: "chatcmpl-2" });
+            if (kind === "text-object") return sse({ ...frameOf.text(model, text), object: "chat.completion.chonk" });
+            if (kind === "text-index")
+              return sse({ ...frameOf.text(model, text), choices: [{ index: 1, delta: { content: text }, finish_reason: null }] });
             if (kind === "done") return sse("[DONE]");
             if (kind === "error") return sse({ error: { message: "overloaded", code: 503 } });
             if (kind === "spaced") return `data:${JSON.stringify(frameOf.text(model, "x"))}\n\n`;

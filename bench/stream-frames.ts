@@ -1,0 +1,43 @@
+/**
+ * The benchmark's OpenAI-format stream, frame by frame: what `fake-upstream.ts` sends and what
+ * `frame-loop.ts` relays in a loop. 20 text chunks after the role chunk, then the finishing chunk, a
+ * usage chunk and `[DONE]`.
+ */
+
+export const CHUNKS = 20;
+
+/** One chunk as a server-sent event. */
+export function chunkFrame(model: string, created: number, delta: Record<string, unknown>, finish: string | null): string {
+  const body = {
+    id: "chatcmpl-bench",
+    object: "chat.completion.chunk",
+    created,
+    model,
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  };
+  return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+/** The usage chunk as a server-sent event. */
+export function usageFrame(model: string, created: number): string {
+  const body = {
+    id: "chatcmpl-bench",
+    object: "chat.completion.chunk",
+    created,
+    model,
+    choices: [],
+    usage: { prompt_tokens: 5, completion_tokens: CHUNKS, total_tokens: 5 + CHUNKS },
+  };
+  return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+/** What ends a stream: the finishing chunk, the usage chunk and `[DONE]`. */
+export const streamEnd = (model: string, created: number) =>
+  `${chunkFrame(model, created, {}, "stop")}${usageFrame(model, created)}data: [DONE]\n\n`;
+
+/** The whole stream's text, as the one-piece stream sends it in one write. */
+export function wholeStream(model: string, created: number): string {
+  let text = chunkFrame(model, created, { role: "assistant", content: "" }, null);
+  for (let i = 0; i < CHUNKS; i++) text += chunkFrame(model, created, { content: "tok " }, null);
+  return text + streamEnd(model, created);
+}
