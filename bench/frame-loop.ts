@@ -18,13 +18,18 @@ import { wholeStream } from "./stream-frames.ts";
  * move with the machine's load) and the functions they went to. Other checkouts (a worktree of another commit,
  * say) are measured the same way, their processes taking turns with this one's.
  *
- *   npx tsx bench/frame-loop.ts [--rounds 8] [--streams 20000] [--repeats 2] [--instructions] [--checkout <dir> …]
+ * With `--text <text>` each chunk carries that text instead of "tok " (with any character past ASCII
+ * the piece's frames are encoded again for the client instead of passed on as its bytes).
+ *
+ *   npx tsx bench/frame-loop.ts [--rounds 8] [--streams 20000] [--repeats 2] [--text "tok "] [--instructions] [--checkout <dir> …]
  */
 
 const rounds = Number(argument("--rounds", "8"));
 const streams = Number(argument("--streams", "20000"));
 const repeats = Number(argument("--repeats", "2"));
 const instructions = process.argv.includes("--instructions");
+// Each chunk's text: the benchmark's "tok " (ASCII, so its frames pass on as the upstream's bytes), or another.
+const piece = argument("--text", "tok ");
 const checkouts = [
   root,
   ...process.argv.flatMap((arg, index) => (arg === "--checkout" ? [path.resolve(process.argv[index + 1] ?? ".")] : [])),
@@ -176,7 +181,7 @@ function instructionReport(label: string, loop: string, pieceFile: string, dir: 
 runMain(async () => {
   const dir = tempDir("lyss-frame-loop-");
   const pieceFile = path.join(dir, "piece.txt");
-  fs.writeFileSync(pieceFile, wholeStream("bench-model", Math.floor(Date.now() / 1000)));
+  fs.writeFileSync(pieceFile, wholeStream("bench-model", Math.floor(Date.now() / 1000), piece));
   const loops = await Promise.all(checkouts.map((checkout) => bundle(checkout, dir)));
   const label = (index: number) => (index === 0 ? "this checkout" : (checkouts[index] as string));
   const times = checkouts.map(() => [] as number[]);
@@ -184,7 +189,7 @@ runMain(async () => {
     for (const [index, loop] of loops.entries()) times[index]?.push(...timed(loop, pieceFile));
   }
   console.log(
-    `frame work of the benchmark's one-piece stream, ${streams} streams a round, pinned to CPU ${lastCpu}, median of ${rounds} × ${repeats} rounds:`,
+    `frame work of the benchmark's one-piece stream (each chunk's text ${JSON.stringify(piece)}), ${streams} streams a round, pinned to CPU ${lastCpu}, median of ${rounds} × ${repeats} rounds:`,
   );
   times.forEach((values, index) => {
     console.log(

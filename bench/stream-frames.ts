@@ -35,9 +35,9 @@ export function usageFrame(model: string, created: number): string {
 export const streamEnd = (model: string, created: number) =>
   `${chunkFrame(model, created, {}, "stop")}${usageFrame(model, created)}data: [DONE]\n\n`;
 
-/** The whole stream's text, as the one-piece stream sends it in one write. */
-export function wholeStream(model: string, created: number): string {
+/** The whole stream's text, as the one-piece stream sends it in one write (each chunk's text `piece`). */
+export function wholeStream(model: string, created: number, piece = "tok "): string {
   let text = chunkFrame(model, created, { role: "assistant", content: "" }, null);
-  for (let i = 0; i < CHUNKS; i++) text += chunkFrame(model, created, { content: "tok " }, null);
+  for (let i = 0; i < CHUNKS; i++) text += chunkFrame(model, created, { content: piece }, null);
   return text + streamEnd(model, created);
 }

@@ -112,6 +112,65 @@ describe("server-sent event frames", () => {
     );
   });
 
+  it("read bytes that are not all valid UTF-8 as the decoder reads the whole body, however the pieces are cut", async () => {
+    // Events of text, with bytes no character starts with or ends with spliced in (lone lead and
+    // continuation bytes, a character cut short): replaced as a decoder of the whole body replaces them.
+    const broken = fc.constantFrom(
+      [0x80],
+      [0xbf, 0xbf],
+      [0xc3],
+      [0xe4, 0xbd],
+      [0xf0, 0x9f, 0x98],
+      [0xff],
+      [0xe4, 0x41],
+      [0xed, 0xa0, 0x80],
+    );
+    const chunkOf = fc.oneof(
+      fc.string({ unit: "grapheme", maxLength: 8 }).map((value) => [...Buffer.from(value.replace(/[\r\n]/g, " "))]),
+      broken,
+    );
+    const bodyEvent = fc.array(chunkOf, { maxLength: 4 }).map((parts) => [...Buffer.from("data: "), ...parts.flat(), 10, 10]);
+    await fc.assert(
+      fc.asyncProperty(fc.array(bodyEvent, { maxLength: 6 }), cutsAt, async (list, cuts) => {
+        const bytes = Buffer.from(list.flat());
+        async function* pieces() {
+          let at = 0;
+          for (const cut of [...new Set(cuts.map((value) => Math.floor(value * bytes.length)))].sort((a, b) => a - b)) {
+            if (cut > at) yield bytes.subarray(at, cut);
+            at = Math.max(at, cut);
+          }
+          if (at < bytes.length) yield bytes.subarray(at);
+        }
+        const frames: StreamFrame[] = [];
+        for await (const frame of readFrames(pieces(), "sse")) frames.push(frame);
+        expect(frames).toEqual(parsedWhole(new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes)));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("read a character cut short, then a piece of ASCII or whole UTF-8, in the order of the body", async () => {
+    const read = async (pieces: number[][]) => {
+      const frames: StreamFrame[] = [];
+      async function* body() {
+        for (const piece of pieces) yield Buffer.from(piece);
+      }
+      for await (const frame of readFrames(body(), "sse")) frames.push(frame);
+      return frames;
+    };
+    const start = [...Buffer.from("data: a")];
+    for (const cut of [[0xe4, 0xbd], [0xf0, 0x9f, 0x98], [0xc3], [0xe4], [0x80]]) {
+      for (const next of [[...Buffer.from("b\n\n")], [...Buffer.from("é\n\n")]]) {
+        const whole = new TextDecoder("utf-8", { ignoreBOM: true }).decode(Buffer.from([...start, ...cut, ...next]));
+        expect(await read([[...start, ...cut], next])).toEqual(parsedWhole(whole));
+        // The cut character's bytes in pieces of their own.
+        expect(await read([start, ...cut.map((byte) => [byte]), next])).toEqual(parsedWhole(whole));
+      }
+    }
+    // A character cut in three and completed, then ASCII.
+    expect(await read([[...start, 0xf0], [0x9f], [0x98, 0x80], [...Buffer.from("b\n\n")]])).toEqual([{ data: "a😀b" }]);
+  });
+
   it("drop a byte order mark at the start of the body only", async () => {
     const text = "\ufeffdata: a\n\ndata: \ufeffb\n\n";
     expect(await collect(text, [0.5])).toEqual([{ data: "a" }, { data: "\ufeffb" }]);
