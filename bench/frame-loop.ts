@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { build } from "esbuild";
 import { functionCounts } from "./callgrind-functions.ts";
+import { median } from "./gateway-report.ts";
 import { argument, guard, root, runMain, startFlags, tempDir } from "./harness.ts";
 import { wholeStream } from "./stream-frames.ts";
 
@@ -94,7 +95,6 @@ async function bundle(checkout: string, dir: string): Promise<string> {
 }
 
 const lastCpu = String(os.availableParallelism() - 1);
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 /** Microseconds per stream, one value a round after the first. */
 function timed(loop: string, pieceFile: string): number[] {
@@ -140,8 +140,7 @@ function counted(loop: string, pieceFile: string, measured: number, dir: string,
   let total = 0;
   for (const file of dumps) {
     const text = fs.readFileSync(path.join(dir, file), "utf8");
-    const match = /\ntotals: (\d+)/.exec(text) ?? /\nsummary: (\d+)/.exec(text);
-    total += Number(match?.[1] ?? 0);
+    total += Number(/\ntotals: (\d+)/.exec(text)?.[1] ?? 0);
   }
   const main = dumps.find((file) => file.endsWith("-01"));
   return { total, main: main ? path.join(dir, main) : undefined };

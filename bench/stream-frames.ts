@@ -6,30 +6,18 @@
 
 export const CHUNKS = 20;
 
-/** One chunk as a server-sent event. */
-export function chunkFrame(model: string, created: number, delta: Record<string, unknown>, finish: string | null): string {
-  const body = {
-    id: "chatcmpl-bench",
-    object: "chat.completion.chunk",
-    created,
-    model,
-    choices: [{ index: 0, delta, finish_reason: finish }],
-  };
-  return `data: ${JSON.stringify(body)}\n\n`;
+/** A chunk of the benchmark's stream with these choices (and these fields besides) as a server-sent event. */
+function frame(model: string, created: number, choices: unknown[], extra: Record<string, unknown> = {}): string {
+  return `data: ${JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created, model, choices, ...extra })}\n\n`;
 }
 
+/** One chunk as a server-sent event. */
+export const chunkFrame = (model: string, created: number, delta: Record<string, unknown>, finish: string | null) =>
+  frame(model, created, [{ index: 0, delta, finish_reason: finish }]);
+
 /** The usage chunk as a server-sent event. */
-export function usageFrame(model: string, created: number): string {
-  const body = {
-    id: "chatcmpl-bench",
-    object: "chat.completion.chunk",
-    created,
-    model,
-    choices: [],
-    usage: { prompt_tokens: 5, completion_tokens: CHUNKS, total_tokens: 5 + CHUNKS },
-  };
-  return `data: ${JSON.stringify(body)}\n\n`;
-}
+export const usageFrame = (model: string, created: number) =>
+  frame(model, created, [], { usage: { prompt_tokens: 5, completion_tokens: CHUNKS, total_tokens: 5 + CHUNKS } });
 
 /** What ends a stream: the finishing chunk, the usage chunk and `[DONE]`. */
 export const streamEnd = (model: string, created: number) =>
