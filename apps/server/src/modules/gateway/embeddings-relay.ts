@@ -1,6 +1,6 @@
 import type { EmbeddingsRequest, EmbeddingsResponse } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
-import { type ChatCall, type RelayDeps, recordUsage, sendError, unforeseen, watchClient } from "./call.ts";
+import { type ChatCall, Outcome, type RelayDeps, recordUsage, sendError, unforeseen, watchClient } from "./call.ts";
 import { Cancel } from "./cancel.ts";
 
 /** Embeddings: the same failover as chat, on channels whose provider can embed. */
@@ -27,11 +27,11 @@ async function relayEmbeddingsTo(deps: RelayDeps, call: ChatCall, body: Embeddin
     const outcome = await attempt(deps.upstream, deps.stats, channel, request, abort);
     const attempts = failures.length + 1;
     if (outcome.kind === "aborted") {
-      recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
+      recordUsage(deps, call, new Outcome(channel, 499, attempts, "client closed the request"), startedAt);
       return call.reply;
     }
     if (outcome.kind === "caller_error") {
-      recordUsage(deps, call, { channel, status: outcome.status, error: outcome.message, attempts }, startedAt);
+      recordUsage(deps, call, new Outcome(channel, outcome.status, attempts, outcome.message), startedAt);
       return sendError(call, outcome.status, outcome.message, outcome.code, outcome.type);
     }
     if (outcome.kind === "retry") {
@@ -48,11 +48,11 @@ async function relayEmbeddingsTo(deps: RelayDeps, call: ChatCall, body: Embeddin
     }
     deps.stats.succeeded(channel.id, outcome.latencyMs);
     const usage = { prompt_tokens: result.usage.prompt_tokens, completion_tokens: 0, total_tokens: result.usage.total_tokens };
-    recordUsage(deps, call, { channel, status: 200, usage, attempts }, startedAt);
+    recordUsage(deps, call, new Outcome(channel, 200, attempts, undefined, usage), startedAt);
     return call.reply.send({ ...result, model: call.publicModel });
   }
   const failure =
     candidates.length === 0 ? { status: 400, message: "no channel serving this model supports embeddings" } : finalFailure(failures);
-  recordUsage(deps, call, { status: failure.status, error: failure.message, attempts: failures.length }, startedAt);
+  recordUsage(deps, call, new Outcome(undefined, failure.status, failures.length, failure.message), startedAt);
   return sendError(call, failure.status, failure.message);
 }

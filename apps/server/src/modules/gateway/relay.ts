@@ -1,6 +1,6 @@
 import type { ChatCompletion } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
-import { type ChatCall, type RelayDeps, recordUsage, sendError, unforeseen, watchClient } from "./call.ts";
+import { type ChatCall, Outcome, type RelayDeps, recordUsage, sendError, unforeseen, watchClient } from "./call.ts";
 import { Cancel } from "./cancel.ts";
 import { encoderFor, relayStream } from "./stream-relay.ts";
 import { estimateUsage } from "./token-count.ts";
@@ -36,12 +36,13 @@ async function relayPlain(deps: RelayDeps, call: ChatCall, abort: Cancel, starte
     const context = contextFor(channel, call.publicModel, call.rawBody);
     const translated = channel.provider.chat.request(call.body, context);
     const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);
+    const attempts = failures.length + 1;
     if (outcome.kind === "aborted") {
-      recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts: failures.length + 1 }, startedAt);
+      recordUsage(deps, call, new Outcome(channel, 499, attempts, "client closed the request"), startedAt);
       return call.reply;
     }
     if (outcome.kind === "caller_error") {
-      recordUsage(deps, call, { channel, status: outcome.status, error: outcome.message, attempts: failures.length + 1 }, startedAt);
+      recordUsage(deps, call, new Outcome(channel, outcome.status, attempts, outcome.message), startedAt);
       return sendError(call, outcome.status, outcome.message, outcome.code, outcome.type);
     }
     if (outcome.kind === "retry") {
@@ -62,7 +63,7 @@ async function relayPlain(deps: RelayDeps, call: ChatCall, abort: Cancel, starte
     }
     deps.stats.succeeded(channel.id, outcome.latencyMs);
     const usage = completion.usage ?? (await estimateUsage(call.body, completionText(completion)));
-    recordUsage(deps, call, { channel, status: 200, usage, attempts: failures.length + 1 }, startedAt);
+    recordUsage(deps, call, new Outcome(channel, 200, attempts, undefined, usage), startedAt);
     for (const warning of translated.warnings) call.warnings.push(warning);
     if (call.warnings.length) call.reply.header("x-lyss-warnings", call.warnings.join("; ").replace(/[^\x20-\x7e]/g, "?"));
     // An OpenAI-format answer that carried its own usage goes out as it came (public model name put in).
@@ -74,6 +75,6 @@ async function relayPlain(deps: RelayDeps, call: ChatCall, abort: Cancel, starte
     return call.reply.send(call.inbound.completion({ ...completion, usage }, call.publicModel));
   }
   const failure = finalFailure(failures);
-  recordUsage(deps, call, { status: failure.status, error: failure.message, attempts: failures.length }, startedAt);
+  recordUsage(deps, call, new Outcome(undefined, failure.status, failures.length, failure.message), startedAt);
   return sendError(call, failure.status, failure.message, null, failure.type);
 }

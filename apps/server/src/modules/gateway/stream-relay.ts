@@ -1,6 +1,6 @@
 import { type FrameBatch, readFrameBatches } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
-import { type ChatCall, internalError, type RelayDeps, recordUsage, sendError } from "./call.ts";
+import { type ChatCall, internalError, Outcome, type RelayDeps, recordUsage, sendError } from "./call.ts";
 import type { Cancel } from "./cancel.ts";
 import { Downstream, type Part } from "./downstream.ts";
 import type { StreamEncoder } from "./inbound.ts";
@@ -77,12 +77,12 @@ async function attemptAll(
     const outcome = await attempt(deps.upstream, deps.stats, channel, translated.request, abort);
     const attempts = failures.length + 1;
     if (outcome.kind === "aborted") {
-      recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
+      recordUsage(deps, call, new Outcome(channel, 499, attempts, "client closed the request"), startedAt);
       downstream.end();
       return call.reply;
     }
     if (outcome.kind === "caller_error") {
-      recordUsage(deps, call, { channel, status: outcome.status, error: outcome.message, attempts }, startedAt);
+      recordUsage(deps, call, new Outcome(channel, outcome.status, attempts, outcome.message), startedAt);
       if (downstream.committed) {
         downstream.end([encoderFor(call).error(outcome.status, outcome.message)]);
         return call.reply;
@@ -95,7 +95,7 @@ async function attemptAll(
     }
 
     const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();
-    const state: Accumulated = { text: "", pieces: 0 };
+    const state: Accumulated = { usage: undefined, text: "", pieces: 0 };
     let ttftMs: number | undefined;
     // The channel's statistics told how the attempt ended (which frees its place in flight).
     let reported = false;
@@ -141,7 +141,7 @@ async function attemptAll(
         reported = true;
         deps.stats.released(channel.id);
         outcome.response.body.destroy();
-        recordUsage(deps, call, { channel, status: 499, error: "client closed the request", attempts }, startedAt);
+        recordUsage(deps, call, new Outcome(channel, 499, attempts, "client closed the request"), startedAt);
         downstream.end();
         return call.reply;
       }
@@ -195,7 +195,7 @@ async function attemptAll(
         reported = true;
         deps.stats.released(channel.id);
         outcome.response.body.destroy();
-        recordUsage(deps, call, { channel, status: 499, error: "client closed the request", usage, ttftMs, attempts }, startedAt);
+        recordUsage(deps, call, new Outcome(channel, 499, attempts, "client closed the request", usage, ttftMs), startedAt);
         downstream.end();
         return call.reply;
       }
@@ -203,12 +203,12 @@ async function attemptAll(
         reported = true;
         deps.stats.failed(channel.id, streamError.message);
         outcome.response.body.destroy();
-        recordUsage(deps, call, { channel, status: streamError.status, error: streamError.message, usage, ttftMs, attempts }, startedAt);
+        recordUsage(deps, call, new Outcome(channel, streamError.status, attempts, streamError.message, usage, ttftMs), startedAt);
         tail.push(encoder.error(streamError.status, streamError.message));
       } else {
         reported = true;
         deps.stats.succeeded(channel.id, outcome.latencyMs);
-        recordUsage(deps, call, { channel, status: 200, usage, ttftMs, attempts }, startedAt);
+        recordUsage(deps, call, new Outcome(channel, 200, attempts, undefined, usage, ttftMs), startedAt);
         tail.push(encoder.end(usage));
       }
       downstream.end(tail);
@@ -219,7 +219,7 @@ async function attemptAll(
       if (!reported) deps.stats.released(channel.id);
       if (!call.recorded) {
         const usage = ttftMs === undefined ? undefined : (state.usage ?? (await estimateUsage(call.body, state.text)));
-        recordUsage(deps, call, { channel, status: 500, error: internalError(error), usage, ttftMs, attempts }, startedAt);
+        recordUsage(deps, call, new Outcome(channel, 500, attempts, internalError(error), usage, ttftMs), startedAt);
       }
       throw error;
     } finally {
@@ -228,7 +228,7 @@ async function attemptAll(
   }
 
   const failure = finalFailure(failures);
-  recordUsage(deps, call, { status: failure.status, error: failure.message, attempts: failures.length }, startedAt);
+  recordUsage(deps, call, new Outcome(undefined, failure.status, failures.length, failure.message), startedAt);
   if (downstream.committed) {
     downstream.end([encoderFor(call).error(failure.status, failure.message)]);
     return call.reply;
