@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --single-threaded-gc --max-inlined-bytecode-size-cumulative=7360 --max-inlined-bytecode-size=1840 --max-inlined-bytecode-size-absolute=18400
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --single-threaded-gc --max-inlined-bytecode-size-cumulative=3680 --max-inlined-bytecode-size=920 --max-inlined-bytecode-size-absolute=9200
 // Runs the production build (dist/, made by `npm run build`) when it is newer than every source file;
 // otherwise the TypeScript sources directly through tsx (Node 20 has no built-in TypeScript).
 import { existsSync, readdirSync, statSync } from "node:fs";

@@ -64,7 +64,7 @@ describe.runIf(process.platform === "linux")("start commands", { timeout: 60_000
         expect(process.environ).toContain("MALLOC_ARENA_MAX=2");
         // The command line the process was started with, Node's flags included.
         expect(process.argv).toContain("--single-threaded-gc");
-        expect(process.argv).toContain("--max-inlined-bytecode-size-cumulative=7360");
+        expect(process.argv).toContain("--max-inlined-bytecode-size-cumulative=3680");
       }
     });
   }
