@@ -1,6 +1,6 @@
 import { getProvider } from "@lyss/llm";
-import { allProtocols, UpstreamSimulator } from "@lyss/llm/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { suiteSimulators } from "../../test/simulators.ts";
 import type { RuntimeChannel } from "../channels/catalog.ts";
 import { type AttemptOutcome, attempt, contextFor } from "./attempt.ts";
 import { Outcome } from "./call.ts";
@@ -31,13 +31,12 @@ describe("contextFor", () => {
  * order share their hidden class.
  */
 describe("outcomes all have one shape", () => {
-  const sim = new UpstreamSimulator(allProtocols());
+  const [sim] = suiteSimulators();
   const upstream = createUpstreamClient();
   const stats = createChannelStats();
   let channel: RuntimeChannel;
 
-  beforeAll(async () => {
-    await sim.start();
+  beforeAll(() => {
     channel = {
       id: "ch-1",
       tenantId: "t-1",
@@ -50,10 +49,7 @@ describe("outcomes all have one shape", () => {
       provider: getProvider("openai"),
     } as unknown as RuntimeChannel;
   });
-  afterAll(async () => {
-    await upstream.close();
-    await sim.close();
-  });
+  afterAll(() => upstream.close());
 
   const send = (model: string, signal = new Cancel()) => {
     const { request } = channel.provider.chat.request({ model, messages: [{ role: "user", content: "hi" }] }, contextFor(channel, model));

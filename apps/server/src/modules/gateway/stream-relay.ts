@@ -95,6 +95,7 @@ async function attemptAll(
     }
 
     const batches = readFrameBatches(outcome.response.body, channel.provider.streamFormat)[Symbol.asyncIterator]();
+    // Every field spelled (usage comes later): one hidden class for every stream's state (see Outcome).
     const state: Accumulated = { usage: undefined, text: "", pieces: 0 };
     let ttftMs: number | undefined;
     // The channel's statistics told how the attempt ended (which frees its place in flight).
