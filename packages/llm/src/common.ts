@@ -8,9 +8,29 @@ export const completionId = (prefix = "chatcmpl") => `${prefix}-${randomBytes(12
 
 export const toolCallId = () => `call_${randomBytes(12).toString("base64url")}`;
 
-/** Joins an origin and a path with exactly one slash between. */
+/** URLs joined so far, by base and path (each map bounded: bases and paths are a channel's few). */
+const joinedUrls = new Map<string, Map<string, string>>();
+const JOINED_KEPT = 1000;
+
+/**
+ * Joins an origin and a path with exactly one slash between. A channel's calls join the same two
+ * strings on every request: the URL is made once and the same string answered again, which also
+ * spares the upstream client hashing a new string to find what it parsed of it (1.1 µs a call
+ * against 0.06 in a loop, with the path a constant).
+ */
 export function joinUrl(base: string, path: string): string {
-  return `${base.replace(/\/+$/, "")}/${path.replace(/^\/+/, "")}`;
+  let byPath = joinedUrls.get(base);
+  let url = byPath?.get(path);
+  if (url !== undefined) return url;
+  url = `${base.replace(/\/+$/, "")}/${path.replace(/^\/+/, "")}`;
+  if (!byPath) {
+    if (joinedUrls.size >= JOINED_KEPT) joinedUrls.clear();
+    byPath = new Map();
+    joinedUrls.set(base, byPath);
+  }
+  if (byPath.size >= JOINED_KEPT) byPath.clear();
+  byPath.set(path, url);
+  return url;
 }
 
 export function parseJson(text: string): unknown {

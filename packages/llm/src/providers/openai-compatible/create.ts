@@ -184,7 +184,9 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
   const prefix = options.apiPrefix ?? "/v1";
   const capabilities = { ...FULL_CAPABILITIES, openAIFormat: true, ...options.capabilities };
   const unsupported = options.unsupported ?? [];
-  const url = (context: CallContext, path: string) => joinUrl(context.baseUrl, `${prefix}${path}`);
+  // Each path under the prefix spelled once, not on every call.
+  const paths = { chat: `${prefix}/chat/completions`, embeddings: `${prefix}/embeddings`, models: `${prefix}/models` };
+  const url = (context: CallContext, path: keyof typeof paths) => joinUrl(context.baseUrl, paths[path]);
   const headers = (context: CallContext) => authHeaders(context, options.headers?.(context));
 
   return {
@@ -208,7 +210,7 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
           !unsupported.some((field) => (body as Record<string, unknown>)[field] !== undefined);
         const request: UpstreamRequest = {
           method: "POST",
-          url: url(context, "/chat/completions"),
+          url: url(context, "chat"),
           headers: headers(context),
           body: unchanged ? rawJsonBody(body, context.rawBody, context.model, includeUsage) : undefined,
         };
@@ -244,7 +246,7 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
             return {
               request: {
                 method: "POST",
-                url: url(context, "/embeddings"),
+                url: url(context, "embeddings"),
                 headers: headers(context),
                 body: rawJsonBody(body, context.rawBody, context.model, false) ?? JSON.stringify({ ...body, model: context.model }),
               },
@@ -256,7 +258,7 @@ export function openAICompatible(options: CompatibleOptions): ProviderSpec {
       : undefined,
     models: capabilities.modelListing
       ? {
-          request: (context) => ({ method: "GET", url: url(context, "/models"), headers: headers(context) }),
+          request: (context) => ({ method: "GET", url: url(context, "models"), headers: headers(context) }),
           response: compatibleModelIds,
         }
       : undefined,

@@ -1,0 +1,22 @@
+import { describe, expect, it } from "vitest";
+import { joinUrl } from "./common.ts";
+
+describe("joinUrl", () => {
+  it("joins a base and a path with exactly one slash between, however each is spelled", () => {
+    expect(joinUrl("https://api.example.com", "/v1/chat/completions")).toBe("https://api.example.com/v1/chat/completions");
+    expect(joinUrl("https://api.example.com/", "v1/models")).toBe("https://api.example.com/v1/models");
+    expect(joinUrl("https://gw.example.com/proxy//", "//v1/embeddings")).toBe("https://gw.example.com/proxy/v1/embeddings");
+  });
+
+  it("joins the same base and path alike a second time, and another base on its own", () => {
+    const first = joinUrl("http://127.0.0.1:9000/", "/v1/chat/completions");
+    expect(joinUrl("http://127.0.0.1:9000/", "/v1/chat/completions")).toBe(first);
+    expect(joinUrl("http://127.0.0.1:9000", "/v1/models")).toBe("http://127.0.0.1:9000/v1/models");
+    expect(joinUrl("http://127.0.0.1:9001/", "/v1/chat/completions")).toBe("http://127.0.0.1:9001/v1/chat/completions");
+  });
+
+  it("keeps joining correctly past the number of bases it keeps", () => {
+    for (let port = 0; port < 2500; port++) expect(joinUrl(`http://10.0.0.1:${port}/`, "/v1/x")).toBe(`http://10.0.0.1:${port}/v1/x`);
+    expect(joinUrl("http://10.0.0.1:7/", "/v1/x")).toBe("http://10.0.0.1:7/v1/x");
+  });
+});
