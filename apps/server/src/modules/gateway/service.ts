@@ -11,6 +11,9 @@ import type { ChannelStats } from "./channel-stats.ts";
 import { GatewayError } from "./gateway-error.ts";
 import { candidatesFor, type Router, type RoutingRule, ruleGroup, type Strategy } from "./router.ts";
 
+/** Key digests the gateway keeps (about 130 bytes each). */
+const KEPT_DIGESTS = 10_000;
+
 const SECRET_HEADERS = /^(authorization|api-key|x-api-key|x-goog-api-key|proxy-authorization)$/i;
 
 /** Reads the access key from `Authorization: Bearer` or `x-api-key`. */
@@ -70,11 +73,27 @@ export function createGatewayService(deps: {
     });
   }
 
+  /**
+   * The digests of keys that named a token lately. A client sends the same key with every request:
+   * its SHA-256 is taken once (0.77 µs a request in a loop, and OpenSSL's code fetched again each time
+   * in the gateway), not on every call. Only keys that named a token are kept, so guessed keys cannot
+   * fill it; a key revoked since still finds no token by its digest.
+   */
+  const digests = new Map<string, string>();
+
   /** The token of the request's key, from memory in the steady state (no promise then). */
   function authenticate(request: FastifyRequest): Maybe<RuntimeToken> {
     const key = presentedKey(request);
     if (!key) throw new GatewayError(401, "You didn't provide an API key.", "missing_api_key", "invalid_request_error");
-    return after(tokens.byHash(hashToken(key)), (token) => checked(request, token));
+    const known = digests.get(key);
+    const digest = known ?? hashToken(key);
+    return after(tokens.byHash(digest), (token) => {
+      if (token && known === undefined) {
+        if (digests.size >= KEPT_DIGESTS) digests.clear();
+        digests.set(key, digest);
+      }
+      return checked(request, token);
+    });
   }
 
   /** The channels to try for this model, in order; or the reason there are none. From memory in the steady state. */
