@@ -210,7 +210,6 @@ export function createChannelService(
       try {
         const response = await deps.upstream.send(request, {
           firstByteMs: row.first_byte_timeout_ms,
-          totalMs: row.timeout_ms,
           signal: options.signal
             ? AbortSignal.any([options.signal, AbortSignal.timeout(row.timeout_ms)])
             : AbortSignal.timeout(row.timeout_ms),
@@ -284,7 +283,6 @@ export function createChannelService(
       try {
         const response = await deps.upstream.send(request, {
           firstByteMs: row.first_byte_timeout_ms,
-          totalMs: row.timeout_ms,
           signal: AbortSignal.timeout(row.timeout_ms),
         });
         const text = await response.body.text();

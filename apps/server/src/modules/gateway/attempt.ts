@@ -113,7 +113,6 @@ export async function attempt(
   try {
     response = await upstream.send(request, {
       firstByteMs: channel.firstByteTimeoutMs,
-      totalMs: channel.timeoutMs,
       signal: deadline,
     });
   } catch (error) {

@@ -371,4 +371,28 @@ describe("routing through the server", () => {
     const stats = await app.call("GET", `/api/v1/channels/${slow}/stats`, { token: admin.token });
     expect(stats.body.last_error).toBe("upstream timed out");
   });
+
+  it("ends a stream that stalls after its first content at the channel's total time limit, with an error event", async () => {
+    await start();
+    await addChannel("slow", { timeout_ms: 1000 });
+    sim.fail({ path: "/chat/completions" }, { frameDelayMs: 700, times: 1 });
+    const started = Date.now();
+    const stream = await new OpenAI({ apiKey: key, baseURL: `${baseUrl}/v1`, maxRetries: 0 }).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "route me" }],
+      stream: true,
+    });
+    const received: string[] = [];
+    const ending = await (async () => {
+      for await (const chunk of stream) received.push(chunk.choices[0]?.delta.content ?? "");
+    })().catch((error: unknown) => error);
+    // The first content came (at 0.7 s); the limit cut the rest, which would have taken seconds.
+    expect(received.length).toBeGreaterThan(0);
+    expect(ending).toBeInstanceOf(OpenAI.APIError);
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(sim.requestsTo("/chat/completions")[0]?.aborted).toBe(true);
+    await app.services.usage.flush();
+    const logs = await app.call("GET", "/api/v1/usage/logs", { token: admin.token });
+    expect(logs.body.data[0]).toMatchObject({ status_code: 502, error: "upstream stream broke: upstream timed out" });
+  });
 });

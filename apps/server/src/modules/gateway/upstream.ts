@@ -85,8 +85,10 @@ function headerOf(raw: Buffer[], name: string): string | undefined {
 }
 
 /**
- * The one HTTP client for every upstream: undici keeps a keep-alive pool per origin. Timeouts are
- * per request: `firstByteMs` until the response headers, `totalMs` for the whole exchange.
+ * The one HTTP client for every upstream: undici keeps a keep-alive pool per origin. Each request has
+ * `firstByteMs` until the response headers; the whole exchange's limit is the caller's signal (the
+ * attempt's deadline, or `AbortSignal.timeout`). The parser's own limit on the body is off: as long as
+ * the whole (it was), it never fired first, and it cost the parser a timer of its own per response.
  * `connections` caps the pool of one origin (LYSS_UPSTREAM_CONNECTIONS); 0 or absent: no cap, since
  * a capped pool makes the streams beyond it wait for a free connection until their first-byte timeout.
  */
@@ -113,7 +115,7 @@ export function createUpstreamClient(options: { connections?: number } = {}) {
   }
 
   return {
-    send(request: UpstreamRequest, limits: { firstByteMs: number; totalMs: number; signal: Signal }): Promise<UpstreamResponse> {
+    send(request: UpstreamRequest, limits: { firstByteMs: number; signal: Signal }): Promise<UpstreamResponse> {
       return new Promise((resolve, reject) => {
         const url = target(request.url);
         agent.dispatch(
@@ -124,7 +126,7 @@ export function createUpstreamClient(options: { connections?: number } = {}) {
             headers: request.headers,
             body: request.body,
             headersTimeout: limits.firstByteMs,
-            bodyTimeout: limits.totalMs,
+            bodyTimeout: 0,
           },
           new Exchange(limits.signal, resolve, reject),
         );
