@@ -21,6 +21,7 @@ import {
   threadKind,
   warmUp,
 } from "./harness.ts";
+import { callerOf, readSamples } from "./perf-samples.ts";
 
 /**
  * Where each target's CPU time per request goes, by thread and by what runs: the kernel, V8's
@@ -35,13 +36,20 @@ import {
  * framework floor (`bench/framework-floor.ts`) stands in for the bare proxy: what Lyss's own work adds
  * over the same framework, validator and upstream client.
  *
- *   npx tsx bench/cpu-attribution.ts [--seconds 8] [--rounds 2] [--connections 50] [--plain | --stream] [--top 25] [--against bare|floor]
+ * With `--callers` perf records call graphs too, and a third table puts each sample of the serving
+ * thread to the JavaScript function that ran it or called what ran (the innermost JavaScript frame of
+ * its stack): a function's own code, what TurboFan inlined into it, and the builtins, V8 runtime and
+ * native code it called, which the tables by what runs count apart. Comparing a shape's table with the
+ * other shape's tells which functions a stream adds.
+ *
+ *   npx tsx bench/cpu-attribution.ts [--seconds 8] [--rounds 2] [--connections 50] [--plain | --stream] [--top 25] [--against bare|floor] [--callers]
  */
 
 const seconds = Number(argument("--seconds", "8"));
 const rounds = Number(argument("--rounds", "2"));
 const connections = Number(argument("--connections", "50"));
 const top = Number(argument("--top", "25"));
+const byCaller = process.argv.includes("--callers");
 /** What Lyss is measured against, and its name in the tables. */
 const BASELINES = {
   bare: { script: "bare-proxy.ts", title: "bare proxy" },
@@ -118,13 +126,20 @@ function sourceOf(symbol: string, sources: ReturnType<typeof bundleSources>): st
 
 interface Attribution {
   requests: number;
-  /** Samples by thread kind, by category, and by symbol (main thread). */
+  /** Samples by thread kind, by category, by symbol and (with `--callers`) by calling JavaScript function (main thread). */
   threads: Map<string, number>;
   categories: Map<string, number>;
   symbols: Map<string, number>;
+  callers: Map<string, number>;
 }
 
-const emptyAttribution = (): Attribution => ({ requests: 0, threads: new Map(), categories: new Map(), symbols: new Map() });
+const emptyAttribution = (): Attribution => ({
+  requests: 0,
+  threads: new Map(),
+  categories: new Map(),
+  symbols: new Map(),
+  callers: new Map(),
+});
 const bump = (map: Map<string, number>, key: string, by = 1) => map.set(key, (map.get(key) ?? 0) + by);
 
 /** How the tables name each kind of thread. */
@@ -132,9 +147,12 @@ const THREAD_LABEL = { main: "main", helpers: "V8 and libuv helpers", writer: "u
 
 /** Samples a process on the CPU clock until `stop` is called; answers the file perf wrote. */
 function record(pid: number, file: string): { stop: () => Promise<void> } {
-  const perf: ChildProcess = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-F", String(FREQUENCY), "-p", String(pid), "-o", file], {
-    stdio: "ignore",
-  });
+  const graphs = byCaller ? ["-g"] : [];
+  const perf: ChildProcess = spawn(
+    "perf",
+    ["record", "-q", ...graphs, "-e", "cpu-clock", "-F", String(FREQUENCY), "-p", String(pid), "-o", file],
+    { stdio: "ignore" },
+  );
   return {
     stop: () =>
       new Promise((resolve) => {
@@ -144,31 +162,72 @@ function record(pid: number, file: string): { stop: () => Promise<void> } {
   };
 }
 
-/** Adds one recording's samples: `tid ip symbol (dso)` lines from `perf script`. */
-function addSamples(into: Attribution, file: string, pid: number, helpers: Set<string>, sources: ReturnType<typeof bundleSources>) {
-  const text = execFileSync("perf", ["script", "-i", file, "-F", "tid,ip,sym,dso"], {
-    encoding: "utf8",
-    maxBuffer: 1 << 30,
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  for (const line of text.split("\n")) {
-    const match = /^\s*(\d+)\s+[0-9a-f]+\s+(.*)\s+\(([^()]*)\)\s*$/.exec(line);
-    if (!match) continue;
-    const [, tid = "", rawSymbol = "", dso = ""] = match;
-    const symbol = rawSymbol.replace(/\+0x[0-9a-f]+$/, "");
-    const thread = THREAD_LABEL[threadKind(pid, tid, helpers)];
-    bump(into.threads, thread);
-    if (thread !== "main") continue;
-    const source = symbol.startsWith("JS:") ? sourceOf(symbol, sources) : undefined;
-    bump(into.categories, categoryOf(symbol, dso, source));
-    // JavaScript by its tier mark, name and source place, so the same function matches in both targets.
-    const named = source ? `${symbol.split(" ")[0]} ${source}` : symbol;
-    bump(into.symbols, named || `[${dso}]`);
+/** A JavaScript frame's name as the tables give it (its tier mark, name and source place), or perf's symbol. */
+function nameOf(symbol: string, sources: ReturnType<typeof bundleSources>): string {
+  const source = symbol.startsWith("JS:") ? sourceOf(symbol, sources) : undefined;
+  return source ? `${symbol.split(" ")[0]} ${source}` : symbol;
+}
+
+/** Adds one recording's samples, read from `perf script` (`tid ip symbol (dso)`, with the stack's lines under call graphs). */
+async function addSamples(into: Attribution, file: string, pid: number, helpers: Set<string>, sources: ReturnType<typeof bundleSources>) {
+  const listing = `${file}.txt`;
+  const out = fs.openSync(listing, "w");
+  try {
+    execFileSync("perf", ["script", "-i", file, "-F", "tid,ip,sym,dso"], { stdio: ["ignore", out, "ignore"] });
+  } finally {
+    fs.closeSync(out);
+  }
+  try {
+    for await (const sample of readSamples(listing)) {
+      const thread = THREAD_LABEL[threadKind(pid, sample.tid, helpers)];
+      bump(into.threads, thread);
+      if (thread !== "main") continue;
+      const { symbol, dso } = sample.frames[0] as { symbol: string; dso: string };
+      const source = symbol.startsWith("JS:") ? sourceOf(symbol, sources) : undefined;
+      bump(into.categories, categoryOf(symbol, dso, source));
+      // JavaScript by its tier mark, name and source place, so the same function matches in both targets.
+      bump(into.symbols, nameOf(symbol, sources) || `[${dso}]`);
+      if (!byCaller) continue;
+      const caller = callerOf(sample);
+      const kernel = dso.includes("kernel") ? " (in the kernel)" : "";
+      bump(into.callers, caller ? `${nameOf(caller.symbol, sources)}${kernel}` : `(no JavaScript)${kernel}`);
+    }
+  } finally {
+    fs.rmSync(listing, { force: true });
   }
 }
 
 const micros = (samples: number, requests: number) => (samples / FREQUENCY / Math.max(1, requests)) * 1e6;
 const format = (value: number) => value.toFixed(1);
+
+interface Row {
+  name: string;
+  base: number;
+  lyss: number;
+}
+
+/** Each name of either count with its µs per request in both targets, in the order asked. */
+function rows(
+  baseCounts: Map<string, number>,
+  lyssCounts: Map<string, number>,
+  base: Attribution,
+  lyss: Attribution,
+  order: (x: Row, y: Row) => number,
+): Row[] {
+  return [...new Set([...baseCounts.keys(), ...lyssCounts.keys()])]
+    .map((name) => ({
+      name,
+      base: micros(baseCounts.get(name) ?? 0, base.requests),
+      lyss: micros(lyssCounts.get(name) ?? 0, lyss.requests),
+    }))
+    .sort(order);
+}
+
+const functionRows = (list: Row[]) =>
+  list.map(
+    (row) =>
+      `| \`${row.name.replace(/\|/g, "\\|").slice(0, 110)}\` | ${row.base.toFixed(2)} | ${row.lyss.toFixed(2)} | ${(row.lyss - row.base).toFixed(2)} |`,
+  );
 
 function report(shape: Shape, base: Attribution, lyss: Attribution): string {
   const lines = [`### ${shape}: CPU µs per request (${base.requests} ${BASE} and ${lyss.requests} Lyss requests sampled)`, ""];
@@ -184,34 +243,28 @@ function report(shape: Shape, base: Attribution, lyss: Attribution): string {
   const l = micros(total(lyss), lyss.requests);
   lines.push(`| all | ${format(b)} | ${format(l)} | ${format(l - b)} (${(l / b).toFixed(2)}×) |`, "");
   lines.push("Serving thread, by what runs:", "", `| what | ${BASE} | lyss | lyss − ${BASE} |`, "|---|---:|---:|---:|");
-  const categories = [...new Set([...base.categories.keys(), ...lyss.categories.keys()])]
-    .map((name) => ({
-      name,
-      base: micros(base.categories.get(name) ?? 0, base.requests),
-      lyss: micros(lyss.categories.get(name) ?? 0, lyss.requests),
-    }))
-    .sort((x, y) => y.lyss - x.lyss);
-  for (const row of categories.filter((item) => item.lyss >= 0.1 || item.base >= 0.1)) {
-    lines.push(`| ${row.name} | ${format(row.base)} | ${format(row.lyss)} | ${format(row.lyss - row.base)} |`);
+  for (const row of rows(base.categories, lyss.categories, base, lyss, (x, y) => y.lyss - x.lyss)) {
+    if (row.lyss >= 0.1 || row.base >= 0.1) {
+      lines.push(`| ${row.name} | ${format(row.base)} | ${format(row.lyss)} | ${format(row.lyss - row.base)} |`);
+    }
   }
   lines.push(
     "",
     `Serving thread, the ${top} functions Lyss spends most more on than the ${BASELINES[BASE].title}:`,
     "",
     `| function | ${BASE} | lyss | lyss − ${BASE} |`,
+    "|---|---:|---:|---:|",
+    ...functionRows(rows(base.symbols, lyss.symbols, base, lyss, (x, y) => y.lyss - y.base - (x.lyss - x.base)).slice(0, top)),
   );
-  lines.push("|---|---:|---:|---:|");
-  const symbols = [...new Set([...base.symbols.keys(), ...lyss.symbols.keys()])]
-    .map((name) => ({
-      name,
-      base: micros(base.symbols.get(name) ?? 0, base.requests),
-      lyss: micros(lyss.symbols.get(name) ?? 0, lyss.requests),
-    }))
-    .sort((x, y) => y.lyss - y.base - (x.lyss - x.base))
-    .slice(0, top);
-  for (const row of symbols) {
-    const name = row.name.replace(/\|/g, "\\|").slice(0, 110);
-    lines.push(`| \`${name}\` | ${row.base.toFixed(2)} | ${row.lyss.toFixed(2)} | ${(row.lyss - row.base).toFixed(2)} |`);
+  if (byCaller) {
+    lines.push(
+      "",
+      `Serving thread by the JavaScript function that ran or called what ran (with what it inlined and the builtins, runtime and native code it called), the ${top} Lyss spends most on:`,
+      "",
+      `| function | ${BASE} | lyss | lyss − ${BASE} |`,
+      "|---|---:|---:|---:|",
+      ...functionRows(rows(base.callers, lyss.callers, base, lyss, (x, y) => y.lyss - x.lyss).slice(0, top)),
+    );
   }
   return lines.join("\n");
 }
@@ -244,7 +297,7 @@ async function main() {
           await recording.stop();
           const into = results.get(target.name) as Attribution;
           into.requests += run.requests;
-          addSamples(into, file, pid, helpers.get(target.name) as Set<string>, sources);
+          await addSamples(into, file, pid, helpers.get(target.name) as Set<string>, sources);
           console.log(`${shape} round ${round + 1}: ${target.name} ${Math.round(run.rps)} req/s`);
         }
       }
@@ -265,7 +318,7 @@ async function main() {
       `## CPU time by thread and by what runs (${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
       "",
       `- Command: \`npx tsx bench/cpu-attribution.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(" ")}` : ""}\` (in ${path.relative(process.cwd(), root) || "."})`,
-      `- ${connections} connections (wrk), ${rounds} rounds of ${seconds} s per target and shape after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s each, targets interleaved; \`perf record -e cpu-clock -F ${FREQUENCY}\` on each target's process during its runs; µs per request are samples ÷ ${FREQUENCY} ÷ requests answered.`,
+      `- ${connections} connections (wrk), ${rounds} rounds of ${seconds} s per target and shape after a warm-up of ${DEFAULT_WARM_UP.runs} × ${DEFAULT_WARM_UP.seconds} s each, targets interleaved; \`perf record -e cpu-clock -F ${FREQUENCY}${byCaller ? " -g" : ""}\` on each target's process during its runs; µs per request are samples ÷ ${FREQUENCY} ÷ requests answered.`,
       "",
       ...sections.flatMap((section) => [section, ""]),
     ].join("\n"),
