@@ -15,8 +15,11 @@ describe("joinUrl", () => {
     expect(joinUrl("http://127.0.0.1:9001/", "/v1/chat/completions")).toBe("http://127.0.0.1:9001/v1/chat/completions");
   });
 
-  it("keeps joining correctly past the number of bases it keeps", () => {
+  it("keeps joining correctly past the number of bases and of paths it keeps", () => {
     for (let port = 0; port < 2500; port++) expect(joinUrl(`http://10.0.0.1:${port}/`, "/v1/x")).toBe(`http://10.0.0.1:${port}/v1/x`);
     expect(joinUrl("http://10.0.0.1:7/", "/v1/x")).toBe("http://10.0.0.1:7/v1/x");
+    for (let model = 0; model < 250; model++)
+      expect(joinUrl("http://10.0.0.2/", `/v1beta/models/m${model}`)).toBe(`http://10.0.0.2/v1beta/models/m${model}`);
+    expect(joinUrl("http://10.0.0.2", "v1beta/models/m3")).toBe("http://10.0.0.2/v1beta/models/m3");
   });
 });

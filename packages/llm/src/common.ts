@@ -8,9 +8,11 @@ export const completionId = (prefix = "chatcmpl") => `${prefix}-${randomBytes(12
 
 export const toolCallId = () => `call_${randomBytes(12).toString("base64url")}`;
 
-/** URLs joined so far, by base and path (each map bounded: bases and paths are a channel's few). */
+/** URLs joined so far, by base and path: a channel's base and its adapter's few paths. */
 const joinedUrls = new Map<string, Map<string, string>>();
-const JOINED_KEPT = 1000;
+/** Bases kept, and paths kept for one base (a bound, not a size any deployment reaches). */
+const BASES_KEPT = 1000;
+const PATHS_KEPT = 100;
 
 /**
  * Joins an origin and a path with exactly one slash between. A channel's calls join the same two
@@ -24,11 +26,11 @@ export function joinUrl(base: string, path: string): string {
   if (url !== undefined) return url;
   url = `${base.replace(/\/+$/, "")}/${path.replace(/^\/+/, "")}`;
   if (!byPath) {
-    if (joinedUrls.size >= JOINED_KEPT) joinedUrls.clear();
+    if (joinedUrls.size >= BASES_KEPT) joinedUrls.clear();
     byPath = new Map();
     joinedUrls.set(base, byPath);
   }
-  if (byPath.size >= JOINED_KEPT) byPath.clear();
+  if (byPath.size >= PATHS_KEPT) byPath.clear();
   byPath.set(path, url);
   return url;
 }

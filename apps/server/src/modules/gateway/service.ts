@@ -11,7 +11,7 @@ import type { ChannelStats } from "./channel-stats.ts";
 import { GatewayError } from "./gateway-error.ts";
 import { candidatesFor, type Router, type RoutingRule, ruleGroup, type Strategy } from "./router.ts";
 
-/** Key digests the gateway keeps (about 130 bytes each). */
+/** Key digests the gateway keeps (a key and its hex digest: about 200 bytes each, 2 MB in all). */
 const KEPT_DIGESTS = 10_000;
 
 const SECRET_HEADERS = /^(authorization|api-key|x-api-key|x-goog-api-key|proxy-authorization)$/i;
