@@ -21,7 +21,7 @@ import {
   threadKind,
   warmUp,
 } from "./harness.ts";
-import { callerOf, readSamples } from "./perf-samples.ts";
+import { callerOf, type Frame, readSamples } from "./perf-samples.ts";
 
 /**
  * Where each target's CPU time per request goes, by thread and by what runs: the kernel, V8's
@@ -163,9 +163,9 @@ function record(pid: number, file: string): { stop: () => Promise<void> } {
 }
 
 /** A JavaScript frame's name as the tables give it (its tier mark, name and source place), or perf's symbol. */
-function nameOf(symbol: string, sources: ReturnType<typeof bundleSources>): string {
+function nameOf(symbol: string, sources: ReturnType<typeof bundleSources>): { name: string; source: string | undefined } {
   const source = symbol.startsWith("JS:") ? sourceOf(symbol, sources) : undefined;
-  return source ? `${symbol.split(" ")[0]} ${source}` : symbol;
+  return { name: source ? `${symbol.split(" ")[0]} ${source}` : symbol, source };
 }
 
 /** Adds one recording's samples, read from `perf script` (`tid ip symbol (dso)`, with the stack's lines under call graphs). */
@@ -182,15 +182,15 @@ async function addSamples(into: Attribution, file: string, pid: number, helpers:
       const thread = THREAD_LABEL[threadKind(pid, sample.tid, helpers)];
       bump(into.threads, thread);
       if (thread !== "main") continue;
-      const { symbol, dso } = sample.frames[0] as { symbol: string; dso: string };
-      const source = symbol.startsWith("JS:") ? sourceOf(symbol, sources) : undefined;
+      const { symbol, dso } = sample.frames[0] as Frame;
+      const { name, source } = nameOf(symbol, sources);
       bump(into.categories, categoryOf(symbol, dso, source));
       // JavaScript by its tier mark, name and source place, so the same function matches in both targets.
-      bump(into.symbols, nameOf(symbol, sources) || `[${dso}]`);
+      bump(into.symbols, name || `[${dso}]`);
       if (!byCaller) continue;
       const caller = callerOf(sample);
       const kernel = dso.includes("kernel") ? " (in the kernel)" : "";
-      bump(into.callers, caller ? `${nameOf(caller.symbol, sources)}${kernel}` : `(no JavaScript)${kernel}`);
+      bump(into.callers, caller ? `${nameOf(caller.symbol, sources).name}${kernel}` : `(no JavaScript)${kernel}`);
     }
   } finally {
     fs.rmSync(listing, { force: true });

@@ -15,7 +15,7 @@ export interface Sample {
 
 const FRAME = /^\s*[0-9a-f]+\s+(.*?)\s+\(([^()]*)\)\s*$/;
 /** A sample on one line (recorded without call graphs): `tid ip symbol (dso)`. */
-const FLAT = /^\s*(\d+)\s+([0-9a-f]+\s+.*\(([^()]*)\)\s*)$/;
+const FLAT = /^(\d+)\s+([0-9a-f]+\s+.*\([^()]*\)\s*)$/;
 /** The head of a sample recorded with call graphs (`-g`): the thread alone, its stack on the lines below. */
 const HEAD = /^\s*(\d+)\s*$/;
 
@@ -44,8 +44,9 @@ export async function* readSamples(file: string): AsyncGenerator<Sample> {
       current = { tid: head[1] as string, frames: [] };
       continue;
     }
-    const flat = FLAT.exec(line);
-    if (flat && !line.startsWith("\t")) {
+    // (A stack's lines start with a tab; a one-line sample with the thread's number, perhaps indented.)
+    const flat = line.startsWith("\t") ? null : FLAT.exec(line.trimStart());
+    if (flat) {
       if (current) yield whole(current);
       current = undefined;
       const frame = frameOf(flat[2] as string);

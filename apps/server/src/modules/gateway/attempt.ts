@@ -121,7 +121,8 @@ export async function attempt(
       stats.released(channel.id);
       return outcome("aborted");
     }
-    const timedOut = deadline.expired || error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError;
+    // (The body has no time limit of its own in the upstream client: only the first byte's and the deadline's.)
+    const timedOut = deadline.expired || error instanceof errors.HeadersTimeoutError;
     const message = timedOut ? "upstream timed out" : `upstream unreachable: ${(error as Error).message}`;
     stats.failed(channel.id, message);
     if (!timedOut && !isTransportError(error)) throw error;
