@@ -21,7 +21,7 @@ import {
   threadKind,
   warmUp,
 } from "./harness.ts";
-import { callerOf, type Frame, readSamples } from "./perf-samples.ts";
+import { callerOf, type Frame, jitNames, readSamples } from "./perf-samples.ts";
 
 /**
  * Where each target's CPU time per request goes, by thread and by what runs: the kernel, V8's
@@ -30,9 +30,10 @@ import { callerOf, type Frame, readSamples } from "./perf-samples.ts";
  * The bare proxy and Lyss (one worker, SQLite) run with `--perf-basic-prof`; Linux's `perf` samples
  * each one's threads on the CPU clock while the load runs (targets interleaved, rounds repeated), so
  * the figures are time on this machine, cache misses and all, where `bench/instructions.ts` counts
- * instructions. Needs `perf` (Debian: `apt-get install linux-perf`). Code the collector moved can reuse an
- * address another function's code had, which `--perf-basic-prof`'s map keeps both of: a few samples may
- * carry the earlier name (a regular expression of the command line's, say). With `--against floor` the
+ * instructions. Needs `perf` (Debian: `apt-get install linux-perf`). Code made where freed code was
+ * leaves two lines for one address in `--perf-basic-prof`'s map, and perf may answer the older: JIT
+ * code is named here by the map as it was when each recording stopped, the newest line winning
+ * (`jitNames`). With `--against floor` the
  * framework floor (`bench/framework-floor.ts`) stands in for the bare proxy: what Lyss's own work adds
  * over the same framework, validator and upstream client.
  *
@@ -60,6 +61,8 @@ if (!(BASE in BASELINES)) throw new Error("--against takes bare or floor");
 const shapes: Shape[] = process.argv.includes("--stream") ? ["stream"] : process.argv.includes("--plain") ? ["plain"] : ["plain", "stream"];
 /** Samples per second and thread. */
 const FREQUENCY = 999;
+/** Where perf puts JIT code: the map V8 writes with `--perf-basic-prof`. */
+const JIT_DSO = /\/perf-\d+\.map$/;
 
 guard(30 * 60_000);
 
@@ -169,7 +172,19 @@ function nameOf(symbol: string, sources: ReturnType<typeof bundleSources>): { na
 }
 
 /** Adds one recording's samples, read from `perf script` (`tid ip symbol (dso)`, with the stack's lines under call graphs). */
-async function addSamples(into: Attribution, file: string, pid: number, helpers: Set<string>, sources: ReturnType<typeof bundleSources>) {
+async function addSamples(
+  into: Attribution,
+  file: string,
+  pid: number,
+  helpers: Set<string>,
+  sources: ReturnType<typeof bundleSources>,
+  jit: (ip: number) => string | undefined,
+) {
+  // JIT code named by the map as it was when the recording stopped (see jitNames), not by perf's pick.
+  const named = (frame: Frame): Frame => {
+    const symbol = JIT_DSO.test(frame.dso) ? jit(frame.ip) : undefined;
+    return symbol === undefined ? frame : { ...frame, symbol };
+  };
   const listing = `${file}.txt`;
   const out = fs.openSync(listing, "w");
   try {
@@ -178,7 +193,8 @@ async function addSamples(into: Attribution, file: string, pid: number, helpers:
     fs.closeSync(out);
   }
   try {
-    for await (const sample of readSamples(listing)) {
+    for await (const read of readSamples(listing)) {
+      const sample = { tid: read.tid, frames: read.frames.map(named) };
       const thread = THREAD_LABEL[threadKind(pid, sample.tid, helpers)];
       bump(into.threads, thread);
       if (thread !== "main") continue;
@@ -295,9 +311,10 @@ async function main() {
           const recording = record(pid, file);
           const run = await drive(target, connections, shape, seconds);
           await recording.stop();
+          const jit = jitNames(fs.readFileSync(`/tmp/perf-${pid}.map`, "utf8"));
           const into = results.get(target.name) as Attribution;
           into.requests += run.requests;
-          await addSamples(into, file, pid, helpers.get(target.name) as Set<string>, sources);
+          await addSamples(into, file, pid, helpers.get(target.name) as Set<string>, sources, jit);
           console.log(`${shape} round ${round + 1}: ${target.name} ${Math.round(run.rps)} req/s`);
         }
       }
