@@ -33,9 +33,8 @@ import { callerOf, type Frame, jitNames, readSamples } from "./perf-samples.ts";
  * instructions. Needs `perf` (Debian: `apt-get install linux-perf`). Code made where freed code was
  * leaves two lines for one address in `--perf-basic-prof`'s map, and perf may answer the older: JIT
  * code is named here by the map as it was when each recording stopped, the newest line winning
- * (`jitNames`). With `--against floor` the
- * framework floor (`bench/framework-floor.ts`) stands in for the bare proxy: what Lyss's own work adds
- * over the same framework, validator and upstream client.
+ * (`jitNames`). With `--against floor` the framework floor (`bench/framework-floor.ts`) stands in for
+ * the bare proxy: what Lyss's own work adds over the same framework, validator and upstream client.
  *
  * With `--callers` perf records call graphs too, and a third table puts each sample of the serving
  * thread to the JavaScript function that ran it or called what ran (the innermost JavaScript frame of
