@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { joinUrl } from "./common.ts";
+import { joinUrl, keptUrls } from "./common.ts";
 
 describe("joinUrl", () => {
   it("joins a base and a path with exactly one slash between, however each is spelled", () => {
@@ -21,5 +21,23 @@ describe("joinUrl", () => {
     for (let model = 0; model < 250; model++)
       expect(joinUrl("http://10.0.0.2/", `/v1beta/models/m${model}`)).toBe(`http://10.0.0.2/v1beta/models/m${model}`);
     expect(joinUrl("http://10.0.0.2", "v1beta/models/m3")).toBe("http://10.0.0.2/v1beta/models/m3");
+  });
+});
+
+describe("keptUrls", () => {
+  it("makes each URL once per base and key, and makes it again once the bound has let it go", () => {
+    const made: string[] = [];
+    const url = keptUrls((base, key) => {
+      made.push(`${base}|${key}`);
+      return `${base}${key}`;
+    });
+    expect(url("http://a", "/x")).toBe("http://a/x");
+    expect(url("http://a", "/x")).toBe("http://a/x");
+    expect(url("http://b", "/x")).toBe("http://b/x");
+    expect(made).toEqual(["http://a|/x", "http://b|/x"]);
+    // Past the keys kept for one base, that base's URLs are made afresh (and still right).
+    for (let index = 0; index < 100; index++) url("http://a", `/k${index}`);
+    expect(url("http://a", "/x")).toBe("http://a/x");
+    expect(made.filter((entry) => entry === "http://a|/x")).toHaveLength(2);
   });
 });

@@ -19,12 +19,20 @@ export type AttemptOutcome =
   | { kind: "aborted" };
 
 /**
- * An outcome of any kind, with the fields of every kind (those of other kinds empty) in one order: the
- * relays read outcomes in their optimized code, and one of a kind with fields of its own (a client gone
- * before the answer, at the end of every load run) was a shape that code had not met, which threw it
- * away to be compiled again.
+ * Outcomes of every kind are made here, with the fields of every kind (those of other kinds empty) in
+ * one order: the relays read outcomes in their optimized code, and one of a kind with fields of its own
+ * (a client gone before the answer, at the end of every load run) was a shape that code had not met,
+ * which threw it away to be compiled again.
  */
-function outcome(
+const outcome = {
+  response: (response: UpstreamResponse, latencyMs: number) => shaped("response", response, latencyMs),
+  retry: (failure: Failure) => shaped("retry", undefined, 0, failure),
+  callerError: (status: number, message: string, type: string, code: string | null) =>
+    shaped("caller_error", undefined, 0, undefined, status, message, type, code),
+  aborted: () => shaped("aborted"),
+};
+
+function shaped(
   kind: AttemptOutcome["kind"],
   response?: UpstreamResponse,
   latencyMs = 0,
@@ -119,26 +127,26 @@ export async function attempt(
     deadline.done();
     if (signal.aborted) {
       stats.released(channel.id);
-      return outcome("aborted");
+      return outcome.aborted();
     }
     // (The body has no time limit of its own in the upstream client: only the first byte's and the deadline's.)
     const timedOut = deadline.expired || error instanceof errors.HeadersTimeoutError;
     const message = timedOut ? "upstream timed out" : `upstream unreachable: ${(error as Error).message}`;
     stats.failed(channel.id, message);
     if (!timedOut && !isTransportError(error)) throw error;
-    return outcome("retry", undefined, 0, { status: timedOut ? 504 : 502, message });
+    return outcome.retry({ status: timedOut ? 504 : 502, message });
   }
   // The deadline covers the whole exchange: it ends when the body has been read or dropped (a body
   // closes once: \`on\` spares the wrapper \`once\` makes).
   response.body.on("close", deadline.done);
   const latencyMs = performance.now() - started;
-  if (response.statusCode < 400) return outcome("response", response, latencyMs);
+  if (response.statusCode < 400) return outcome.response(response, latencyMs);
 
   const text = await response.body.text().catch(() => "");
   const info = channel.provider.error(response.statusCode, text);
   if (CALLER_ERRORS.has(response.statusCode)) {
     stats.released(channel.id);
-    return outcome("caller_error", undefined, 0, undefined, response.statusCode, info.message, info.type, info.code ?? null);
+    return outcome.callerError(response.statusCode, info.message, info.type, info.code ?? null);
   }
   const credentials = response.statusCode === 401 || response.statusCode === 403;
   stats.failed(channel.id, `${response.statusCode}: ${info.message}`, {
@@ -146,7 +154,7 @@ export async function attempt(
     retryAfterMs: retryAfterMs(response.header("retry-after")),
   });
   if (credentials) stats.credentialsRefused(channel, response.statusCode, info.message);
-  return outcome("retry", undefined, 0, {
+  return outcome.retry({
     status: credentials ? 502 : response.statusCode,
     message: credentials ? "the upstream refused the channel's credentials" : info.message,
     type: info.type,

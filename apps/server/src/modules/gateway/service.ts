@@ -183,7 +183,10 @@ export function createGatewayService(deps: {
       });
   }
 
-  return { authenticate, candidates, models, health };
+  /** How many keys' digests are kept (guessed keys never are). */
+  const keptKeys = () => digests.size;
+
+  return { authenticate, candidates, models, health, keptKeys };
 }
 
 export type GatewayService = ReturnType<typeof createGatewayService>;

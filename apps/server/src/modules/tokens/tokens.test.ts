@@ -195,6 +195,21 @@ describe("access tokens on the data plane", () => {
   });
   afterEach(async () => app.close());
 
+  it("keeps the digest of a key that named a token, never of a guessed one", async () => {
+    const gateway = app.services.gateway;
+    const token = await newToken();
+    for (let index = 0; index < 20; index++) {
+      expect(await chat(`sk-lyss-guessed-${index}`)).toBeInstanceOf(OpenAI.AuthenticationError);
+    }
+    expect(gateway.keptKeys()).toBe(0);
+    expect(await chat(token.key)).toBe(reply);
+    expect(await chat(token.key)).toBe(reply);
+    expect(gateway.keptKeys()).toBe(1);
+    // A key guessed again after a known one: still not kept, and still refused.
+    expect(await chat("sk-lyss-guessed-0")).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(gateway.keptKeys()).toBe(1);
+  });
+
   it("refuses an expired token", async () => {
     const expired = await newToken({ expires_at: new Date(Date.now() - 60_000).toISOString() });
     const error = await chat(expired.key);

@@ -1,5 +1,5 @@
 import type { ChatRequest, EmbeddingsRequest } from "../../chat-types.ts";
-import { asRecord, joinUrl } from "../../common.ts";
+import { asRecord, keptUrls } from "../../common.ts";
 import type { CallContext, TranslatedRequest, UpstreamRequest } from "../../spec.ts";
 import { AZURE_DEFAULT_API_VERSION } from "./api-types.ts";
 
@@ -10,11 +10,13 @@ export function azureDeployment(context: CallContext): string {
   return text(context.credentials.deployment) || context.model;
 }
 
+/** A resource's URL for a path and query: the base URL without its trailing slashes or `/openai`. */
+const resourceUrl = keptUrls((baseUrl, pathAndQuery) => `${baseUrl.replace(/\/+$/, "").replace(/\/openai$/, "")}/openai${pathAndQuery}`);
+
 /** `{resource origin}/openai{path}?api-version=…`; a base URL pasted with `/openai` works too. */
 export function azureUrl(context: CallContext, path: string): string {
-  const origin = context.baseUrl.replace(/\/+$/, "").replace(/\/openai$/, "");
   const version = text(context.credentials.api_version) || AZURE_DEFAULT_API_VERSION;
-  return `${joinUrl(origin, `/openai${path}`)}?api-version=${encodeURIComponent(version)}`;
+  return resourceUrl(context.baseUrl, `${path}?api-version=${encodeURIComponent(version)}`);
 }
 
 const deploymentPath = (context: CallContext, operation: string) =>
