@@ -164,6 +164,21 @@ function record(pid: number, file: string): { stop: () => Promise<void> } {
   };
 }
 
+/** Whether a missing map was said already. */
+let warnedNoMap = false;
+
+/**
+ * JIT code's names by the target's map as it stands (see `jitNames`). Without a map (V8 wrote none) the
+ * samples keep perf's own names, which may name code that ran at an address earlier: said once.
+ */
+function jitNamesOf(pid: number): (ip: number) => string | undefined {
+  const map = `/tmp/perf-${pid}.map`;
+  if (fs.existsSync(map)) return jitNames(fs.readFileSync(map, "utf8"));
+  if (!warnedNoMap) console.warn(`${map} is missing: JIT code keeps perf's names, which can be those of older code at the address`);
+  warnedNoMap = true;
+  return () => undefined;
+}
+
 /** A JavaScript frame's name as the tables give it (its tier mark, name and source place), or perf's symbol. */
 function nameOf(symbol: string, sources: ReturnType<typeof bundleSources>): { name: string; source: string | undefined } {
   const source = symbol.startsWith("JS:") ? sourceOf(symbol, sources) : undefined;
@@ -310,7 +325,7 @@ async function main() {
           const recording = record(pid, file);
           const run = await drive(target, connections, shape, seconds);
           await recording.stop();
-          const jit = jitNames(fs.readFileSync(`/tmp/perf-${pid}.map`, "utf8"));
+          const jit = jitNamesOf(pid);
           const into = results.get(target.name) as Attribution;
           into.requests += run.requests;
           await addSamples(into, file, pid, helpers.get(target.name) as Set<string>, sources, jit);
