@@ -42,6 +42,22 @@ describe("azure request translation", () => {
     expect(requestJson(request)).toEqual({ messages: hello.messages, stream: true, stream_options: { include_usage: true } });
   });
 
+  it("addresses each channel's resource, deployment and api-version apart, however often it is called", () => {
+    const url = (change: Partial<CallContext>, credentials: Record<string, string> = {}) =>
+      azure.chat.request(hello, { ...context, ...change, credentials: { ...context.credentials, ...credentials } }).request.url;
+    const base = "https://my-resource.openai.azure.com/openai/deployments/gpt-4o/chat/completions";
+    for (let round = 0; round < 2; round++) {
+      expect(url({})).toBe(`${base}?api-version=2024-10-21`);
+      expect(url({}, { api_version: "2025-01-01-preview" })).toBe(`${base}?api-version=2025-01-01-preview`);
+      expect(url({}, { deployment: "other" })).toBe(
+        "https://my-resource.openai.azure.com/openai/deployments/other/chat/completions?api-version=2024-10-21",
+      );
+      expect(url({ baseUrl: "https://second.openai.azure.com/" })).toBe(
+        "https://second.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+      );
+    }
+  });
+
   it("falls back to the default api-version when none is stored", () => {
     const { request } = azure.chat.request(hello, { ...context, credentials: { api_key: "k" } });
     expect(request.url).toContain("?api-version=2024-10-21");
