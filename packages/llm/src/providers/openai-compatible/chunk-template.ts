@@ -164,7 +164,7 @@ function flatObjectEnd(data: string, start: number): number {
 /** The role chunk's delta, when it is the role, empty text and nothing but plain values. */
 function openingDelta(chunk: ChatChunk): boolean {
   const choice = openChoice(chunk);
-  if (!choice || choice.delta.content !== "" || !choice.delta.role) return false;
+  if (choice?.delta.content !== "" || !choice.delta.role) return false;
   return Object.values(choice.delta).every((value) => value === null || typeof value !== "object");
 }
 
