@@ -30,7 +30,7 @@ function measured(streams: Measured["streams"]): Measured {
     streams,
     stops: [{ name: "lyss", code: 0, signal: null, ms: 120 }],
     accounting: { requests: 10, cost: 20 },
-  } as Measured;
+  };
 }
 
 const stream = (opening: { rss: number; hwm: number }, during: { rss: number; hwm: number }) => ({
