@@ -39,6 +39,49 @@ describe("a stream's client side", () => {
     expect((await relayed([["data: b\n\n"]], [])).toString("utf8")).toBe("data: b\n\n");
   });
 
+  it("finishes a stream not yet committed as one body with its length, text counted as UTF-8 bytes", async () => {
+    const bytes = (text: string) => new Uint8Array(Buffer.from(text));
+    const server = http.createServer((_request, response) => {
+      const reply = { raw: response, hijack() {}, getHeaders: () => ({ "x-request-id": "whole-1" }) };
+      new Downstream({ reply } as unknown as ChatCall, new Cancel()).finish([
+        bytes("data: 1\n\n"),
+        "data: 日本 🙂 é\n\n",
+        "data: [DONE]\n\n",
+      ]);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const answer = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      const body = Buffer.from(await answer.arrayBuffer());
+      expect(body.toString("utf8")).toBe("data: 1\n\ndata: 日本 🙂 é\n\ndata: [DONE]\n\n");
+      expect(answer.headers.get("content-length")).toBe(String(body.length));
+      expect(answer.headers.get("transfer-encoding")).toBeNull();
+      expect(answer.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+      expect(answer.headers.get("x-request-id")).toBe("whole-1");
+    } finally {
+      server.close();
+    }
+  });
+
+  it("finishes a stream already committed in its chunked framing", async () => {
+    const server = http.createServer((_request, response) => {
+      const reply = { raw: response, hijack() {}, getHeaders: () => ({}) };
+      const downstream = new Downstream({ reply } as unknown as ChatCall, new Cancel());
+      downstream.commit();
+      void downstream.write(["data: a\n\n"]);
+      downstream.finish(["data: [DONE]\n\n"]);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const answer = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      expect(await answer.text()).toBe("data: a\n\ndata: [DONE]\n\n");
+      expect(answer.headers.get("transfer-encoding")).toBe("chunked");
+      expect(answer.headers.get("content-length")).toBeNull();
+    } finally {
+      server.close();
+    }
+  });
+
   it("answers a promise only when the client must drain first, and it resolves once the client has read", async () => {
     const answers: ("promise" | "none")[] = [];
     const server = http.createServer(async (_request, response) => {

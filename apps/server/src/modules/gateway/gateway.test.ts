@@ -131,6 +131,35 @@ describe("OpenAI-compatible data plane through a listening server", () => {
     expect(page.body.data[0]).toMatchObject({ status_code: 200, stream: true, completion_tokens: usage?.completion_tokens });
   });
 
+  it("sends a stream that came whole before any of it went out with its length, and a paced one chunked", async () => {
+    const raw = async (content: string) => {
+      const answer = await fetch(`${baseUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }], stream: true }),
+      });
+      const body = Buffer.from(await answer.arrayBuffer());
+      const text = body.toString("utf8");
+      const frames = text.split("\n\n").filter((frame) => frame.startsWith("data: {"));
+      const said = frames.map((frame) => JSON.parse(frame.slice(6)).choices[0]?.delta?.content ?? "").join("");
+      return { headers: answer.headers, body, text, said };
+    };
+    sim.fail({ path: "/chat/completions" }, { onePiece: true, times: 1 });
+    const whole = await raw("in one go, déjà vu 日本");
+    expect(whole.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    expect(whole.headers.get("transfer-encoding")).toBeNull();
+    expect(whole.headers.get("content-length")).toBe(String(whole.body.length));
+    expect(whole.said).toBe("Hello from the simulator. You said: in one go, déjà vu 日本");
+    expect(whole.text.endsWith("data: [DONE]\n\n")).toBe(true);
+
+    sim.fail({ path: "/chat/completions" }, { frameDelayMs: 5, times: 1 });
+    const paced = await raw("one frame at a time");
+    expect(paced.headers.get("transfer-encoding")).toBe("chunked");
+    expect(paced.headers.get("content-length")).toBeNull();
+    expect(paced.said).toBe("Hello from the simulator. You said: one frame at a time");
+    expect(paced.text.endsWith("data: [DONE]\n\n")).toBe(true);
+  });
+
   it("passes the padding OpenAI adds to each streamed frame on as it came, renamed model or not", async () => {
     for (const model of ["gpt-4o-mini", "smart"]) {
       const raw = await fetch(`${baseUrl}/v1/chat/completions`, {

@@ -154,13 +154,13 @@ async function attemptAll(
         continue;
       }
 
-      // Committed: from here on the client has content and there is no going back.
+      // From here on the client has content and there is no going back.
       clearInterval(keepAlive);
-      downstream.commit();
       // What is held back to go out with the closing events; the first batch already ended the stream
-      // when it held the end (or an error after the content).
+      // when it held the end (or an error after the content): then it all goes out at the end, at once.
       let tail = held;
       if (!finished && !streamError) {
+        downstream.commit();
         const draining = downstream.write(held);
         if (draining) await draining;
         tail = [];
@@ -212,7 +212,7 @@ async function attemptAll(
         recordUsage(deps, call, new Outcome(channel, 200, attempts, undefined, usage, ttftMs), startedAt);
         tail.push(encoder.end(usage));
       }
-      downstream.end(tail);
+      downstream.finish(tail);
       return call.reply;
     } catch (error) {
       // A throw nothing above expected: what this attempt delivered is recorded with its channel (the
