@@ -12,6 +12,7 @@ import {
   proxyTarget,
   root,
   runMain,
+  SHAPES,
   type Shape,
   startHelper,
   startLyssTarget,
@@ -42,7 +43,7 @@ import { callerOf, type Frame, jitNames, readSamples } from "./perf-samples.ts";
  * native code it called, which the tables by what runs count apart. Comparing a shape's table with the
  * other shape's tells which functions a stream adds.
  *
- *   npx tsx bench/cpu-attribution.ts [--seconds 8] [--rounds 2] [--connections 50] [--plain | --stream] [--top 25] [--against bare|floor] [--callers]
+ *   npx tsx bench/cpu-attribution.ts [--seconds 8] [--rounds 2] [--connections 50] [--plain | --stream | --chunked] [--top 25] [--against bare|floor] [--callers]
  */
 
 const seconds = Number(argument("--seconds", "8"));
@@ -57,7 +58,8 @@ const BASELINES = {
 } as const;
 const BASE = argument("--against", "bare") as keyof typeof BASELINES;
 if (!(BASE in BASELINES)) throw new Error("--against takes bare or floor");
-const shapes: Shape[] = process.argv.includes("--stream") ? ["stream"] : process.argv.includes("--plain") ? ["plain"] : ["plain", "stream"];
+const chosen = SHAPES.filter((shape) => process.argv.includes(`--${shape}`));
+const shapes: Shape[] = chosen.length ? chosen : ["plain", "stream"];
 /** Samples per second and thread. */
 const FREQUENCY = 999;
 /** Where perf puts JIT code: the map V8 writes with `--perf-basic-prof`. */
