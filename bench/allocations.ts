@@ -9,6 +9,8 @@ import {
   guard,
   proxyTarget,
   runMain,
+  SHAPES,
+  type Shape,
   startHelper,
   startLyssTarget,
   startProxy,
@@ -25,13 +27,14 @@ import {
  * sites that allocate most per request, by what they allocate themselves (with what V8 inlined into
  * them) and with what they call, over 5,000 requests at most.
  *
- *   npx tsx bench/allocations.ts [--requests 20000] [--connections 50] [--plain | --stream] [--sites 40]
+ *   npx tsx bench/allocations.ts [--requests 20000] [--connections 50] [--plain | --stream | --chunked] [--sites 40]
  */
 
 const requests = Number(argument("--requests", "20000"));
 const connections = Number(argument("--connections", "50"));
 const sites = Number(argument("--sites", "0"));
-const shapes = process.argv.includes("--stream") ? [true] : process.argv.includes("--plain") ? [false] : [false, true];
+const chosen = SHAPES.filter((shape) => process.argv.includes(`--${shape}`));
+const shapes: Shape[] = chosen.length ? chosen : ["plain", "stream"];
 
 guard(20 * 60_000);
 
@@ -52,7 +55,7 @@ function collecting(child: ChildProcess) {
   };
 }
 
-const load = (target: Target, stream: boolean, amount: number) => drive(target, connections, stream ? "stream" : "plain", 0, { amount });
+const load = (target: Target, shape: Shape, amount: number) => drive(target, connections, shape, 0, { amount });
 
 /** Bytes allocated, promoted and copied in the young generation, summed over the collections in `log`. */
 function collected(log: string) {
@@ -75,7 +78,7 @@ interface SampleNode {
 }
 
 /** Lyss's allocations during `amount` requests, sampled through the inspector, by function. */
-async function sampleSites(target: Target, inspectPort: number, stream: boolean, amount: number) {
+async function sampleSites(target: Target, inspectPort: number, shape: Shape, amount: number) {
   const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
   const socket = new WebSocket(list[0]?.webSocketDebuggerUrl ?? "");
   await new Promise((resolve, reject) => {
@@ -100,7 +103,7 @@ async function sampleSites(target: Target, inspectPort: number, stream: boolean,
     includeObjectsCollectedByMajorGC: true,
     includeObjectsCollectedByMinorGC: true,
   });
-  await load(target, stream, amount);
+  await load(target, shape, amount);
   const { profile } = (await send("HeapProfiler.stopSampling")) as { profile: { head: SampleNode } };
   socket.close();
 
@@ -127,7 +130,7 @@ async function sampleSites(target: Target, inspectPort: number, stream: boolean,
       .slice(0, sites)
       .map(([name, bytes]) => `${String(Math.round(bytes / amount)).padStart(8)}  ${name}`)
       .join("\n");
-  console.log(`\nlyss ${stream ? "stream" : "plain"}: ${(total / amount / 1024).toFixed(1)} KB sampled per request`);
+  console.log(`\nlyss ${shape}: ${(total / amount / 1024).toFixed(1)} KB sampled per request`);
   console.log(`bytes per request by function, self (with what V8 inlined into it):\n${top(self)}`);
   console.log(`bytes per request by function, inclusive of what it calls:\n${top(inclusive)}`);
 }
@@ -153,21 +156,21 @@ async function main() {
   console.log(`${requests} requests per target and shape after as many to warm up, ${connections} connections; KB per request`);
   console.log("| target | shape | allocated | promoted | copied in the young generation | collections |");
   console.log("|---|---|---:|---:|---:|---:|");
-  for (const stream of shapes) {
+  for (const shape of shapes) {
     for (const target of targets) {
-      await load(target, stream, requests);
+      await load(target, shape, requests);
       target.take();
-      const result = await load(target, stream, requests);
+      const result = await load(target, shape, requests);
       const answered = result.requests;
       const sums = collected(target.take());
       const kb = (bytes: number) => (bytes / answered / 1024).toFixed(2);
       console.log(
-        `| ${target.name} | ${stream ? "stream" : "plain"} | ${kb(sums.allocated)} | ${kb(sums.promoted)} | ${kb(sums.copied)} | ${sums.collections} |`,
+        `| ${target.name} | ${shape} | ${kb(sums.allocated)} | ${kb(sums.promoted)} | ${kb(sums.copied)} | ${sums.collections} |`,
       );
     }
   }
   // (A profile of much more than 5,000 streamed requests did not come back through the inspector.)
-  if (sites) for (const stream of shapes) await sampleSites(lyssTarget, inspectPort, stream, Math.min(requests, 5000));
+  if (sites) for (const shape of shapes) await sampleSites(lyssTarget, inspectPort, shape, Math.min(requests, 5000));
 }
 
 await runMain(main);
