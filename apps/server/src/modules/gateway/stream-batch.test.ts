@@ -129,6 +129,31 @@ describe("a batch of upstream frames relayed to the client", () => {
     expect(got.state).toEqual({ text: "Hello", usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } });
   });
 
+  it("passes a piece that goes on whole as the piece itself, in a list of one part", async () => {
+    const decoder = decoderFor();
+    const encoder = openAIInbound.streamEncoder("public-model", false);
+    const state: Accumulated = { text: "", pieces: 0 };
+    const pieces = [
+      sse(frameOf.role("public-model")) + sse(frameOf.text("public-model", "a")),
+      sse(frameOf.text("public-model", "b")) + sse(frameOf.text("public-model", "c")),
+      sse(frameOf.text("public-model", "d")) + sse(frameOf.usage("public-model")),
+    ].map((piece) => Buffer.from(piece));
+    async function* body() {
+      yield* pieces;
+    }
+    const outs = [];
+    for await (const batch of readFrameBatches(body(), "sse")) outs.push({ batch, out: relayBatch(decoder, encoder, state, batch) });
+    expect(outs.map(({ out }) => out.parts.length)).toEqual([1, 1, 1]);
+    // Whole pieces: the upstream's own buffers, no view of them made.
+    expect(outs[0]?.out.parts[0]).toBe(outs[0]?.batch.bytes);
+    expect(outs[1]?.out.parts[0]).toBe(outs[1]?.batch.bytes);
+    // The usage the client did not ask for is left out: the text frame before it goes as a view of the piece.
+    const last = outs[2]?.out.parts[0] as Uint8Array;
+    expect(last).not.toBe(outs[2]?.batch.bytes);
+    expect(Buffer.from(last).toString()).toBe(sse(frameOf.text("public-model", "d")));
+    expect(state.text).toBe("abcd");
+  });
+
   it("encodes again what must change: another model's name, a spaced-out frame, another protocol", async () => {
     const renamed = await relayed(openAIInbound, false, [sse(frameOf.text("up-model", "a")) + sse(frameOf.text("up-model", "b"))]);
     expect(renamed.passedBytes).toBe(0);

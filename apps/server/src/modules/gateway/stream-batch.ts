@@ -55,10 +55,24 @@ export interface RelayedBatch {
 }
 
 /**
+ * Adds a part to a batch's. A batch mostly has one (a stream a chunk at a time: one frame a piece), and
+ * the first push into an empty array makes room for 17: the first part goes in an array of its own size.
+ */
+function addPart(out: RelayedBatch, part: Part) {
+  if (out.parts.length === 0) out.parts = [part];
+  else out.parts.push(part);
+}
+
+/** The bytes from `start` to `end` of a piece: the piece itself when that is all of it (no view made). */
+const bytesOf = (bytes: Uint8Array, start: number, end: number) =>
+  start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end);
+
+/**
  * Decodes one batch of upstream frames, adds its chunks to what the stream has said, and encodes them
  * for the client. A frame the encoder would send as it came (`asIs`) goes out as the upstream's own
  * bytes, with the frames around it that do too, in one slice of the piece: no text to build, join or
- * encode again for them.
+ * encode again for them. (Called for every piece of a stream: it makes no closure, and no array or view
+ * larger than its parts need.)
  */
 export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state: Accumulated, batch: FrameBatch): RelayedBatch {
   const out: RelayedBatch = { parts: [], content: false, finish: false, done: false };
@@ -68,12 +82,6 @@ export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state
   // Where the run of frames passed on as their bytes starts (-1: none open), and where this frame does.
   let run = -1;
   let at = 0;
-  const pass = () => {
-    if (run >= 0) return;
-    if (encoded) out.parts.push(encoded);
-    encoded = "";
-    run = at;
-  };
   // The decoder's text chunk last looked at, and whether it goes out as it came.
   let seen: ChatChunk | undefined;
   let seenPasses = false;
@@ -89,7 +97,12 @@ export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state
       // The text chunk again: what `accumulate` and the flags would make of it, without building it.
       if (template?.choices[0]?.delta.content !== undefined) addText(state, text);
       if (text) out.content = true;
-      pass();
+      // Passed on as its bytes: a run opens here, after the text encoded so far.
+      if (run < 0) {
+        if (encoded) addPart(out, encoded);
+        encoded = "";
+        run = at;
+      }
       at += size;
       continue;
     }
@@ -101,9 +114,14 @@ export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state
       if (!out.content && hasContent(chunk)) out.content = true;
     }
     const raw = chunks.length === 1 ? decoded.raw : undefined;
-    if (bytes && raw === frame.data && asIs?.(chunks[0] as ChatChunk)) pass();
-    else {
-      if (bytes && run >= 0) out.parts.push(bytes.subarray(run, at));
+    if (bytes && raw === frame.data && asIs?.(chunks[0] as ChatChunk)) {
+      if (run < 0) {
+        if (encoded) addPart(out, encoded);
+        encoded = "";
+        run = at;
+      }
+    } else {
+      if (bytes && run >= 0) addPart(out, bytesOf(bytes, run, at));
       run = -1;
       for (const chunk of chunks) encoded += encoder.chunk(chunk, raw);
     }
@@ -117,8 +135,8 @@ export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state
       break;
     }
   }
-  if (bytes && run >= 0) out.parts.push(bytes.subarray(run, at));
-  if (encoded) out.parts.push(encoded);
+  if (bytes && run >= 0) addPart(out, bytesOf(bytes, run, at));
+  if (encoded) addPart(out, encoded);
   return out;
 }
 
