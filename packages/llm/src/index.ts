@@ -3,4 +3,14 @@ export * from "./common.ts";
 export * from "./protocols/anthropic-messages.ts";
 export { getProvider, PROVIDERS } from "./registry.ts";
 export type * from "./spec.ts";
-export { type EventedBody, readFrameBatches, readFrames, sseData, type UpstreamBodySource } from "./stream-reader.ts";
+export {
+  type BatchAnswer,
+  type BatchHandler,
+  type EventedBody,
+  forEachBatch,
+  readFrameBatches,
+  readFrames,
+  STOP_BATCHES,
+  sseData,
+  type UpstreamBodySource,
+} from "./stream-reader.ts";

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
 import type { FrameBatch, StreamFrame } from "./spec.ts";
-import { readFrameBatches, readFrames } from "./stream-reader.ts";
+import { forEachBatch, readFrameBatches, readFrames, STOP_BATCHES } from "./stream-reader.ts";
 
 /** What the event-stream parser reads from the whole text at once. */
 function parsedWhole(text: string): StreamFrame[] {
@@ -295,5 +295,111 @@ describe("a Node readable body", () => {
       server.closeAllConnections();
       server.close();
     }
+  });
+});
+
+describe("batches handed to a handler as they come", () => {
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+  const dataOf = (batch: FrameBatch) => batch.frames.map((frame) => frame.data).join(",");
+
+  it("go to the handler from the body's data event itself, those that waited first, until the body ends", async () => {
+    const body = new PassThrough();
+    const batches = readFrameBatches(body, "sse");
+    body.write("data: a\n\n");
+    await nextTurn();
+    const seen: string[] = [];
+    const run = forEachBatch(batches, (batch) => {
+      seen.push(dataOf(batch));
+      return undefined;
+    });
+    // The batch that waited, at once.
+    expect(seen).toEqual(["a"]);
+    body.write("data: b\n\ndata: c\n\n");
+    await nextTurn();
+    expect(seen).toEqual(["a", "b,c"]);
+    // Handed over in the data event: nothing waits for a turn of the microtask queue.
+    body.emit("data", Buffer.from("data: d\n\n"));
+    expect(seen).toEqual(["a", "b,c", "d"]);
+    body.end("data: e\n\n");
+    expect(await run).toBe("end");
+    expect(seen).toEqual(["a", "b,c", "d", "e"]);
+  });
+
+  it("stop when the handler says so, and what comes next is read by next() as before", async () => {
+    const body = new PassThrough();
+    const batches = readFrameBatches(body, "sse");
+    const run = forEachBatch(batches, (batch) => (dataOf(batch) === "stop" ? STOP_BATCHES : undefined));
+    body.write("data: a\n\n");
+    body.write("data: stop\n\n");
+    expect(await run).toBe("stop");
+    body.end("data: after\n\n");
+    expect((await batches.next()).value?.frames).toEqual([{ data: "after" }]);
+    expect((await batches.next()).done).toBe(true);
+  });
+
+  it("hold the next batch back while the handler's promise waits, pausing the body once several wait", async () => {
+    const body = new PassThrough();
+    const batches = readFrameBatches(body, "sse");
+    const seen: string[] = [];
+    let release = () => {};
+    const run = forEachBatch(batches, (batch) => {
+      seen.push(dataOf(batch));
+      if (dataOf(batch) !== "slow") return undefined;
+      return new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    body.write("data: slow\n\n");
+    await nextTurn();
+    for (let index = 0; index < 8; index++) {
+      body.write(`data: ${index}\n\n`);
+      await nextTurn();
+    }
+    expect(seen).toEqual(["slow"]);
+    expect(body.isPaused()).toBe(true);
+    release();
+    await nextTurn();
+    expect(seen).toEqual(["slow", "0", "1", "2", "3", "4", "5", "6", "7"]);
+    expect(body.isPaused()).toBe(false);
+    body.end();
+    expect(await run).toBe("end");
+  });
+
+  it("reject with the body's error after what came before it, and with the handler's own throw", async () => {
+    const body = new PassThrough();
+    const seen: string[] = [];
+    const run = forEachBatch(readFrameBatches(body, "sse"), (batch) => {
+      seen.push(dataOf(batch));
+      return undefined;
+    });
+    body.write("data: a\n\n");
+    await nextTurn();
+    body.destroy(new Error("connection reset"));
+    await expect(run).rejects.toThrow("connection reset");
+    expect(seen).toEqual(["a"]);
+
+    const thrown = new PassThrough();
+    const failing = forEachBatch(readFrameBatches(thrown, "sse"), () => {
+      throw new Error("handler broke");
+    });
+    thrown.write("data: a\n\n");
+    await expect(failing).rejects.toThrow("handler broke");
+  });
+
+  it("are read with next() from a body that is only an async iterable, with the same answers", async () => {
+    const body = async function* () {
+      yield Buffer.from("data: a\n\n");
+      yield Buffer.from("data: b\n\n");
+      yield Buffer.from("data: c\n\n");
+    };
+    const seen: string[] = [];
+    const all = forEachBatch(readFrameBatches(body(), "sse"), (batch) => {
+      seen.push(dataOf(batch));
+      return dataOf(batch) === "b" ? Promise.resolve() : undefined;
+    });
+    expect(await all).toBe("end");
+    expect(seen).toEqual(["a", "b", "c"]);
+    const stopped = forEachBatch(readFrameBatches(body(), "sse"), (batch) => (dataOf(batch) === "b" ? STOP_BATCHES : undefined));
+    expect(await stopped).toBe("stop");
   });
 });

@@ -151,6 +151,10 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
   private paused = false;
   private failure: Error | undefined;
   private waiting: { resolve(result: IteratorResult<FrameBatch>): void; reject(error: Error): void } | undefined;
+  /** The handler batches go to as they come (`forEach`), and how its run ends. */
+  private pushing: Pushing | undefined;
+  /** The handler asked to wait (a promise it answered) before its next batch. */
+  private blocked = false;
 
   constructor(
     private readonly body: EventedBody,
@@ -192,7 +196,63 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
     return Promise.resolve({ done: true, value: undefined });
   }
 
+  /** See `forEachBatch`. */
+  forEach(handle: BatchHandler): Promise<"end" | "stop"> {
+    return new Promise((resolve, reject) => {
+      this.pushing = { handle, resolve, reject };
+      this.pump();
+    });
+  }
+
+  /** Hands the handler what is ready, then settles its run if the body is done, or lets the body go on. */
+  private pump() {
+    while (this.pushing && !this.blocked && this.ready.length > 0) this.hand(this.ready.shift() as FrameBatch);
+    const pushing = this.pushing;
+    if (!pushing || this.blocked) return;
+    if (this.failure) {
+      this.pushing = undefined;
+      pushing.reject(this.failure);
+    } else if (this.ended) {
+      this.pushing = undefined;
+      pushing.resolve("end");
+    } else if (this.paused) {
+      this.paused = false;
+      this.body.resume();
+    }
+  }
+
+  private hand(batch: FrameBatch) {
+    const pushing = this.pushing as Pushing;
+    let answer: BatchAnswer;
+    try {
+      answer = pushing.handle(batch);
+    } catch (error) {
+      this.pushing = undefined;
+      pushing.reject(error as Error);
+      return;
+    }
+    if (answer === STOP_BATCHES) {
+      this.pushing = undefined;
+      pushing.resolve("stop");
+    } else if (answer) {
+      this.blocked = true;
+      const go = () => {
+        this.blocked = false;
+        this.pump();
+      };
+      answer.then(go, (error: Error) => {
+        this.blocked = false;
+        if (this.pushing === pushing) this.pushing = undefined;
+        pushing.reject(error);
+      });
+    }
+  }
+
   private deliver(batch: FrameBatch) {
+    if (this.pushing && !this.blocked && this.ready.length === 0) {
+      this.hand(batch);
+      return;
+    }
     const waiting = this.waiting;
     if (waiting) {
       this.waiting = undefined;
@@ -219,6 +279,7 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
     const waiting = this.waiting;
     this.waiting = undefined;
     waiting?.resolve({ done: true, value: undefined });
+    this.pump();
   };
 
   private readonly onError = (error: Error) => this.fail(error);
@@ -235,6 +296,8 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
     const waiting = this.waiting;
     this.waiting = undefined;
     waiting?.reject(error);
+    // A run waiting on its handler's promise hands on what is ready first; the failure comes after it.
+    this.pump();
   }
 
   /** Stops listening; the error listener stays, so that an error the body emits later is not unhandled. */
@@ -242,6 +305,39 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
     this.body.off("data", this.onData);
     this.body.off("end", this.onEnd);
     this.body.off("close", this.onClose);
+  }
+}
+
+/** A batch handler's answer that ends its run (`forEachBatch`). */
+export const STOP_BATCHES: unique symbol = Symbol("stop");
+/** Nothing (the next batch when it comes), a promise to wait for first, or `STOP_BATCHES`. */
+export type BatchAnswer = undefined | Promise<void> | typeof STOP_BATCHES;
+export type BatchHandler = (batch: FrameBatch) => BatchAnswer;
+interface Pushing {
+  handle: BatchHandler;
+  resolve(how: "end" | "stop"): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Hands each batch of `batches` to `handle`, in order, until the body ends ("end") or the handler answers
+ * `STOP_BATCHES` ("stop"); rejects with the body's error (or the handler's). Batches of a body read by
+ * its events go to the handler from the body's `data` event itself, as they come: no promise, iterator
+ * result or turn of the microtask queue per batch, as a loop over `next()` takes (a stream sent a chunk
+ * at a time is a batch a chunk). A promise the handler answers holds the next batch back until it
+ * settles (the body pauses once several wait). Other iterators are read with `next()`.
+ */
+export function forEachBatch(batches: AsyncIterator<FrameBatch>, handle: BatchHandler): Promise<"end" | "stop"> {
+  return batches instanceof EventedBatches ? batches.forEach(handle) : loopBatches(batches, handle);
+}
+
+async function loopBatches(batches: AsyncIterator<FrameBatch>, handle: BatchHandler): Promise<"end" | "stop"> {
+  for (;;) {
+    const next = await batches.next();
+    if (next.done) return "end";
+    const answer = handle(next.value);
+    if (answer === STOP_BATCHES) return "stop";
+    if (answer) await answer;
   }
 }
 

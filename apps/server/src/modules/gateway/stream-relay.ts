@@ -1,4 +1,4 @@
-import { type FrameBatch, readFrameBatches } from "@lyss/llm";
+import { type FrameBatch, forEachBatch, readFrameBatches, STOP_BATCHES } from "@lyss/llm";
 import { attempt, contextFor, type Failure, finalFailure } from "./attempt.ts";
 import { type ChatCall, internalError, Outcome, type RelayDeps, recordUsage, sendError } from "./call.ts";
 import type { Cancel } from "./cancel.ts";
@@ -166,22 +166,20 @@ async function attemptAll(
         tail = [];
       }
       try {
-        while (!finished && !streamError && !abort.aborted) {
-          const next = await batches.next();
-          if (next.done) {
-            if (!sawFinish) streamError = { status: 502, message: "upstream stream ended before it was complete" };
-            break;
-          }
-          const batch = relayBatch(decoder, encoder, state, next.value);
-          if (batch.finish) sawFinish = true;
-          if (batch.error) streamError = batch.error;
-          if (batch.done) finished = true;
-          // The last batch goes out with the closing events, in one write.
-          if (batch.error || batch.done) tail = batch.parts;
-          else {
-            const draining = downstream.write(batch.parts);
-            if (draining) await draining;
-          }
+        if (!finished && !streamError && !abort.aborted) {
+          // Each batch as it comes, straight from the body's events (no promise a batch).
+          const how = await forEachBatch(batches, (value) => {
+            if (abort.aborted) return STOP_BATCHES;
+            const batch = relayBatch(decoder, encoder, state, value);
+            if (batch.finish) sawFinish = true;
+            if (batch.error) streamError = batch.error;
+            if (batch.done) finished = true;
+            if (!batch.error && !batch.done) return downstream.write(batch.parts);
+            // The last batch goes out with the closing events, in one write.
+            tail = batch.parts;
+            return STOP_BATCHES;
+          });
+          if (how === "end" && !sawFinish) streamError = { status: 502, message: "upstream stream ended before it was complete" };
         }
         const owed = encodeChunks(encoder, state, decoder.flush());
         if (owed) tail.push(owed);
