@@ -4,12 +4,12 @@ import type { Target } from "./gateway-report.ts";
 import {
   argument,
   buildServer,
+  chosenShapes,
   drive,
   freePort,
   guard,
   proxyTarget,
   runMain,
-  SHAPES,
   type Shape,
   startHelper,
   startLyssTarget,
@@ -33,8 +33,7 @@ import {
 const requests = Number(argument("--requests", "20000"));
 const connections = Number(argument("--connections", "50"));
 const sites = Number(argument("--sites", "0"));
-const chosen = SHAPES.filter((shape) => process.argv.includes(`--${shape}`));
-const shapes: Shape[] = chosen.length ? chosen : ["plain", "stream"];
+const shapes = chosenShapes(["plain", "stream"]);
 
 guard(20 * 60_000);
 

@@ -6,13 +6,13 @@ import type { Target } from "./gateway-report.ts";
 import {
   argument,
   buildServer,
+  chosenShapes,
   DEFAULT_WARM_UP,
   drive,
   guard,
   proxyTarget,
   root,
   runMain,
-  SHAPES,
   type Shape,
   startHelper,
   startLyssTarget,
@@ -58,8 +58,7 @@ const BASELINES = {
 } as const;
 const BASE = argument("--against", "bare") as keyof typeof BASELINES;
 if (!(BASE in BASELINES)) throw new Error("--against takes bare or floor");
-const chosen = SHAPES.filter((shape) => process.argv.includes(`--${shape}`));
-const shapes: Shape[] = chosen.length ? chosen : ["plain", "stream"];
+const shapes = chosenShapes(["plain", "stream"]);
 /** Samples per second and thread. */
 const FREQUENCY = 999;
 /** Where perf puts JIT code: the map V8 writes with `--perf-basic-prof`. */

@@ -303,6 +303,12 @@ export async function api<T>(base: string, method: string, url: string, body: un
 export type Shape = "plain" | "stream" | "chunked";
 export const SHAPES: readonly Shape[] = ["plain", "stream", "chunked"];
 
+/** The shapes named on the command line (`--plain`, `--stream`, `--chunked`), or `fallback` when none is. */
+export function chosenShapes(fallback: readonly Shape[] = SHAPES): readonly Shape[] {
+  const chosen = SHAPES.filter((shape) => process.argv.includes(`--${shape}`));
+  return chosen.length ? chosen : fallback;
+}
+
 /** The chat request of a shape. */
 export const shapeBody = (shape: Shape) => chatBody(shape !== "plain", shape === "chunked" ? "bench-chunked" : "bench-model");
 

@@ -3,12 +3,12 @@ import type { Target } from "./gateway-report.ts";
 import {
   argument,
   buildServer,
+  chosenShapes,
   DEFAULT_WARM_UP,
   drive,
   guard,
   proxyTarget,
   runMain,
-  SHAPES,
   startHelper,
   startLyssTarget,
   startProxy,
@@ -27,8 +27,7 @@ import {
 
 const seconds = Number(argument("--seconds", "8"));
 const connections = Number(argument("--connections", "50"));
-const chosen = SHAPES.filter((shape) => process.argv.includes(`--${shape}`));
-const shapes = chosen.length ? chosen : SHAPES;
+const shapes = chosenShapes();
 
 guard(10 * 60_000);
 

@@ -4,8 +4,6 @@ export * from "./protocols/anthropic-messages.ts";
 export { getProvider, PROVIDERS } from "./registry.ts";
 export type * from "./spec.ts";
 export {
-  type BatchAnswer,
-  type BatchHandler,
   type EventedBody,
   forEachBatch,
   readFrameBatches,

@@ -1,4 +1,4 @@
-import type { ChatChunk, FrameBatch, StreamDecoder, Usage } from "@lyss/llm";
+import type { ChatChunk, DecodedFrames, FrameBatch, StreamDecoder, Usage } from "@lyss/llm";
 import { hasContent } from "./call.ts";
 import type { Part } from "./downstream.ts";
 import type { StreamEncoder } from "./inbound.ts";
@@ -93,39 +93,37 @@ export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state
       seenPasses = asIs?.(template) ?? false;
     }
     const text = template && seenPasses ? decoder.textOf?.(frame.data) : undefined;
+    let decoded: DecodedFrames | undefined;
+    let passes = text !== undefined;
     if (text !== undefined) {
       // The text chunk again: what `accumulate` and the flags would make of it, without building it.
       if (template?.choices[0]?.delta.content !== undefined) addText(state, text);
       if (text) out.content = true;
+    } else {
+      decoded = decoder.decode(frame);
+      for (const chunk of decoded.chunks) {
+        accumulate(state, chunk);
+        if (!out.finish && finishes(chunk)) out.finish = true;
+        if (!out.content && hasContent(chunk)) out.content = true;
+      }
+      passes =
+        Boolean(bytes) && decoded.chunks.length === 1 && decoded.raw === frame.data && (asIs?.(decoded.chunks[0] as ChatChunk) ?? false);
+    }
+    if (passes) {
       // Passed on as its bytes: a run opens here, after the text encoded so far.
       if (run < 0) {
         if (encoded) addPart(out, encoded);
         encoded = "";
         run = at;
       }
-      at += size;
-      continue;
-    }
-    const decoded = decoder.decode(frame);
-    const chunks = decoded.chunks;
-    for (const chunk of chunks) {
-      accumulate(state, chunk);
-      if (!out.finish && finishes(chunk)) out.finish = true;
-      if (!out.content && hasContent(chunk)) out.content = true;
-    }
-    const raw = chunks.length === 1 ? decoded.raw : undefined;
-    if (bytes && raw === frame.data && asIs?.(chunks[0] as ChatChunk)) {
-      if (run < 0) {
-        if (encoded) addPart(out, encoded);
-        encoded = "";
-        run = at;
-      }
-    } else {
+    } else if (decoded) {
       if (bytes && run >= 0) addPart(out, bytesOf(bytes, run, at));
       run = -1;
-      for (const chunk of chunks) encoded += encoder.chunk(chunk, raw);
+      const raw = decoded.chunks.length === 1 ? decoded.raw : undefined;
+      for (const chunk of decoded.chunks) encoded += encoder.chunk(chunk, raw);
     }
     at += size;
+    if (!decoded) continue;
     if (decoded.error) {
       out.error = { status: decoded.error.status, message: decoded.error.message };
       break;
