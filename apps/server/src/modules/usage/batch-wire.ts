@@ -198,13 +198,16 @@ export function packBatch(batch: UsageBatch): PackedBatch {
 }
 
 export function unpackBatch(packed: PackedBatch): UsageBatch {
-  const { numbers, textIndexes, texts } = packed;
+  // Every field read before the loop: the writer thread's optimizing compiler compiles this function
+  // while its loop runs (on-stack replacement), and a field first read after the loop had no type
+  // feedback then, which threw the compiled code away at the end of the loop, batch after batch.
+  const { id, at: batchAt, counters, count, numbers, textIndexes, texts } = packed;
   const chars = Buffer.from(packed.chars.buffer, packed.chars.byteOffset, packed.chars.byteLength);
-  const records: Row[] = new Array(packed.count);
+  const records: Row[] = new Array(count);
   const values: (string | number | null)[] = new Array(TEXT_COLUMNS.length + NUMBER_COLUMNS.length);
   let n = 0;
   let t = 0;
-  for (let r = 0; r < packed.count; r++) {
+  for (let r = 0; r < count; r++) {
     let v = 0;
     for (let c = 0; c < TEXT_COLUMNS.length; c++) {
       const index = textIndexes[t++] as number;
@@ -220,5 +223,5 @@ export function unpackBatch(packed: PackedBatch): UsageBatch {
     }
     records[r] = makeRow(values);
   }
-  return { id: packed.id, at: packed.at, counters: packed.counters, records };
+  return { id, at: batchAt, counters, records };
 }
