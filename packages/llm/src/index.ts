@@ -4,6 +4,8 @@ export * from "./protocols/anthropic-messages.ts";
 export { getProvider, PROVIDERS } from "./registry.ts";
 export type * from "./spec.ts";
 export {
+  type BodyReader,
+  type DirectBody,
   type EventedBody,
   forEachBatch,
   readFrameBatches,

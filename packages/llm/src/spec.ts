@@ -99,7 +99,11 @@ export interface DecodedFrames {
 
 /** Turns one upstream stream into OpenAI chunks; one instance per request, it may keep state. */
 export interface StreamDecoder {
-  decode(frame: StreamFrame): DecodedFrames;
+  /**
+   * `notText`: the caller found `textOf` undefined for this frame already (against the current
+   * template), so the decoder need not compare it again.
+   */
+  decode(frame: StreamFrame, notText?: boolean): DecodedFrames;
   /**
    * For a frame that is the stream's last plain text chunk (`textChunk`) again with other text (same
    * id, model, choice and fields, only the delta's one text field differs): that text, with no chunk

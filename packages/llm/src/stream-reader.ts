@@ -9,8 +9,9 @@ import type { FrameBatch, StreamFrame } from "./spec.ts";
  * times quicker than through the UTF-8 decoder; `ascii` says whether the last piece was.
  */
 function utf8Pieces() {
-  // A byte order mark is dropped at the start of the body only (as the decoder's default would).
-  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  // A byte order mark is dropped at the start of the body only (as the decoder's default would). Made
+  // for the first piece that is not ASCII: a stream of ASCII pieces never needs one.
+  let decoder: InstanceType<typeof TextDecoder> | undefined;
   let started = false;
   // Whether the decoder may hold the first bytes of a character (the last piece ended on a non-ASCII byte).
   let open = false;
@@ -25,13 +26,14 @@ function utf8Pieces() {
         text = asBuffer(chunk).toString("latin1");
       } else {
         open = chunk.length > 0 && (chunk[chunk.length - 1] as number) >= 0x80;
+        decoder ??= new TextDecoder("utf-8", { ignoreBOM: true });
         text = decoder.decode(chunk, { stream: true });
       }
       if (started || !text) return text;
       started = true;
       return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
     },
-    end: () => decoder.decode(),
+    end: () => (decoder ? decoder.decode() : ""),
   };
   return pieces;
 }
@@ -126,11 +128,51 @@ export interface EventedBody {
   destroy?(): unknown;
 }
 
-/** What a body may be: any iterable of pieces, or a body read by its events. */
-export type UpstreamBodySource = AsyncIterable<Uint8Array | string> | EventedBody;
+/** What reads a body that hands its pieces to one reader (`DirectBody`): its methods are the events. */
+export interface BodyReader {
+  onData(chunk: Uint8Array | string): void;
+  onEnd(): void;
+  onError(error: Error): void;
+  onClose(): void;
+}
+
+/**
+ * A body that hands its pieces straight to one reader, with `pause` and `resume` as an evented body's:
+ * no emitter, listeners or closures between them. `readWith(undefined)` lets the reader go.
+ */
+export interface DirectBody {
+  readWith(reader: BodyReader | undefined): void;
+  pause(): unknown;
+  resume(): unknown;
+  destroy?(): unknown;
+}
+
+/** What a body may be: any iterable of pieces, a body read by its events, or one that hands its pieces to a reader. */
+export type UpstreamBodySource = AsyncIterable<Uint8Array | string> | EventedBody | DirectBody;
+
+const isDirect = (body: UpstreamBodySource): body is DirectBody => typeof (body as Partial<DirectBody>).readWith === "function";
 
 const isEvented = (body: UpstreamBodySource): body is EventedBody =>
   typeof (body as Partial<EventedBody>).on === "function" && typeof (body as Partial<EventedBody>).pause === "function";
+
+/**
+ * Reads an evented body (a Node readable) into a reader; answers how to stop. The error listener stays
+ * on when it stops, so that an error the body emits later is not unhandled.
+ */
+function listenTo(body: EventedBody, reader: BodyReader): () => void {
+  const onData = (chunk: Uint8Array | string) => reader.onData(chunk);
+  const onEnd = () => reader.onEnd();
+  const onClose = () => reader.onClose();
+  body.on("data", onData);
+  body.on("end", onEnd);
+  body.on("error", (error: Error) => reader.onError(error));
+  body.on("close", onClose);
+  return () => {
+    body.off("data", onData);
+    body.off("end", onEnd);
+    body.off("close", onClose);
+  };
+}
 
 const prematureClose = () => Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
 
@@ -138,14 +180,15 @@ const prematureClose = () => Object.assign(new Error("Premature close"), { code:
 const PAUSE_AT = 8;
 
 /**
- * The batches of a Node readable body, read from its `data` events: one promise per batch the relay
+ * The batches of a Node readable body, read from its `data` events (or of a direct body, handed to this
+ * reader's methods): one promise per batch the relay
  * waits for, against the several that the stream's async iterator and a generator over it take (the
  * iterator also sets up listeners of its own on each body to watch its end). When several batches
  * the relay has not asked for yet wait (it writes slower than the upstream sends), the body is paused
  * until it has taken them; a pause for every batch that came while the relay was busy cost a resume on
  * the next turn each time.
  */
-class EventedBatches implements AsyncIterableIterator<FrameBatch> {
+class EventedBatches implements AsyncIterableIterator<FrameBatch>, BodyReader {
   private readonly ready: FrameBatch[] = [];
   private ended = false;
   private paused = false;
@@ -156,14 +199,17 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
   /** The handler asked to wait (a promise it answered) before its next batch. */
   private blocked = false;
 
+  /** Takes the evented body's listeners off; undefined for a direct body. */
+  private readonly unlisten: (() => void) | undefined;
+
   constructor(
-    private readonly body: EventedBody,
+    private readonly body: EventedBody | DirectBody,
     private readonly splitter: FrameSplitter,
   ) {
-    body.on("data", this.onData);
-    body.on("end", this.onEnd);
-    body.on("error", this.onError);
-    body.on("close", this.onClose);
+    if (isDirect(body)) {
+      this.unlisten = undefined;
+      body.readWith(this);
+    } else this.unlisten = listenTo(body, this);
   }
 
   [Symbol.asyncIterator]() {
@@ -266,12 +312,12 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
     }
   }
 
-  private readonly onData = (chunk: Uint8Array | string) => {
+  onData(chunk: Uint8Array | string) {
     const batch = this.splitter.push(chunk);
     if (batch) this.deliver(batch);
-  };
+  }
 
-  private readonly onEnd = () => {
+  onEnd() {
     const rest = this.splitter.end();
     if (rest) this.deliver(rest);
     this.ended = true;
@@ -280,14 +326,16 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
     this.waiting = undefined;
     waiting?.resolve({ done: true, value: undefined });
     this.pump();
-  };
+  }
 
-  private readonly onError = (error: Error) => this.fail(error);
+  onError(error: Error) {
+    this.fail(error);
+  }
 
   /** A body closed before its end (destroyed, say) broke off. */
-  private readonly onClose = () => {
+  onClose() {
     if (!this.ended) this.fail(prematureClose());
-  };
+  }
 
   private fail(error: Error) {
     if (this.ended || this.failure) return;
@@ -300,11 +348,10 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch> {
     this.pump();
   }
 
-  /** Stops listening; the error listener stays, so that an error the body emits later is not unhandled. */
+  /** Stops reading the body. */
   private detach() {
-    this.body.off("data", this.onData);
-    this.body.off("end", this.onEnd);
-    this.body.off("close", this.onClose);
+    if (this.unlisten) this.unlisten();
+    else (this.body as DirectBody).readWith(undefined);
   }
 }
 
@@ -357,7 +404,7 @@ async function* iteratedBatches(body: AsyncIterable<Uint8Array | string>, splitt
  */
 export function readFrameBatches(body: UpstreamBodySource, format: "sse" | "ndjson"): AsyncIterableIterator<FrameBatch> {
   const splitter = splitterFor(format);
-  return isEvented(body) ? new EventedBatches(body, splitter) : iteratedBatches(body, splitter);
+  return isDirect(body) || isEvented(body) ? new EventedBatches(body, splitter) : iteratedBatches(body, splitter);
 }
 
 /** Whether `data:` starts at `at` (compared a character at a time: no string is made for it). */

@@ -100,7 +100,8 @@ export function relayBatch(decoder: StreamDecoder, encoder: StreamEncoder, state
       if (template?.choices[0]?.delta.content !== undefined) addText(state, text);
       if (text) out.content = true;
     } else {
-      decoded = decoder.decode(frame);
+      // (The frame did not fit the template: the decoder need not compare it again.)
+      decoded = decoder.decode(frame, template !== undefined && seenPasses);
       for (const chunk of decoded.chunks) {
         accumulate(state, chunk);
         if (!out.finish && finishes(chunk)) out.finish = true;

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import type { BodyReader, DirectBody } from "@lyss/llm";
 import { errors } from "undici";
 
 /** Bytes held for a body nobody reads yet before the upstream's socket is paused (a Readable's default). */
@@ -13,15 +14,18 @@ interface Collector {
 
 /**
  * An upstream response's body, fed by the upstream client's handler as undici parses the response: the
- * events of a Node readable that the gateway reads (`data`, `end`, `error`, `close`, with `pause` and
- * `resume`) and `text()`, without a stream's machinery between the socket and the reader (its state,
- * buffer, ticks, and undici's response handler and parsed headers: about 5 µs a request in a loop).
+ * events of a Node readable (`data`, `end`, `error`, `close`, with `pause` and `resume`), handed to one
+ * reader's methods (`readWith`, as the stream relay's frame reader takes them: no emitter, listeners or
+ * closures between them) or emitted to listeners, and `text()`; without a stream's machinery between
+ * the socket and the reader (its state, buffer, ticks, and undici's response handler and parsed
+ * headers: about 5 µs a request in a loop).
  *
- * Like a Readable it flows once a `data` listener is added (a turn of the microtask queue later, so a
- * reader adds all its listeners first), holds what comes before (pausing the upstream's socket past
- * 64 KiB), ends with `end` then `close`, and, destroyed before its end, aborts the upstream request.
+ * Like a Readable it flows once a reader or a `data` listener is added (a turn of the microtask queue
+ * later, so a reader adds all its listeners first), holds what comes before (pausing the upstream's
+ * socket past 64 KiB), ends with `end` then `close`, and, destroyed before its end, aborts the upstream
+ * request.
  */
-export class UpstreamBody extends EventEmitter {
+export class UpstreamBody extends EventEmitter implements DirectBody {
   readableEnded = false;
   destroyed = false;
   /** What came while nobody read it, or while the reader paused. */
@@ -37,6 +41,8 @@ export class UpstreamBody extends EventEmitter {
   /** `close` was emitted (once). */
   private closed = false;
   private collector: Collector | undefined;
+  /** Who the events go to instead of the listeners (`readWith`). */
+  private reader: BodyReader | undefined;
 
   constructor(
     /** Resumes the upstream's socket after a push answered false. */
@@ -56,6 +62,12 @@ export class UpstreamBody extends EventEmitter {
   /** As `on` (which Node's emitter names twice). */
   override addListener(event: string | symbol, listener: (...args: never[]) => void): this {
     return this.on(event, listener);
+  }
+
+  /** Hands the events to `reader`'s methods from now on (undefined: to nobody); the body flows. */
+  readWith(reader: BodyReader | undefined) {
+    this.reader = reader;
+    if (reader && !this.flowing) this.flow();
   }
 
   pause(): this {
@@ -148,6 +160,7 @@ export class UpstreamBody extends EventEmitter {
 
   private deliver(chunk: Uint8Array) {
     if (this.collector) this.collector.parts.push(chunk);
+    else if (this.reader) this.reader.onData(chunk);
     else this.emit("data", chunk);
   }
 
@@ -161,7 +174,8 @@ export class UpstreamBody extends EventEmitter {
       const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
       collector.resolve(bytes.toString("utf8", bom ? 3 : 0));
     }
-    this.emit("end");
+    if (this.reader) this.reader.onEnd();
+    else this.emit("end");
     this.destroyed = true;
     this.emitClose();
   }
@@ -169,7 +183,8 @@ export class UpstreamBody extends EventEmitter {
   private emitClose() {
     if (this.closed) return;
     this.closed = true;
-    this.emit("close");
+    if (this.reader) this.reader.onClose();
+    else this.emit("close");
   }
 
   private close(error: Error | undefined) {
@@ -180,7 +195,8 @@ export class UpstreamBody extends EventEmitter {
     this.collector = undefined;
     collector?.reject(error ?? new errors.RequestAbortedError());
     // An error nobody listens for is the reader's to see through `close` before the end.
-    if (error && this.listenerCount("error") > 0) this.emit("error", error);
+    if (error && this.reader) this.reader.onError(error);
+    else if (error && this.listenerCount("error") > 0) this.emit("error", error);
     this.emitClose();
   }
 }

@@ -145,6 +145,50 @@ describe("upstream response body", () => {
     expect(Buffer.concat(pieces).toString()).toBe("data: 1\n\ndata: 2\n\n");
   });
 
+  it("hands its events to one reader's methods instead of listeners (readWith), and none once the reader lets go", async () => {
+    routes.set("/direct", (_request, response) => {
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.end("data: 1\n\ndata: 2\n\n");
+    });
+    /** A reader that records its calls, and whose body's listeners would record theirs. */
+    const recorder = (body: Awaited<ReturnType<typeof send>>["body"]) => {
+      const calls: string[] = [];
+      for (const event of ["data", "end", "error", "close"]) body.on(event, () => calls.push(`listener ${event}`));
+      // The listener for `data` set the body flowing: the reader takes over before the microtask that hands it over.
+      body.readWith({
+        onData: (chunk) => calls.push(`data ${Buffer.from(chunk as Uint8Array).toString()}`),
+        onEnd: () => calls.push("end"),
+        onError: (error) => calls.push(`error ${error.message}`),
+        onClose: () => calls.push("close"),
+      });
+      return calls;
+    };
+    const whole = await send("/direct");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const calls = recorder(whole.body);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(calls).toEqual(["data data: 1\n\ndata: 2\n\n", "end", "close"]);
+
+    // Destroyed before its end: closed, with the error when there is one.
+    routes.set("/direct-endless", (_request, response) => {
+      response.writeHead(200);
+      response.write("data: first\n\n");
+    });
+    const cut = await send("/direct-endless");
+    const cutCalls = recorder(cut.body);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    cut.body.destroy(new Error("gone"));
+    expect(cutCalls).toEqual(["data data: first\n\n", "error gone", "close"]);
+
+    // Let go of: the body's events go to the listeners again.
+    const released = await send("/direct-endless");
+    const releasedCalls = recorder(released.body);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    released.body.readWith(undefined);
+    released.body.destroy();
+    expect(releasedCalls).toEqual(["data data: first\n\n", "listener close"]);
+  });
+
   it("pauses the upstream from inside its reader's data handler, and resumes it without losing or reordering a byte", async () => {
     const pieces = 2000;
     const piece = (n: number) => `${String(n).padStart(6, "0")}${"x".repeat(16 * 1024 - 6)}`;

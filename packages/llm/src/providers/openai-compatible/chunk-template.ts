@@ -301,9 +301,12 @@ export function chunkTemplates() {
     /** The plain text chunk frames are compared with; its delta's one field is where their text goes. */
     current: (): ChatChunk | undefined => template,
 
-    /** The chunk a frame is, when it fits the current template (or is its finishing chunk). */
-    match(data: string): ChatChunk | undefined {
-      const text = textOf(data);
+    /**
+     * The chunk a frame is, when it fits the current template (or is its finishing chunk); `notText`:
+     * `textOf` answered undefined for it already.
+     */
+    match(data: string, notText = false): ChatChunk | undefined {
+      const text = notText ? undefined : textOf(data);
       if (text === undefined || !template) return finishOf(data);
       const choice = template.choices[0] as ChatChunk["choices"][number];
       const delta = field === "content" ? { content: text } : { reasoning_content: text };

@@ -125,8 +125,8 @@ export function compatibleStreamDecoder(kept: StreamOpenings = openings): Stream
   const templates = chunkTemplates();
   let first = true;
   return {
-    decode(frame: StreamFrame): DecodedFrames {
-      const chunk = templates.match(frame.data);
+    decode(frame: StreamFrame, notText?: boolean): DecodedFrames {
+      const chunk = templates.match(frame.data, notText);
       if (chunk) return { chunks: [chunk], raw: frame.data };
       const opening = first;
       first = false;
