@@ -16,7 +16,8 @@ interface Collector {
  * An upstream response's body, fed by the upstream client's handler as undici parses the response: the
  * events of a Node readable (`data`, `end`, `error`, `close`, with `pause` and `resume`), handed to one
  * reader's methods (`readWith`, as the stream relay's frame reader takes them: no emitter, listeners or
- * closures between them) or emitted to listeners, and `text()`; without a stream's machinery between
+ * closures between them) or emitted to listeners (`close` is emitted to them either way), and `text()`;
+ * without a stream's machinery between
  * the socket and the reader (its state, buffer, ticks, and undici's response handler and parsed
  * headers: about 5 µs a request in a loop).
  *
@@ -41,7 +42,7 @@ export class UpstreamBody extends EventEmitter implements DirectBody {
   /** `close` was emitted (once). */
   private closed = false;
   private collector: Collector | undefined;
-  /** Who the events go to instead of the listeners (`readWith`). */
+  /** Who `data`, `end` and `error` go to instead of the listeners, and `close` after them (`readWith`). */
   private reader: BodyReader | undefined;
 
   constructor(
@@ -183,8 +184,9 @@ export class UpstreamBody extends EventEmitter implements DirectBody {
   private emitClose() {
     if (this.closed) return;
     this.closed = true;
-    if (this.reader) this.reader.onClose();
-    else this.emit("close");
+    // Its listeners too: those who watch the exchange's end (the attempt's deadline, the upstream client).
+    this.emit("close");
+    this.reader?.onClose();
   }
 
   private close(error: Error | undefined) {

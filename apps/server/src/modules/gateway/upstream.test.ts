@@ -145,7 +145,7 @@ describe("upstream response body", () => {
     expect(Buffer.concat(pieces).toString()).toBe("data: 1\n\ndata: 2\n\n");
   });
 
-  it("hands its events to one reader's methods instead of listeners (readWith), and none once the reader lets go", async () => {
+  it("hands its events to one reader's methods instead of listeners (readWith), close to both, and none once the reader lets go", async () => {
     routes.set("/direct", (_request, response) => {
       response.writeHead(200, { "content-type": "text/event-stream" });
       response.end("data: 1\n\ndata: 2\n\n");
@@ -167,18 +167,27 @@ describe("upstream response body", () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     const calls = recorder(whole.body);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(calls).toEqual(["data data: 1\n\ndata: 2\n\n", "end", "close"]);
+    expect(calls).toEqual(["data data: 1\n\ndata: 2\n\n", "end", "listener close", "close"]);
 
-    // Destroyed before its end: closed, with the error when there is one.
+    // Destroyed before its end: closed, with the error when there is one; the upstream client, which
+    // watches the close, lets go of the cancel.
     routes.set("/direct-endless", (_request, response) => {
       response.writeHead(200);
       response.write("data: first\n\n");
     });
-    const cut = await send("/direct-endless");
+    const cancel = new Cancel();
+    const cut = await send("/direct-endless", cancel);
     const cutCalls = recorder(cut.body);
     await new Promise((resolve) => setTimeout(resolve, 20));
     cut.body.destroy(new Error("gone"));
-    expect(cutCalls).toEqual(["data data: first\n\n", "error gone", "close"]);
+    expect(cutCalls).toEqual(["data data: first\n\n", "error gone", "listener close", "close"]);
+    expect(cancel.listenerCount("abort")).toBe(0);
+    const plainCut = await send("/direct-endless", cancel);
+    const plainCutCalls = recorder(plainCut.body);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    plainCut.body.destroy();
+    expect(plainCutCalls).toEqual(["data data: first\n\n", "listener close", "close"]);
+    expect(cancel.listenerCount("abort")).toBe(0);
 
     // Let go of: the body's events go to the listeners again.
     const released = await send("/direct-endless");
