@@ -156,21 +156,30 @@ const isEvented = (body: UpstreamBodySource): body is EventedBody =>
   typeof (body as Partial<EventedBody>).on === "function" && typeof (body as Partial<EventedBody>).pause === "function";
 
 /**
- * Reads an evented body (a Node readable) into a reader; answers how to stop. The error listener stays
- * on when it stops, so that an error the body emits later is not unhandled.
+ * An evented body (a Node readable) as a direct one: `readWith` sets listeners that call the reader, and
+ * takes them off again when the reader lets go. The error listener stays on, so that an error the body
+ * emits later is not unhandled.
  */
-function listenTo(body: EventedBody, reader: BodyReader): () => void {
-  const onData = (chunk: Uint8Array | string) => reader.onData(chunk);
-  const onEnd = () => reader.onEnd();
-  const onClose = () => reader.onClose();
-  body.on("data", onData);
-  body.on("end", onEnd);
-  body.on("error", (error: Error) => reader.onError(error));
-  body.on("close", onClose);
-  return () => {
-    body.off("data", onData);
-    body.off("end", onEnd);
-    body.off("close", onClose);
+function directFrom(body: EventedBody): DirectBody {
+  let listeners: { data(chunk: Uint8Array | string): void; end(): void; close(): void } | undefined;
+  return {
+    readWith(reader) {
+      if (listeners) {
+        body.off("data", listeners.data);
+        body.off("end", listeners.end);
+        body.off("close", listeners.close);
+        listeners = undefined;
+      }
+      if (!reader) return;
+      listeners = { data: (chunk) => reader.onData(chunk), end: () => reader.onEnd(), close: () => reader.onClose() };
+      body.on("data", listeners.data);
+      body.on("end", listeners.end);
+      body.on("error", (error: Error) => reader.onError(error));
+      body.on("close", listeners.close);
+    },
+    pause: () => body.pause(),
+    resume: () => body.resume(),
+    destroy: () => body.destroy?.(),
   };
 }
 
@@ -180,9 +189,8 @@ const prematureClose = () => Object.assign(new Error("Premature close"), { code:
 const PAUSE_AT = 8;
 
 /**
- * The batches of a Node readable body, read from its `data` events (or of a direct body, handed to this
- * reader's methods): one promise per batch the relay
- * waits for, against the several that the stream's async iterator and a generator over it take (the
+ * The batches of a body handed to this reader's methods (a Node readable's events through `directFrom`):
+ * one promise per batch the relay waits for, against the several that the stream's async iterator and a generator over it take (the
  * iterator also sets up listeners of its own on each body to watch its end). When several batches
  * the relay has not asked for yet wait (it writes slower than the upstream sends), the body is paused
  * until it has taken them; a pause for every batch that came while the relay was busy cost a resume on
@@ -199,17 +207,11 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch>, BodyReader {
   /** The handler asked to wait (a promise it answered) before its next batch. */
   private blocked = false;
 
-  /** Takes the evented body's listeners off; undefined for a direct body. */
-  private readonly unlisten: (() => void) | undefined;
-
   constructor(
-    private readonly body: EventedBody | DirectBody,
+    private readonly body: DirectBody,
     private readonly splitter: FrameSplitter,
   ) {
-    if (isDirect(body)) {
-      this.unlisten = undefined;
-      body.readWith(this);
-    } else this.unlisten = listenTo(body, this);
+    body.readWith(this);
   }
 
   [Symbol.asyncIterator]() {
@@ -350,8 +352,7 @@ class EventedBatches implements AsyncIterableIterator<FrameBatch>, BodyReader {
 
   /** Stops reading the body. */
   private detach() {
-    if (this.unlisten) this.unlisten();
-    else (this.body as DirectBody).readWith(undefined);
+    this.body.readWith(undefined);
   }
 }
 
@@ -404,7 +405,8 @@ async function* iteratedBatches(body: AsyncIterable<Uint8Array | string>, splitt
  */
 export function readFrameBatches(body: UpstreamBodySource, format: "sse" | "ndjson"): AsyncIterableIterator<FrameBatch> {
   const splitter = splitterFor(format);
-  return isDirect(body) || isEvented(body) ? new EventedBatches(body, splitter) : iteratedBatches(body, splitter);
+  if (isDirect(body)) return new EventedBatches(body, splitter);
+  return isEvented(body) ? new EventedBatches(directFrom(body), splitter) : iteratedBatches(body, splitter);
 }
 
 /** Whether `data:` starts at `at` (compared a character at a time: no string is made for it). */

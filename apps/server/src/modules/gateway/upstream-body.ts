@@ -17,9 +17,8 @@ interface Collector {
  * events of a Node readable (`data`, `end`, `error`, `close`, with `pause` and `resume`), handed to one
  * reader's methods (`readWith`, as the stream relay's frame reader takes them: no emitter, listeners or
  * closures between them) or emitted to listeners (`close` is emitted to them either way), and `text()`;
- * without a stream's machinery between
- * the socket and the reader (its state, buffer, ticks, and undici's response handler and parsed
- * headers: about 5 µs a request in a loop).
+ * without a stream's machinery between the socket and the reader (its state, buffer, ticks, and undici's
+ * response handler and parsed headers: about 5 µs a request in a loop).
  *
  * Like a Readable it flows once a reader or a `data` listener is added (a turn of the microtask queue
  * later, so a reader adds all its listeners first), holds what comes before (pausing the upstream's
